@@ -1,0 +1,318 @@
+"""Spectra of a :class:`~ase_hamgnn.TBHamiltonian`: dense and shift-invert eigensolvers, band
+structures with spin, densities of states and the Fermi level.
+
+All functions take the Hamiltonian object and never a model (construction, result and
+analysis are separate).  Energies are in eV, k-points fractional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from tqdm.auto import tqdm
+
+__all__ = [
+    "Bands",
+    "K_BOLTZMANN_EV",
+    "bands",
+    "dense_eigh",
+    "dos",
+    "fermi_level",
+    "kmesh",
+    "shift_invert_eigh",
+]
+
+#: Boltzmann constant, eV/K.
+K_BOLTZMANN_EV = 8.617333262e-5
+
+# Below this dimension shift-invert falls back to dense diagonalization.
+_DENSE_LIMIT = 400
+
+
+def dense_eigh(ham, k, gauge: str = "lattice", vectors: bool = True):
+    """All eigenpairs of ``H(k) c = E S(k) c`` by LAPACK; states S-orthonormal columns."""
+    h = ham.hk(k, gauge).toarray()
+    s = None if ham.orthogonal else ham.sk(k, gauge).toarray()
+    if vectors:
+        return scipy.linalg.eigh(h, s)
+    return scipy.linalg.eigh(h, s, eigvals_only=True), None
+
+
+def shift_invert_eigh(ham, k, n: int, sigma: float, gauge: str = "lattice"):
+    """The ``n`` eigenpairs nearest ``sigma`` (eV) by ARPACK shift-invert with a sparse LU of
+    ``H(k) - sigma S(k)``, refined by a Rayleigh–Ritz step so that degenerate (e.g. Kramers)
+    pairs come out S-orthonormal.  Small matrices are diagonalized densely."""
+    dim = ham.n_spin_orbitals
+    n = int(n)
+    if not 0 < n <= dim:
+        raise ValueError(f"n must be in 1..{dim} (the number of spin-orbitals), got {n}")
+    if dim <= _DENSE_LIMIT or n + 8 >= dim // 2:
+        e, c = dense_eigh(ham, k, gauge)
+        pick = np.sort(np.argsort(np.abs(e - sigma), kind="stable")[:n])
+        return e[pick], c[:, pick]
+    h = ham.hk(k, gauge).tocsc()
+    s = None if ham.orthogonal else ham.sk(k, gauge).tocsc()
+    shift = float(sigma)
+    for _ in range(3):
+        a = h - shift * (sp.identity(dim, format="csc") if s is None else s)
+        try:
+            lu = spla.splu(a.tocsc())
+            break
+        except RuntimeError:  # sigma hit an eigenvalue exactly: nudge it
+            shift += 1e-7 * max(1.0, abs(shift))
+    else:
+        raise RuntimeError(f"H(k) - sigma S(k) is singular at sigma = {sigma} eV; change sigma")
+    op = spla.LinearOperator((dim, dim), matvec=lu.solve, dtype=np.complex128)
+    nev = min(n + 4, dim - 2)
+    _, vecs = spla.eigs(h, k=nev, M=s, sigma=shift, OPinv=op, which="LM",
+                        ncv=min(dim - 1, max(2 * nev + 1, 20)))
+    # Rayleigh-Ritz in the converged subspace (exact eigenpairs there, orthonormalized).
+    hv = h @ vecs
+    sv = vecs if s is None else s @ vecs
+    hs = vecs.conj().T @ hv
+    ss = vecs.conj().T @ sv
+    e, y = scipy.linalg.eigh(0.5 * (hs + hs.conj().T), 0.5 * (ss + ss.conj().T))
+    c = vecs @ y
+    pick = np.sort(np.argsort(np.abs(e - sigma), kind="stable")[:n])
+    return e[pick], c[:, pick]
+
+
+def kmesh(size, shift=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Γ-centred Monkhorst–Pack mesh of ``size = (n1, n2, n3)`` as fractional k, shape
+    ``(n1 n2 n3, 3)``, optionally shifted by ``shift`` (in units of the mesh spacing)."""
+    size = np.array([int(x) for x in size])
+    if size.shape != (3,) or (size < 1).any():
+        raise ValueError(f"k-mesh size must be three positive integers, got {size!r}")
+    grids = [(np.arange(m) + sh) / m for m, sh in zip(size, shift)]
+    mesh = np.array(np.meshgrid(*grids, indexing="ij")).reshape(3, -1).T
+    return mesh - np.round(mesh)  # into (-1/2, 1/2]
+
+
+def _kpoints_and_weights(kpts: Any, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.asarray(kpts)
+    if arr.shape == (3,) and np.issubdtype(arr.dtype, np.integer):
+        k = kmesh(arr)
+    else:
+        k = np.asarray(kpts, dtype=np.float64).reshape(-1, 3)
+    if weights is None:
+        w = np.full(len(k), 1.0 / len(k))
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w.shape != (len(k),) or (w < 0).any():
+            raise ValueError("weights must be one non-negative number per k-point")
+        w = w / w.sum()
+    return k, w
+
+
+def _progress(items, desc: str, progress: bool | None):
+    """tqdm over ``items``: ``progress=None`` shows a bar on a terminal for long loops only."""
+    if progress is None:
+        disable = None if len(items) >= 50 else True
+    else:
+        disable = not progress
+    return tqdm(items, desc=desc, unit="k", disable=disable)
+
+
+def _all_eigenvalues(ham, k: np.ndarray, progress: bool | None) -> np.ndarray:
+    return np.array([ham.eigvalsh(kk) for kk in _progress(k, "eigenvalues", progress)])
+
+
+def dos(ham, kpts: Any, energies: np.ndarray, width: float = 0.05, kind: str = "gaussian",
+        weights: Any = None, progress: bool | None = None) -> np.ndarray:
+    """Total density of states per cell and eV (both spins; integrates to the number of
+    spin-orbitals over all energies).
+
+    Parameters
+    ----------
+    kpts : (n1, n2, n3) ints for a Γ-centred mesh, or an array of fractional k-points.
+    energies : energies in eV at which to evaluate.
+    width : broadening in eV (Gaussian standard deviation, or Lorentzian half width).
+    kind : ``"gaussian"`` or ``"lorentzian"``.
+    weights : optional k-point weights (normalized here).
+    """
+    if width <= 0:
+        raise ValueError(f"width must be positive (eV), got {width}")
+    k, w = _kpoints_and_weights(kpts, weights)
+    eig = _all_eigenvalues(ham, k, progress)
+    return broaden(eig, w, energies, width, kind)
+
+
+def broaden(eigenvalues: np.ndarray, weights: np.ndarray, energies: np.ndarray, width: float,
+            kind: str = "gaussian", projections: np.ndarray | None = None) -> np.ndarray:
+    """Broadened spectral sum ``sum_k w_k sum_n p_kn delta(E - e_kn)`` on ``energies``.
+
+    ``eigenvalues`` and optional ``projections`` are (n_k, n_states); weights (n_k,)."""
+    e = np.asarray(energies, dtype=np.float64)
+    eig = np.asarray(eigenvalues, dtype=np.float64)
+    p = np.ones_like(eig) if projections is None else np.asarray(projections, dtype=np.float64)
+    wk = (np.asarray(weights)[:, None] * p).ravel()
+    flat = eig.ravel()
+    out = np.zeros_like(e)
+    chunk = max(1, 2_000_000 // max(len(e), 1))
+    for start in range(0, len(flat), chunk):
+        x = e[:, None] - flat[None, start:start + chunk]
+        if kind == "gaussian":
+            kern = np.exp(-0.5 * (x / width) ** 2) / (width * np.sqrt(2 * np.pi))
+        elif kind == "lorentzian":
+            kern = (width / np.pi) / (x**2 + width**2)
+        else:
+            raise ValueError(f"kind must be 'gaussian' or 'lorentzian', got {kind!r}")
+        out += kern @ wk[start:start + chunk]
+    return out
+
+
+def fermi_level(ham, n_electrons: float, kpts: Any = (1, 1, 1), temperature: float = 0.0,
+                weights: Any = None) -> float:
+    """Fermi level (eV) that puts ``n_electrons`` per cell into the spin-orbitals.
+
+    At ``temperature = 0`` (K) the level is placed half-way between the highest occupied and
+    the lowest empty state on the k-mesh (mid-gap for an insulator); at ``temperature > 0``
+    Fermi–Dirac occupations are solved by bisection.
+    """
+    k, w = _kpoints_and_weights(kpts, weights)
+    eig = _all_eigenvalues(ham, k, progress=False)
+    return fermi_level_from_eigenvalues(eig, w, n_electrons, temperature)
+
+
+def fermi_level_from_eigenvalues(eig: np.ndarray, w: np.ndarray, n_electrons: float,
+                                 temperature: float = 0.0) -> float:
+    """Fermi level from eigenvalues (n_k, n_states) and normalized k weights; see
+    :func:`fermi_level`."""
+    n_states = eig.shape[1]
+    if not 0 < n_electrons < n_states:
+        raise ValueError(
+            f"n_electrons must be between 0 and {n_states} (spin-orbitals per cell), "
+            f"got {n_electrons}"
+        )
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 K, got {temperature}")
+    flat = eig.ravel()
+    wflat = np.repeat(w, n_states)
+    if temperature == 0:
+        order = np.argsort(flat, kind="stable")
+        cum = np.cumsum(wflat[order])
+        idx = int(np.searchsorted(cum, n_electrons - 1e-9))
+        homo = flat[order[idx]]
+        lumo = flat[order[min(idx + 1, len(flat) - 1)]]
+        return float(0.5 * (homo + lumo))
+    kt = K_BOLTZMANN_EV * temperature
+    lo, hi = flat.min() - 20 * kt, flat.max() + 20 * kt
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        occ = np.sum(wflat * 0.5 * (1 - np.tanh((flat - mid) / (2 * kt))))
+        lo, hi = (mid, hi) if occ < n_electrons else (lo, mid)
+        if hi - lo < 1e-12:
+            break
+    return float(0.5 * (lo + hi))
+
+
+@dataclass(frozen=True, eq=False)
+class Bands:
+    """A band structure: energies (and spins) of the states along a k-path.
+
+    Attributes
+    ----------
+    kpts : (n_k, 3) fractional k-points.
+    energies : (n_k, n_bands) eV.
+    spin : (n_k, n_bands, 3) ``<sigma>`` per state, or ``None``.
+    path : the ``ase.dft.kpoints.BandPath`` it was computed on, or ``None``.
+    """
+
+    kpts: np.ndarray
+    energies: np.ndarray
+    spin: np.ndarray | None = None
+    path: Any = None
+
+    def to_ase(self, reference: float = 0.0):
+        """As an ASE ``BandStructure`` (one spin channel: the states are spinors)."""
+        from ase.spectrum.band_structure import BandStructure
+
+        if self.path is None:
+            raise ValueError("these bands have no BandPath; compute them with ham.bands(path)")
+        return BandStructure(self.path, self.energies[None], reference=reference)
+
+    def spin_along(self, axis: Any = "z") -> np.ndarray:
+        """``<sigma>`` projected on ``axis`` (``'x'``, ``'y'``, ``'z'`` or a 3-vector)."""
+        if self.spin is None:
+            raise ValueError("these bands carry no spin; compute them with spin=True")
+        return self.spin @ _axis_vector(axis)
+
+    def plot(self, ax=None, axis: Any = "z", reference: float = 0.0,
+             emin: float | None = None, emax: float | None = None, cmap: str = "coolwarm",
+             size: float = 6.0, colorbar: bool = True):
+        """Bands along the path, each state coloured by ``<sigma>`` along ``axis``
+        (grey lines without spin).  Returns the matplotlib Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+        if self.path is not None:
+            x, xlabels, labels = self.path.get_linear_kpoint_axis()
+        else:
+            x = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(self.kpts, axis=0), axis=1))])
+            xlabels, labels = [], []
+        e = self.energies - reference
+        ax.plot(x, e, color="0.7", lw=0.8, zorder=1)
+        if self.spin is not None:
+            colour = self.spin_along(axis)
+            xx = np.repeat(x[:, None], e.shape[1], axis=1)
+            sc = ax.scatter(xx.ravel(), e.ravel(), c=colour.ravel(), cmap=cmap, vmin=-1, vmax=1,
+                            s=size, lw=0, zorder=2)
+            if colorbar:
+                label = axis if isinstance(axis, str) else "axis"
+                ax.figure.colorbar(sc, ax=ax, label=rf"$\langle\sigma_{{{label}}}\rangle$")
+        for xl in xlabels:
+            ax.axvline(xl, color="k", lw=0.5)
+        ax.set_xticks(xlabels)
+        ax.set_xticklabels([lbl.replace("G", r"$\Gamma$") for lbl in labels])
+        ax.set_xlim(x[0], x[-1])
+        lo = e.min() if emin is None else emin
+        hi = e.max() if emax is None else emax
+        ax.set_ylim(lo, hi)
+        ax.set_ylabel("E - E_ref (eV)" if reference else "E (eV)")
+        return ax
+
+
+def _axis_vector(axis: Any) -> np.ndarray:
+    if isinstance(axis, str):
+        try:
+            return np.eye(3)["xyz".index(axis)]
+        except ValueError:
+            raise ValueError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}") from None
+    v = np.asarray(axis, dtype=np.float64).reshape(3)
+    norm = np.linalg.norm(v)
+    if norm == 0:
+        raise ValueError("axis vector must be non-zero")
+    return v / norm
+
+
+def bands(ham, path: Any, spin: bool = True, n: int | None = None, sigma: float | None = None,
+          progress: bool | None = None) -> Bands:
+    """Band structure along ``path`` (an ASE ``BandPath``, or an array of fractional k).
+
+    With ``n`` and ``sigma`` only the ``n`` bands nearest ``sigma`` (eV) are computed by
+    shift-invert (large supercells); otherwise all bands densely.
+    """
+    if hasattr(path, "kpts"):
+        k = np.asarray(path.kpts, dtype=np.float64)
+        bp = path
+    else:
+        k = np.asarray(path, dtype=np.float64).reshape(-1, 3)
+        bp = None
+    if (n is None) != (sigma is None):
+        raise ValueError("give both n and sigma for shift-invert bands, or neither")
+    energies, spins = [], []
+    for kk in _progress(k, "bands", progress):
+        if n is None:
+            e, c = ham.eigh(kk) if spin else (ham.eigvalsh(kk), None)
+        else:
+            e, c = ham.eigsh(kk, n, sigma)
+        energies.append(e)
+        if spin:
+            spins.append(ham.spin_expectation(kk, c))
+    return Bands(k, np.array(energies), np.array(spins) if spin else None, bp)
