@@ -165,7 +165,7 @@ class TBHamiltonian:
                 if not (0 <= i < len(geometry) and 0 <= j < len(geometry)):
                     raise IndexError(f"{what} block ({i}, {j}, {r}) names an atom out of range")
                 b = np.asarray(block, dtype=np.complex128)
-                shape = (offsets[i + 1] - offsets[i], offsets[j + 1] - offsets[j])
+                shape = (int(offsets[i + 1] - offsets[i]), int(offsets[j + 1] - offsets[j]))
                 if b.shape != shape:
                     raise BlockShapeError(
                         f"{what} block ({i}, {j}, R={r}) has shape {b.shape}; atoms "
