@@ -1,0 +1,195 @@
+"""Atoms with moments -> graph: periodic neighbour list with cell shifts, and the block layout
+that maps Hamiltonian blocks onto atoms and edges.
+
+Neighbour search is vesin's cell-list algorithm (linear in the number of atoms).  Edges are
+directed, ``i -> j`` for every pair closer than the cutoff including periodic images
+(``j`` in the image ``R``), without self-pairs at ``R = 0``; they are sorted by
+``(i, j, R)`` so a graph is a deterministic function of the structure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import vesin
+
+from ase_hamgnn.basis import OrbitalBasis
+from ase_hamgnn.geometry import Geometry
+
+__all__ = ["BlockLayout", "NeighborGraph", "neighbor_graph"]
+
+
+@dataclass(frozen=True, eq=False)
+class NeighborGraph:
+    """Directed periodic neighbour graph.
+
+    Attributes
+    ----------
+    edge_index : (2, E) int64, source ``i`` and target ``j``.
+    cell_shifts : (E, 3) int64, the lattice vector ``R`` of ``j``'s image.
+    vectors : (E, 3) float64, ``r_j + R.cell - r_i`` in Å.
+    reverse : (E,) int64, index of the edge ``(j, i, -R)``.
+    cutoff : float, Å.
+    """
+
+    edge_index: np.ndarray
+    cell_shifts: np.ndarray
+    vectors: np.ndarray
+    reverse: np.ndarray
+    cutoff: float
+
+    @property
+    def n_edges(self) -> int:
+        return self.edge_index.shape[1]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Edge lengths in Å, (E,)."""
+        return np.linalg.norm(self.vectors, axis=1)
+
+
+def neighbor_graph(geometry: Geometry, cutoff: float) -> NeighborGraph:
+    """All directed pairs closer than ``cutoff`` (Å), periodic along ``geometry.pbc``.
+
+    Raises
+    ------
+    ValueError
+        If the cutoff is not positive, or a non-periodic direction has a zero cell vector
+        and atoms spread along it (vesin needs a box; give the cell vacuum).
+    """
+    if not cutoff > 0:
+        raise ValueError(f"cutoff must be positive (Å), got {cutoff}")
+    cell = np.array(geometry.cell, dtype=np.float64)
+    pos = np.array(geometry.positions, dtype=np.float64)
+    pbc = np.array(geometry.pbc, dtype=bool)
+    if np.abs(np.linalg.det(cell)) < 1e-12:
+        if pbc.any():
+            raise ValueError("the cell is singular but periodic; give three lattice vectors")
+        cell = np.zeros((3, 3))
+    if len(pos) == 0:
+        empty = np.zeros((0, 3))
+        return NeighborGraph(np.zeros((2, 0), np.int64), empty.astype(np.int64), empty,
+                             np.zeros(0, np.int64), float(cutoff))
+    nl = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
+    i, j, shifts, vec = nl.compute(pos, cell, pbc, quantities="ijSD")
+    i, j = i.astype(np.int64), j.astype(np.int64)
+    shifts = shifts.astype(np.int64)
+    order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))
+    i, j, shifts, vec = i[order], j[order], shifts[order], vec[order]
+    keep = ~((i == j) & (shifts == 0).all(axis=1))
+    i, j, shifts, vec = i[keep], j[keep], shifts[keep], vec[keep]
+    reverse = _reverse_edges(i, j, shifts)
+    return NeighborGraph(np.stack([i, j]), shifts, np.asarray(vec, dtype=np.float64), reverse,
+                         float(cutoff))
+
+
+def _edge_keys(i, j, shifts, n, span):
+    s = shifts + span
+    w = 2 * span + 1
+    return ((i * n + j) * w + s[:, 0]) * w * w + s[:, 1] * w + s[:, 2]
+
+
+def _reverse_edges(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    if len(i) == 0:
+        return np.zeros(0, np.int64)
+    n = int(max(i.max(), j.max())) + 1
+    span = int(np.abs(shifts).max()) if len(shifts) else 0
+    keys = _edge_keys(i, j, shifts, n, span)
+    rkeys = _edge_keys(j, i, -shifts, n, span)
+    order = np.argsort(keys)
+    pos = np.searchsorted(keys[order], rkeys)
+    rev = order[np.minimum(pos, len(order) - 1)]
+    if not np.array_equal(keys[rev], rkeys):
+        raise RuntimeError("neighbour list is not symmetric; report this structure")
+    return rev
+
+
+class BlockLayout:
+    """Where each atom's and each edge's Hamiltonian block sits: in the flattened training
+    targets and in the sparse ``H(R)`` matrices.
+
+    Blocks are ``(2 n_i, 2 n_j)`` spin-major; flattened row-major and concatenated, on-site
+    blocks in atom order and edge blocks in edge order.
+    """
+
+    def __init__(self, basis: OrbitalBasis, numbers: np.ndarray, graph: NeighborGraph) -> None:
+        self.basis = basis
+        self.numbers = np.asarray(numbers, dtype=np.int64)
+        self.graph = graph
+        self.offsets = basis.spin_orbital_offsets(self.numbers)
+        self.sizes = np.diff(self.offsets)
+        self.n = int(self.offsets[-1])
+        src, dst = graph.edge_index
+        self.onsite_len = self.sizes**2
+        self.edge_len = self.sizes[src] * self.sizes[dst]
+        self.onsite_start = np.concatenate([[0], np.cumsum(self.onsite_len)[:-1]]).astype(np.int64)
+        self.edge_start = np.concatenate([[0], np.cumsum(self.edge_len)[:-1]]).astype(np.int64)
+
+    def _coords(self, rows_atoms, cols_atoms):
+        """Row/col indices (into H) of all entries of the blocks of atom pairs, flattened in
+        block order and row-major inside each block."""
+        si, sj = self.sizes[rows_atoms], self.sizes[cols_atoms]
+        lens = si * sj
+        total = int(lens.sum())
+        block_id = np.repeat(np.arange(len(rows_atoms)), lens)
+        within = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
+        r = within // sj[block_id]
+        c = within % sj[block_id]
+        return self.offsets[rows_atoms][block_id] + r, self.offsets[cols_atoms][block_id] + c
+
+    def to_matrices(self, onsite: np.ndarray, edge: np.ndarray) -> dict[tuple, sp.csr_matrix]:
+        """Flattened on-site and edge blocks -> ``{R: H(R)}`` sparse matrices."""
+        atoms = np.arange(len(self.numbers))
+        ro, co = self._coords(atoms, atoms)
+        src, dst = self.graph.edge_index
+        re, ce = self._coords(src, dst)
+        shifts = np.repeat(self.graph.cell_shifts, self.edge_len, axis=0)
+        out: dict[tuple, sp.csr_matrix] = {}
+        keys, inv = np.unique(shifts, axis=0, return_inverse=True) if len(shifts) else (
+            np.zeros((0, 3), np.int64), np.zeros(0, np.int64))
+        inv = inv.reshape(-1)
+        parts: dict[tuple, list] = {(0, 0, 0): [(ro, co, onsite)]}
+        for n, key in enumerate(keys):
+            sel = inv == n
+            parts.setdefault(tuple(int(x) for x in key), []).append((re[sel], ce[sel], edge[sel]))
+        for key, plist in parts.items():
+            rows = np.concatenate([p[0] for p in plist])
+            cols = np.concatenate([p[1] for p in plist])
+            data = np.concatenate([p[2] for p in plist])
+            out[key] = sp.csr_matrix((data, (rows, cols)), shape=(self.n, self.n))
+        return out
+
+    def from_matrices(self, matrices) -> tuple[np.ndarray, np.ndarray]:
+        """``{R: H(R)}`` -> flattened on-site and edge blocks (entries outside the graph are
+        dropped; use :meth:`coverage` to check nothing was lost)."""
+        atoms = np.arange(len(self.numbers))
+        ro, co = self._coords(atoms, atoms)
+        h0 = matrices.get((0, 0, 0))
+        onsite = np.asarray(h0[ro, co]).ravel() if h0 is not None else np.zeros(len(ro), complex)
+        src, dst = self.graph.edge_index
+        re, ce = self._coords(src, dst)
+        shifts = np.repeat(self.graph.cell_shifts, self.edge_len, axis=0)
+        edge = np.zeros(len(re), dtype=np.complex128)
+        if len(shifts):
+            keys, inv = np.unique(shifts, axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+            for n, key in enumerate(keys):
+                mat = matrices.get(tuple(int(x) for x in key))
+                if mat is None:
+                    continue
+                sel = inv == n
+                edge[sel] = np.asarray(sp.csr_matrix(mat)[re[sel], ce[sel]]).ravel()
+        return onsite.astype(np.complex128), edge
+
+    def coverage(self, matrices) -> float:
+        """Largest |entry| of ``matrices`` that the graph's blocks do not hold (eV)."""
+        onsite, edge = self.from_matrices(matrices)
+        back = self.to_matrices(onsite, edge)
+        worst = 0.0
+        for r, m in matrices.items():
+            diff = sp.csr_matrix(m) - back.get(r, sp.csr_matrix(m.shape))
+            if diff.nnz:
+                worst = max(worst, float(np.abs(diff.data).max()))
+        return worst

@@ -1,0 +1,49 @@
+"""Neighbour graph and block layout."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.neighborlist import neighbor_list
+
+from ase_hamgnn.geometry import Geometry
+from ase_hamgnn.graph import BlockLayout, neighbor_graph
+
+from conftest import random_tb
+
+
+def test_graph_matches_ase_and_reverse_edges(nibr2_like):
+    atoms = nibr2_like.repeat((2, 1, 1))
+    atoms.rattle(0.05, seed=1)
+    g = neighbor_graph(Geometry.from_atoms(atoms), 6.0)
+    i, j, s = neighbor_list("ijS", atoms, 6.0)
+    mine = set(zip(g.edge_index[0], g.edge_index[1], map(tuple, g.cell_shifts)))
+    theirs = set(zip(i, j, map(tuple, s)))
+    assert mine == theirs
+    src, dst = g.edge_index
+    np.testing.assert_array_equal(src[g.reverse], dst)
+    np.testing.assert_array_equal(g.cell_shifts[g.reverse], -g.cell_shifts)
+    np.testing.assert_allclose(g.vectors[g.reverse], -g.vectors, atol=1e-12)
+    expected = atoms.positions[dst] + g.cell_shifts @ atoms.cell.array - atoms.positions[src]
+    np.testing.assert_allclose(g.vectors, expected, atol=1e-10)
+    assert (g.cell_shifts[:, 2] == 0).all()  # no images along the non-periodic axis
+
+
+def test_block_layout_round_trip(rng, basis, nibr2_like):
+    ham = random_tb(rng, nibr2_like, basis)
+    g = neighbor_graph(ham.geometry, 9.5)  # covers every pair of images R in {-1, 0, 1}
+    layout = BlockLayout(basis, ham.geometry.numbers, g)
+    onsite, edge = layout.from_matrices(ham.h_r)
+    assert len(onsite) == (12**2 + 2 * 8**2) and len(edge) == layout.edge_len.sum()
+    # block of edge e sits where the layout says
+    e = 5
+    i, j = g.edge_index[:, e]
+    blk = edge[layout.edge_start[e]:layout.edge_start[e] + layout.edge_len[e]]
+    np.testing.assert_array_equal(blk.reshape(layout.sizes[i], layout.sizes[j]),
+                                  ham.block(i, j, g.cell_shifts[e]))
+    back = layout.to_matrices(onsite, edge)
+    assert layout.coverage(ham.h_r) == 0.0
+    for r, m in ham.h_r.items():
+        assert abs(back[r] - m).max() == 0.0
+    # a shorter cutoff drops blocks, and coverage says how much
+    short = BlockLayout(basis, ham.geometry.numbers, neighbor_graph(ham.geometry, 3.0))
+    assert short.coverage(ham.h_r) > 0.1
