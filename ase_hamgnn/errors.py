@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BasisError",
     "BlockShapeError",
+    "CheckpointError",
     "HamGNNError",
     "HermiticityError",
 ]
@@ -32,3 +33,34 @@ class BlockShapeError(HamGNNError, ValueError):
 
 class HermiticityError(HamGNNError, ValueError):
     """The blocks violate ``H_ji(-R) = H_ij(R)^dagger`` beyond the tolerance."""
+
+
+# -- structure and moment checks of the calculator (HamGNNCalc) -------------------------------
+__all__ += ["MissingMomentsError", "OverlappingAtomsError", "StructureError"]
+
+
+class StructureError(HamGNNError, ValueError):
+    """The structure cannot be predicted: NaN or infinite positions or cell, or atoms that
+    overlap (see :class:`OverlappingAtomsError`)."""
+
+
+class OverlappingAtomsError(StructureError):
+    """Two atoms (periodic images included) are closer than the allowed minimum distance."""
+
+
+class MissingMomentsError(HamGNNError, ValueError):
+    """Atoms of a magnetic species carry no magnetic moment in ``initial_magmoms``."""
+
+
+class CheckpointError(HamGNNError, ValueError):
+    """A model checkpoint is corrupted, truncated or from an incompatible version."""
+
+
+# -- datasets on disk (ase_hamgnn.data.dataset) -------------------------------------------------
+__all__ += ["DatasetError"]
+
+
+class DatasetError(HamGNNError, ValueError):
+    """A dataset folder or record cannot be used: a truncated or corrupted record, a missing
+    manifest, a folder holding a different dataset, or a graph cutoff that misses blocks of
+    the Hamiltonian. The message names the file and what to do."""

@@ -1,0 +1,87 @@
+"""The one typed configuration of a HamGNN++ model, stored in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from e3nn import o3
+
+from ase_hamgnn.basis import OrbitalBasis
+
+__all__ = ["ModelConfig"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters that define a HamGNN++ network; the model is rebuilt from this alone.
+
+    Attributes
+    ----------
+    basis : element -> list of ``[n, l]`` shells (``OrbitalBasis.to_dict()``).
+    cutoff : graph cutoff in Å; every Hamiltonian block between atoms closer than this is
+        predicted (and none beyond).
+    magnetic : elements that carry moments.
+    valence : valence electrons per element held by the basis (for the Fermi level).
+    node_irreps : hidden node features (e3nn irreps string).
+    pair_multiplicity : copies of each irrep in the pair features.
+    n_layers : interaction ("orbital convolution") layers T.
+    lmax_sh : largest l of the edge spherical harmonics.
+    n_radial : Bessel functions for distances.
+    radial_hidden : width of the radial MLPs.
+    n_moment_basis, moment_max : Gaussian expansion of ``|M|`` on ``[0, moment_max]`` μB.
+    avg_neighbors : normalization of the message sums.
+    moment_coupling : let H0 depend on the invariants ``M_i·M_j`` of each edge (beyond the
+        paper's Heisenberg form; keeps every symmetry exact).
+    """
+
+    basis: dict[str, list[list[int]]]
+    cutoff: float = 7.0
+    magnetic: tuple[str, ...] = ()
+    valence: dict[str, float] = field(default_factory=dict)
+    node_irreps: str = "32x0e+8x0o+8x1o+8x1e+4x2e+4x2o+2x3o+2x3e"
+    pair_multiplicity: int = 4
+    n_layers: int = 2
+    lmax_sh: int = 4
+    n_radial: int = 8
+    radial_hidden: int = 32
+    n_moment_basis: int = 8
+    moment_max: float = 4.0
+    avg_neighbors: float = 12.0
+    moment_coupling: bool = False
+
+    def __post_init__(self) -> None:
+        basis = OrbitalBasis(self.basis)  # validates
+        object.__setattr__(self, "basis", basis.to_dict())
+        object.__setattr__(self, "magnetic", tuple(self.magnetic))
+        object.__setattr__(self, "valence", {str(k): float(v) for k, v in self.valence.items()})
+        unknown = set(self.magnetic) - set(basis.elements)
+        if unknown:
+            raise ValueError(f"magnetic elements {sorted(unknown)} are not in the basis")
+        if not self.cutoff > 0:
+            raise ValueError(f"cutoff must be positive (Å), got {self.cutoff}")
+        if self.n_layers < 0 or self.pair_multiplicity < 1 or self.n_radial < 1:
+            raise ValueError("n_layers >= 0, pair_multiplicity >= 1 and n_radial >= 1 required")
+        irreps = o3.Irreps(self.node_irreps)
+        if not any(ir.l == 0 and ir.p == 1 for _, ir in irreps):
+            raise ValueError("node_irreps needs scalars (0e)")
+
+    @property
+    def orbital_basis(self) -> OrbitalBasis:
+        return OrbitalBasis(self.basis)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON- and ``torch.load(weights_only=True)``-safe)."""
+        d = asdict(self)
+        d["magnetic"] = list(self.magnetic)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild from :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}; is the checkpoint "
+                             "from a newer ase-hamgnn?")
+        return cls(**data)

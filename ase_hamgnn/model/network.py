@@ -1,0 +1,261 @@
+"""The HamGNN++ network: structure + moments -> H0 + H_mag blocks.
+
+Node and pair features are e3nn irreps; heads emit, per atom, the spin-independent block
+``h0_ii``, the SOC block ``h^α_ii`` and the single-ion anisotropy ``A_i``; per directed edge
+``h0_ij``, ``h^α_ij``, the exchange tensor ``J_ij`` and the weight block ``w_ij``.  Hermiticity
+is exact by construction: each edge output is averaged with the transposed output of its
+reverse edge (``h0_ji = h0_ijᵀ``, ``h^α_ji = -h^α_ijᵀ``, ``J_ji = J_ijᵀ``, ``w_ji = w_ijᵀ``).
+
+The magnetic part uses the O(edges) form of Eq. (10) of the HamGNN++ paper
+(see :mod:`ase_hamgnn.model.assembly`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+from e3nn import nn as enn
+from e3nn import o3
+from torch import nn
+
+from ase_hamgnn import keys as K
+from ase_hamgnn.model.assembly import assemble_blocks
+from ase_hamgnn.model.config import ModelConfig
+from ase_hamgnn.model.decoders import pair_decoders, tensor_decoder
+from ase_hamgnn.model.layers import BesselBasis, GaussianBasis, Interaction, uvu_tensor_product
+
+__all__ = ["HamGNNPP"]
+
+_W3J = re.compile(r"_w3j_(\d+)_(\d+)_(\d+)")
+
+
+def _key(zi: int, zj: int) -> str:
+    return f"{zi}_{zj}"
+
+
+class HamGNNPP(nn.Module):
+    """The network.  ``forward(inputs)`` takes a mapping with the keys of
+    :mod:`ase_hamgnn.keys` (atomic numbers, positions, moments, edge index, edge vectors,
+    reverse edges) and returns the flattened complex on-site and edge blocks and their
+    magnetic (time-reversal-odd) parts.  Parameters are float32 after construction; use
+    ``.to(torch.float64)`` for physics checks."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        basis = config.orbital_basis
+        self.basis = basis
+        zs = [int(o3_z) for o3_z in _numbers(basis.elements)]
+        self.species = zs
+        self.register_buffer("z_to_index", _lookup(zs), persistent=False)
+        n_orb = [basis.n_orbitals(z) for z in zs]
+        self.n_max = max(n_orb)
+        self.register_buffer("n_orbitals", torch.tensor(n_orb), persistent=False)
+
+        node_irreps = o3.Irreps(config.node_irreps)
+        self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax_sh)
+        n_scalar = sum(m for m, ir in node_irreps if ir.l == 0 and ir.p == 1)
+        self.moment_basis = GaussianBasis(config.moment_max, config.n_moment_basis)
+        self.embed = enn.FullyConnectedNet(
+            [len(zs) + config.n_moment_basis, 2 * n_scalar, n_scalar], torch.nn.functional.silu)
+        self.embed_out = o3.Linear(o3.Irreps(f"{n_scalar}x0e"), node_irreps)
+        self.radial = BesselBasis(config.cutoff, config.n_radial)
+        self.layers = nn.ModuleList()
+        irreps = node_irreps
+        for _ in range(config.n_layers):
+            layer = Interaction(irreps, self.irreps_sh, config.n_radial, config.radial_hidden,
+                                config.avg_neighbors)
+            self.layers.append(layer)
+            irreps = layer.irreps_out
+        self.irreps_node = irreps
+
+        # decoders and the pair irreps they need
+        self._decoders = {}
+        needed: set[o3.Irrep] = set()
+        j_dec = tensor_decoder()
+        a_dec = tensor_decoder(symmetric_only=True)
+        for zi in zs:
+            for zj in zs:
+                h0, soc = pair_decoders(basis, zi, zj)
+                self._decoders[_key(zi, zj)] = (h0, soc)
+                needed |= {ir for _, ir in h0.irreps} | {ir for _, ir in soc.irreps}
+        needed |= {ir for _, ir in j_dec.irreps}
+        pair_irreps = o3.Irreps(sorted((config.pair_multiplicity, ir) for ir in needed)).simplify()
+        self.irreps_pair = pair_irreps
+        edge_scalars = config.n_radial + (1 if config.moment_coupling else 0)
+        self.pair_tp = o3.FullyConnectedTensorProduct(irreps, irreps, pair_irreps)
+        self.pair_sh_tp = uvu_tensor_product(irreps, self.irreps_sh, pair_irreps)
+        self.pair_radial = enn.FullyConnectedNet(
+            [edge_scalars, config.radial_hidden, self.pair_sh_tp.weight_numel],
+            torch.nn.functional.silu)
+        self.pair_mix = o3.Linear(self.pair_sh_tp.irreps_out, pair_irreps)
+        self.self_tp = o3.FullyConnectedTensorProduct(irreps, irreps, pair_irreps)
+
+        self.edge_heads = nn.ModuleDict()
+        self.node_heads = nn.ModuleDict()
+        for zi in zs:
+            for zj in zs:
+                h0, soc = self._decoders[_key(zi, zj)]
+                out = h0.irreps + soc.irreps + h0.irreps + j_dec.irreps  # h0, SOC, w, J
+                self.edge_heads[_key(zi, zj)] = o3.Linear(pair_irreps, out)
+                self._constant(f"dec_edge_{_key(zi, zj)}",
+                               _block_diag([h0.matrix, soc.matrix, h0.matrix, j_dec.matrix]))
+            h0, soc = self._decoders[_key(zi, zi)]
+            self.node_heads[str(zi)] = o3.Linear(pair_irreps, h0.irreps + soc.irreps + a_dec.irreps)
+            self._constant(f"dec_node_{zi}", _block_diag([h0.matrix, soc.matrix, a_dec.matrix]))
+        # on-site weights w_ii: one learnable scalar per species and pair of shells with equal l
+        self.onsite_weight = nn.ParameterDict()
+        for zi in zs:
+            shells = basis.shells(zi)
+            self.onsite_weight[str(zi)] = nn.Parameter(torch.ones(len(shells), len(shells)))
+            self._constant(f"wmask_{zi}", _weight_masks(basis, zi))
+        self.refresh_constants()
+
+    # ------------------------------------------------------------------------------------
+    def _constant(self, name: str, value: np.ndarray) -> None:
+        if not hasattr(self, "_masters"):
+            self._masters: dict[str, np.ndarray] = {}
+        self._masters[name] = np.asarray(value, dtype=np.float64)
+        self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32), persistent=False)
+
+    def refresh_constants(self) -> HamGNNPP:
+        """Re-create every constant tensor (decoders, masks, e3nn's Clebsch–Gordan buffers)
+        from float64 masters in the network's current dtype.
+
+        Casting float32 constants up to float64 would keep float32 rounding (~1e-8), which
+        breaks equivariance at float64 precision; call this after changing the dtype
+        (:class:`~ase_hamgnn.model.HamGNNModel` does)."""
+        dtype = self.embed_out.weight.dtype
+        for name, master in self._masters.items():
+            buf = getattr(self, name)
+            setattr(self, name, torch.as_tensor(master, dtype=dtype, device=buf.device))
+        for module in self.modules():
+            for name, buf in list(module.named_buffers(recurse=False)):
+                match = _W3J.fullmatch(name)
+                if match and buf.is_floating_point():
+                    l1, l2, l3 = (int(x) for x in match.groups())
+                    exact = o3.wigner_3j(l1, l2, l3, dtype=torch.float64)
+                    if exact.shape == buf.shape:
+                        setattr(module, name, exact.to(dtype=buf.dtype, device=buf.device))
+        return self
+
+    def node_features(self, inputs) -> tuple[torch.Tensor, ...]:
+        z = inputs[K.ATOMIC_NUMBERS]
+        species = self.z_to_index[z]
+        if (species < 0).any():
+            raise ValueError("structure has elements outside the model's species")
+        dtype = self.embed_out.weight.dtype
+        moments = inputs[K.MOMENTS].to(dtype)
+        m_abs = torch.linalg.norm(moments, dim=1)
+        onehot = torch.nn.functional.one_hot(species, len(self.species)).to(dtype)
+        x = self.embed_out(self.embed(torch.cat([onehot, self.moment_basis(m_abs)], dim=1)))
+        src, dst = inputs[K.EDGE_INDEX]
+        vec = inputs[K.EDGE_VECTORS].to(dtype)
+        r = torch.linalg.norm(vec, dim=1)
+        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
+        radial = self.radial(r)
+        for layer in self.layers:
+            x = layer(x, sh, radial, src, dst)
+        return x, sh, radial, species, moments
+
+    def forward(self, inputs) -> dict[str, torch.Tensor]:
+        x, sh, radial, species, moments = self.node_features(inputs)
+        src, dst = inputs[K.EDGE_INDEX]
+        reverse = inputs[K.EDGE_REVERSE]
+        n_nodes, n_edges, nmax = x.shape[0], src.shape[0], self.n_max
+        dtype = x.dtype
+
+        # ---- edge outputs (padded to n_max orbitals) ----
+        edge_scalars = radial
+        if self.config.moment_coupling:
+            edge_scalars = torch.cat([radial, (moments[src] * moments[dst]).sum(1, keepdim=True)], 1)
+        pair = self.pair_tp(x[src], x[dst]) + self.pair_mix(
+            self.pair_sh_tp(x[src] + x[dst], sh, self.pair_radial(edge_scalars)))
+        h0_e = x.new_zeros(n_edges, nmax, nmax)
+        soc_e = x.new_zeros(n_edges, 3, nmax, nmax)
+        w_e = x.new_zeros(n_edges, nmax, nmax)
+        j_e = x.new_zeros(n_edges, 3, 3)
+        si, sj = species[src], species[dst]
+        for a, zi in enumerate(self.species):
+            for b, zj in enumerate(self.species):
+                sel = torch.nonzero((si == a) & (sj == b)).flatten()
+                if sel.numel() == 0:
+                    continue
+                ni, nj = int(self.n_orbitals[a]), int(self.n_orbitals[b])
+                out = self.edge_heads[_key(zi, zj)](pair[sel]) @ getattr(self, f"dec_edge_{_key(zi, zj)}")
+                k = ni * nj
+                h0_e[sel, :ni, :nj] = out[:, :k].reshape(-1, ni, nj)
+                soc_e[sel, :, :ni, :nj] = out[:, k:4 * k].reshape(-1, 3, ni, nj)
+                w_e[sel, :ni, :nj] = out[:, 4 * k:5 * k].reshape(-1, ni, nj)
+                j_e[sel] = out[:, 5 * k:].reshape(-1, 3, 3)
+        tr = lambda t: t.transpose(-1, -2)  # noqa: E731
+        h0_e = 0.5 * (h0_e + tr(h0_e[reverse]))
+        soc_e = 0.5 * (soc_e - tr(soc_e[reverse]))
+        w_e = 0.5 * (w_e + tr(w_e[reverse]))
+        j_e = 0.5 * (j_e + tr(j_e[reverse]))
+
+        # ---- node outputs ----
+        selfpair = self.self_tp(x, x)
+        h0_n = x.new_zeros(n_nodes, nmax, nmax)
+        soc_n = x.new_zeros(n_nodes, 3, nmax, nmax)
+        w_n = x.new_zeros(n_nodes, nmax, nmax)
+        a_n = x.new_zeros(n_nodes, 3, 3)
+        for a, zi in enumerate(self.species):
+            sel = torch.nonzero(species == a).flatten()
+            if sel.numel() == 0:
+                continue
+            ni = int(self.n_orbitals[a])
+            k = ni * ni
+            out = self.node_heads[str(zi)](selfpair[sel]) @ getattr(self, f"dec_node_{zi}")
+            h0_n[sel, :ni, :ni] = out[:, :k].reshape(-1, ni, ni)
+            soc_n[sel, :, :ni, :ni] = out[:, k:4 * k].reshape(-1, 3, ni, ni)
+            a_n[sel] = out[:, 4 * k:].reshape(-1, 3, 3)
+            wmask = getattr(self, f"wmask_{zi}").to(dtype)  # (shells, shells, ni, ni)
+            wpar = self.onsite_weight[str(zi)].to(dtype)
+            w_n[sel, :ni, :ni] = torch.einsum("ab,abij->ij", 0.5 * (wpar + wpar.T), wmask)
+        h0_n = 0.5 * (h0_n + tr(h0_n))
+        soc_n = 0.5 * (soc_n - tr(soc_n))
+
+        return assemble_blocks(
+            h0_n, soc_n, w_n, a_n, h0_e, soc_e, w_e, j_e, moments, src, dst,
+            self.n_orbitals[species], nmax)
+
+
+def _numbers(symbols) -> list[int]:
+    from ase.data import atomic_numbers
+
+    return [atomic_numbers[s] for s in symbols]
+
+
+def _lookup(zs: list[int]) -> torch.Tensor:
+    table = torch.full((119,), -1, dtype=torch.long)
+    for n, z in enumerate(zs):
+        table[z] = n
+    return table
+
+
+def _block_diag(mats) -> np.ndarray:
+    rows = sum(m.shape[0] for m in mats)
+    cols = sum(m.shape[1] for m in mats)
+    out = np.zeros((rows, cols))
+    r = c = 0
+    for m in mats:
+        out[r:r + m.shape[0], c:c + m.shape[1]] = m
+        r += m.shape[0]
+        c += m.shape[1]
+    return out
+
+
+def _weight_masks(basis, z) -> np.ndarray:
+    """Identity-in-m masks for each pair of shells with equal l (zero otherwise)."""
+    shells, slices = basis.shells(z), basis.shell_slices(z)
+    n = basis.n_orbitals(z)
+    out = np.zeros((len(shells), len(shells), n, n))
+    for a, (sa, ia) in enumerate(zip(shells, slices)):
+        for b, (sb, ib) in enumerate(zip(shells, slices)):
+            if sa.l == sb.l:
+                out[a, b, ia, ib] = np.eye(sa.size)
+    return out
+

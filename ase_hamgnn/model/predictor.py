@@ -1,0 +1,175 @@
+"""``HamGNNModel``: the network with the predictor protocol, checkpoints and shipped models."""
+
+from __future__ import annotations
+
+import io
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from ase_hamgnn._atomic import atomic_write_bytes
+from ase_hamgnn.errors import CheckpointError
+from ase_hamgnn.geometry import Geometry
+from ase_hamgnn.graph import BlockLayout
+from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.model.config import ModelConfig
+from ase_hamgnn.model.inputs import graph_inputs
+from ase_hamgnn.model.network import HamGNNPP
+
+__all__ = ["HamGNNModel", "list_models", "load_model", "resolve_device"]
+
+_CHECKPOINT_FORMAT = "ase-hamgnn-model"
+_CHECKPOINT_VERSION = 1
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' requested but no GPU is visible; use 'cpu' or 'auto'")
+    return dev
+
+
+class HamGNNModel:
+    """A HamGNN++ network ready to predict: ``predict(atoms) -> TBHamiltonian``.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    device : ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    dtype : network dtype (float32 for speed, float64 for physics checks); Hamiltonians
+        are always returned in complex128.
+    network : an existing :class:`HamGNNPP` (e.g. from a checkpoint); built if omitted.
+    seed : seed of the initial weights when the network is built here.
+    """
+
+    def __init__(self, config: ModelConfig, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, network: HamGNNPP | None = None,
+                 seed: int | None = 0) -> None:
+        self.config = config
+        self.basis = config.orbital_basis
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        if network is None:
+            gen_state = torch.random.get_rng_state()
+            try:
+                if seed is not None:
+                    torch.manual_seed(seed)
+                network = HamGNNPP(config)
+            finally:
+                torch.random.set_rng_state(gen_state)
+        self.network = network.to(device=self.device, dtype=dtype).refresh_constants()
+        self.magnetic_elements = tuple(config.magnetic)
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.network.parameters())
+        return (f"HamGNNModel(elements={list(self.basis.elements)}, cutoff={self.config.cutoff} Å, "
+                f"parameters={n}, dtype={self.dtype}, device={self.device})")
+
+    @property
+    def cutoff(self) -> float:
+        """Graph cutoff in Å."""
+        return self.config.cutoff
+
+    def n_electrons(self, atoms: Atoms) -> float:
+        """Valence electrons of ``atoms`` held by the basis (from the config's table)."""
+        missing = {s for s in atoms.get_chemical_symbols() if s not in self.config.valence}
+        if missing:
+            raise ValueError(f"no valence electron count for {sorted(missing)} in this model")
+        return float(sum(self.config.valence[s] for s in atoms.get_chemical_symbols()))
+
+    def predict(self, atoms: Atoms | Geometry) -> TBHamiltonian:
+        """Hamiltonian of ``atoms`` (moments from ``initial_magmoms``)."""
+        geometry = atoms if isinstance(atoms, Geometry) else Geometry.from_atoms(atoms)
+        self.basis.check_numbers(geometry.numbers)
+        data, graph = graph_inputs(geometry, self.cutoff, dtype=self.dtype, device=self.device)
+        self.network.eval()
+        with torch.no_grad():
+            out = self.network(data)
+        layout = BlockLayout(self.basis, geometry.numbers, graph)
+        onsite = out["onsite"].detach().cpu().numpy().astype(np.complex128)
+        edge = out["edge"].detach().cpu().numpy().astype(np.complex128)
+        tol = 1e-6 if self.dtype == torch.float32 else 1e-10
+        return TBHamiltonian(self.basis, geometry, layout.to_matrices(onsite, edge),
+                             hermiticity_tol=tol)
+
+    # -- checkpoints --------------------------------------------------------------------
+    def state(self, **extra: Any) -> dict[str, Any]:
+        """Checkpoint payload: format tag, config and float32 weights (plus ``extra``)."""
+        weights = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
+        return {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION,
+                "config": self.config.to_dict(), "weights": weights, **extra}
+
+    def save(self, path: str | os.PathLike, **extra: Any) -> Path:
+        """Write a checkpoint atomically; ``load_model(path)`` rebuilds the model from it."""
+        buf = io.BytesIO()
+        torch.save(self.state(**extra), buf)
+        return atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device="cpu", dtype=torch.float32,
+                   source: str = "checkpoint") -> HamGNNModel:
+        if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{source} is not an ase-hamgnn model checkpoint")
+        if int(state.get("version", 0)) > _CHECKPOINT_VERSION:
+            raise CheckpointError(f"{source} has checkpoint version {state['version']}; "
+                                  "upgrade ase-hamgnn to read it")
+        try:
+            config = ModelConfig.from_dict(state["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source} has an invalid model config: {exc}") from exc
+        network = HamGNNPP(config)
+        try:
+            network.load_state_dict(state["weights"])
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{source}: weights do not match the stored config ({exc}); the file is "
+                "corrupted or from an incompatible version") from exc
+        return cls(config, device=device, dtype=dtype, network=network)
+
+
+def _shipped_dir() -> Path:
+    return Path(str(resources.files("ase_hamgnn") / "models"))
+
+
+def list_models() -> list[str]:
+    """Names of the models shipped inside the package (load them with :func:`load_model`)."""
+    folder = _shipped_dir()
+    return sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> HamGNNModel:
+    """Load a shipped model by name (see :func:`list_models`) or a checkpoint file.
+
+    The file is read with ``torch.load(weights_only=True)``: it holds only tensors and
+    plain data, and the network is rebuilt from the stored config.
+
+    Raises
+    ------
+    FileNotFoundError
+        If neither a shipped model nor a file of that name exists.
+    CheckpointError
+        If the file is corrupted, truncated or from an incompatible version.
+    """
+    path = Path(name_or_path)
+    if not path.exists():
+        shipped = _shipped_dir() / f"{name_or_path}.pt"
+        if shipped.exists():
+            path = shipped
+        else:
+            raise FileNotFoundError(
+                f"no model file {str(name_or_path)!r} and no shipped model of that name; "
+                f"shipped models: {list_models()}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip/pickle errors of a truncated or foreign file
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    return HamGNNModel.from_state(state, device=device, dtype=dtype, source=str(path))

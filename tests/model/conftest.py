@@ -1,0 +1,31 @@
+"""Small untrained models for the physics tests of the network (float64)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ase_hamgnn.model import HamGNNModel, ModelConfig
+
+SMALL = dict(
+    basis={"Ni": ["4s", "3d"], "Br": ["4s", "4p"]},
+    cutoff=5.0,
+    magnetic=("Ni",),
+    valence={"Ni": 10.0, "Br": 7.0},
+    node_irreps="8x0e+2x0o+4x1o+4x1e+2x2e+2x2o+1x3o+1x3e",
+    pair_multiplicity=1,
+    n_layers=1,
+    lmax_sh=3,
+    n_radial=4,
+    radial_hidden=8,
+)
+
+
+@pytest.fixture(scope="session")
+def small_model() -> HamGNNModel:
+    return HamGNNModel(ModelConfig(**SMALL), dtype=torch.float64, seed=1)
+
+
+@pytest.fixture(scope="session")
+def coupled_model() -> HamGNNModel:
+    return HamGNNModel(ModelConfig(**SMALL, moment_coupling=True), dtype=torch.float64, seed=2)
