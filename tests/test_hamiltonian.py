@@ -17,7 +17,7 @@ from ase_hamgnn import (
 )
 from ase_hamgnn.spectra import broaden, kmesh
 
-from conftest import random_tb
+from tb_helpers import random_tb
 
 
 @pytest.fixture

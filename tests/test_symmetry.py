@@ -17,7 +17,7 @@ from ase_hamgnn.symmetry import (
     wigner_d,
 )
 
-from conftest import random_tb
+from tb_helpers import random_tb
 
 
 @pytest.mark.parametrize("l", [0, 1, 2, 3, 4])

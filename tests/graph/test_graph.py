@@ -8,7 +8,7 @@ from ase.neighborlist import neighbor_list
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.graph import BlockLayout, neighbor_graph
 
-from conftest import random_tb
+from tb_helpers import random_tb
 
 
 def test_graph_matches_ase_and_reverse_edges(nibr2_like):
