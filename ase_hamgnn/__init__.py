@@ -1,27 +1,66 @@
 """ase-hamgnn: equivariant graph networks for non-collinear, spin-orbit-coupled tight-binding
 Hamiltonians of magnetic textures, with an ASE calculator and analyses.
 
-The public surface is re-exported here; see ``DESIGN`` conventions in :mod:`ase_hamgnn.basis`
-(orbital order, spin-major layout) and :mod:`ase_hamgnn.hamiltonian` (gauge, storage).
+The public surface is re-exported here; conventions (orbital order, spin-major layout) are in
+:mod:`ase_hamgnn.basis`, the gauge and storage in :mod:`ase_hamgnn.hamiltonian`.  The
+network (``load_model``, ``list_models``) is imported on first use, so ``import ase_hamgnn``
+stays light.
 """
 
+from typing import Any
+
 from ase_hamgnn.basis import OrbitalBasis, Shell
-from ase_hamgnn.errors import BasisError, BlockShapeError, HamGNNError, HermiticityError
+from ase_hamgnn.errors import (
+    BasisError,
+    BlockShapeError,
+    CheckpointError,
+    DatasetError,
+    HamGNNError,
+    HermiticityError,
+    MissingMomentsError,
+    OverlappingAtomsError,
+    StructureError,
+)
 from ase_hamgnn.geometry import Geometry, read_moments
 from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.predictor import Predictor
 from ase_hamgnn.spectra import Bands
 
 __all__ = [
     "Bands",
     "BasisError",
     "BlockShapeError",
+    "CheckpointError",
+    "DatasetError",
     "Geometry",
+    "HamGNNCalc",
     "HamGNNError",
     "HermiticityError",
+    "MissingMomentsError",
     "OrbitalBasis",
+    "OverlappingAtomsError",
+    "Predictor",
     "Shell",
+    "StructureError",
     "TBHamiltonian",
+    "list_models",
+    "load_model",
     "read_moments",
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "HamGNNCalc": ("ase_hamgnn.calculator", "HamGNNCalc"),
+    "load_model": ("ase_hamgnn.model", "load_model"),
+    "list_models": ("ase_hamgnn.model", "list_models"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'ase_hamgnn' has no attribute {name!r}")

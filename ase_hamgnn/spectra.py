@@ -19,11 +19,17 @@ from tqdm.auto import tqdm
 __all__ = [
     "Bands",
     "K_BOLTZMANN_EV",
+    "all_eigenvalues",
+    "axis_vector",
     "bands",
+    "broaden",
     "dense_eigh",
     "dos",
     "fermi_level",
+    "fermi_level_from_eigenvalues",
     "kmesh",
+    "kpoints_and_weights",
+    "progress_bar",
     "shift_invert_eigh",
 ]
 
@@ -93,7 +99,8 @@ def kmesh(size, shift=(0.0, 0.0, 0.0)) -> np.ndarray:
     return mesh - np.round(mesh)  # into (-1/2, 1/2]
 
 
-def _kpoints_and_weights(kpts: Any, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def kpoints_and_weights(kpts: Any, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional k-points and normalized weights from a mesh size (3 ints) or an array."""
     arr = np.asarray(kpts)
     if arr.shape == (3,) and np.issubdtype(arr.dtype, np.integer):
         k = kmesh(arr)
@@ -109,7 +116,7 @@ def _kpoints_and_weights(kpts: Any, weights: Any = None) -> tuple[np.ndarray, np
     return k, w
 
 
-def _progress(items, desc: str, progress: bool | None):
+def progress_bar(items, desc: str, progress: bool | None):
     """tqdm over ``items``: ``progress=None`` shows a bar on a terminal for long loops only."""
     if progress is None:
         disable = None if len(items) >= 50 else True
@@ -118,8 +125,9 @@ def _progress(items, desc: str, progress: bool | None):
     return tqdm(items, desc=desc, unit="k", disable=disable)
 
 
-def _all_eigenvalues(ham, k: np.ndarray, progress: bool | None) -> np.ndarray:
-    return np.array([ham.eigvalsh(kk) for kk in _progress(k, "eigenvalues", progress)])
+def all_eigenvalues(ham, k: np.ndarray, progress: bool | None = None) -> np.ndarray:
+    """Eigenvalues (n_k, n_states) in eV at fractional k-points ``k`` (n_k, 3)."""
+    return np.array([ham.eigvalsh(kk) for kk in progress_bar(k, "eigenvalues", progress)])
 
 
 def dos(ham, kpts: Any, energies: np.ndarray, width: float = 0.05, kind: str = "gaussian",
@@ -137,8 +145,8 @@ def dos(ham, kpts: Any, energies: np.ndarray, width: float = 0.05, kind: str = "
     """
     if width <= 0:
         raise ValueError(f"width must be positive (eV), got {width}")
-    k, w = _kpoints_and_weights(kpts, weights)
-    eig = _all_eigenvalues(ham, k, progress)
+    k, w = kpoints_and_weights(kpts, weights)
+    eig = all_eigenvalues(ham, k, progress)
     return broaden(eig, w, energies, width, kind)
 
 
@@ -174,8 +182,8 @@ def fermi_level(ham, n_electrons: float, kpts: Any = (1, 1, 1), temperature: flo
     the lowest empty state on the k-mesh (mid-gap for an insulator); at ``temperature > 0``
     Fermi–Dirac occupations are solved by bisection.
     """
-    k, w = _kpoints_and_weights(kpts, weights)
-    eig = _all_eigenvalues(ham, k, progress=False)
+    k, w = kpoints_and_weights(kpts, weights)
+    eig = all_eigenvalues(ham, k, progress=False)
     return fermi_level_from_eigenvalues(eig, w, n_electrons, temperature)
 
 
@@ -240,7 +248,7 @@ class Bands:
         """``<sigma>`` projected on ``axis`` (``'x'``, ``'y'``, ``'z'`` or a 3-vector)."""
         if self.spin is None:
             raise ValueError("these bands carry no spin; compute them with spin=True")
-        return self.spin @ _axis_vector(axis)
+        return self.spin @ axis_vector(axis)
 
     def plot(self, ax=None, axis: Any = "z", reference: float = 0.0,
              emin: float | None = None, emax: float | None = None, cmap: str = "coolwarm",
@@ -278,7 +286,8 @@ class Bands:
         return ax
 
 
-def _axis_vector(axis: Any) -> np.ndarray:
+def axis_vector(axis: Any) -> np.ndarray:
+    """Unit vector of ``'x'``, ``'y'``, ``'z'`` or a 3-vector."""
     if isinstance(axis, str):
         try:
             return np.eye(3)["xyz".index(axis)]
@@ -307,7 +316,7 @@ def bands(ham, path: Any, spin: bool = True, n: int | None = None, sigma: float 
     if (n is None) != (sigma is None):
         raise ValueError("give both n and sigma for shift-invert bands, or neither")
     energies, spins = [], []
-    for kk in _progress(k, "bands", progress):
+    for kk in progress_bar(k, "bands", progress):
         if n is None:
             e, c = ham.eigh(kk) if spin else (ham.eigvalsh(kk), None)
         else:
