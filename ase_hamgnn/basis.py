@@ -52,7 +52,9 @@ class Shell:
 
     def __post_init__(self) -> None:
         if not isinstance(self.n, (int, np.integer)) or not isinstance(self.l, (int, np.integer)):
-            raise BasisError(f"shell quantum numbers must be integers, got n={self.n!r}, l={self.l!r}")
+            raise BasisError(
+                f"shell quantum numbers must be integers, got n={self.n!r}, l={self.l!r}"
+            )
         if self.l < 0 or self.l > 5:
             raise BasisError(f"shell angular momentum l must be in 0..5, got l={self.l}")
         if self.n <= self.l:

@@ -171,16 +171,20 @@ class TBHamiltonian:
                         f"{what} block ({i}, {j}, R={r}) has shape {b.shape}; atoms "
                         f"{i} and {j} need {shape} (2 x orbitals each, spin-major)"
                     )
-                rows, cols = np.meshgrid(np.arange(shape[0]) + offsets[i],
-                                         np.arange(shape[1]) + offsets[j], indexing="ij")
+                rows, cols = np.meshgrid(
+                    np.arange(shape[0]) + offsets[i],
+                    np.arange(shape[1]) + offsets[j],
+                    indexing="ij",
+                )
                 acc = per_r.setdefault(r, ([], [], []))
                 acc[0].append(rows.ravel())
                 acc[1].append(cols.ravel())
                 acc[2].append(b.ravel())
             n = int(offsets[-1])
             return {
-                r: sp.coo_matrix((np.concatenate(d), (np.concatenate(a), np.concatenate(c))),
-                                 shape=(n, n))
+                r: sp.coo_matrix(
+                    (np.concatenate(d), (np.concatenate(a), np.concatenate(c))), shape=(n, n)
+                )
                 for r, (a, c, d) in per_r.items()
             }
 
@@ -243,7 +247,9 @@ class TBHamiltonian:
         """The geometry as a new ``ase.Atoms`` with (N, 3) ``initial_magmoms``."""
         return self._geometry.to_atoms()
 
-    def block(self, i: int, j: int, r: Iterable[int] = (0, 0, 0), overlap: bool = False) -> np.ndarray:
+    def block(
+        self, i: int, j: int, r: Iterable[int] = (0, 0, 0), overlap: bool = False
+    ) -> np.ndarray:
         """Dense block ``H_ij(R)`` (or ``S_ij(R)``), shape ``(2 n_i, 2 n_j)``; zeros if ``R``
         is absent."""
         store = self._s if overlap else self._h
@@ -257,10 +263,12 @@ class TBHamiltonian:
         mat = store.get(_as_vector(r))
         if mat is None:
             return np.zeros(shape, dtype=np.complex128)
-        return mat[o[i]:o[i + 1], o[j]:o[j + 1]].toarray()
+        return mat[o[i] : o[i + 1], o[j] : o[j + 1]].toarray()
 
     # -- k space ----------------------------------------------------------------------------
-    def _bloch(self, store: Mapping[Vector, sp.csr_matrix], k: np.ndarray, gauge: str) -> sp.csr_matrix:
+    def _bloch(
+        self, store: Mapping[Vector, sp.csr_matrix], k: np.ndarray, gauge: str
+    ) -> sp.csr_matrix:
         k = np.asarray(k, dtype=np.float64).reshape(3)
         out = None
         for r, mat in store.items():
@@ -303,8 +311,9 @@ class TBHamiltonian:
 
         return dense_eigh(self, k, "lattice", vectors=False)[0]
 
-    def eigsh(self, k: Iterable[float], n: int, sigma: float, gauge: str = "lattice"
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def eigsh(
+        self, k: Iterable[float], n: int, sigma: float, gauge: str = "lattice"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` eigenpairs nearest ``sigma`` (eV) by sparse shift-invert (generalized
         with S); energies ascending, states as S-orthonormal columns."""
         from ase_hamgnn.spectra import shift_invert_eigh
@@ -325,23 +334,25 @@ class TBHamiltonian:
         sz = np.sum(cu.conj() * su - cd.conj() * sd, axis=0)
         return np.stack([sx, sy, sz], axis=1).real
 
-    def bands(self, path: Any, spin: bool = True, n: int | None = None,
-              sigma: float | None = None):
+    def bands(self, path: Any, spin: bool = True, n: int | None = None, sigma: float | None = None):
         """Band structure along an ASE ``BandPath`` (see :func:`ase_hamgnn.spectra.bands`)."""
         from ase_hamgnn.spectra import bands
 
         return bands(self, path, spin=spin, n=n, sigma=sigma)
 
-    def dos(self, kpts: Any, energies: np.ndarray, width: float = 0.05,
-            kind: str = "gaussian") -> np.ndarray:
+    def dos(
+        self, kpts: Any, energies: np.ndarray, width: float = 0.05, kind: str = "gaussian"
+    ) -> np.ndarray:
         """Density of states per cell and eV, both spins (see :func:`ase_hamgnn.spectra.dos`)."""
         from ase_hamgnn.spectra import dos
 
         return dos(self, kpts, energies, width=width, kind=kind)
 
-    def fermi_level(self, n_electrons: float, kpts: Any = (1, 1, 1),
-                    temperature: float = 0.0) -> float:
-        """Fermi level in eV for ``n_electrons`` per cell (see :func:`ase_hamgnn.spectra.fermi_level`)."""
+    def fermi_level(
+        self, n_electrons: float, kpts: Any = (1, 1, 1), temperature: float = 0.0
+    ) -> float:
+        """Fermi level in eV for ``n_electrons`` per cell (see
+        :func:`ase_hamgnn.spectra.fermi_level`)."""
         from ase_hamgnn.spectra import fermi_level
 
         return fermi_level(self, n_electrons, kpts=kpts, temperature=temperature)
@@ -359,7 +370,9 @@ class TBHamiltonian:
         for d in range(3):
             if reps_a[d] > 1 and not self._geometry.pbc[d]:
                 raise ValueError(f"cannot tile along non-periodic direction {d}; use reps[{d}] = 1")
-        images = np.array(np.meshgrid(*[np.arange(n) for n in reps_a], indexing="ij")).reshape(3, -1).T
+        images = (
+            np.array(np.meshgrid(*[np.arange(n) for n in reps_a], indexing="ij")).reshape(3, -1).T
+        )
         nimg = len(images)
         ncell = self.n_spin_orbitals
 
@@ -381,8 +394,13 @@ class TBHamiltonian:
             n = ncell * nimg
             return {
                 r: sp.coo_matrix(
-                    (np.concatenate([p[2] for p in parts]),
-                     (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))),
+                    (
+                        np.concatenate([p[2] for p in parts]),
+                        (
+                            np.concatenate([p[0] for p in parts]),
+                            np.concatenate([p[1] for p in parts]),
+                        ),
+                    ),
                     shape=(n, n),
                 )
                 for r, parts in acc.items()
@@ -407,7 +425,7 @@ class TBHamiltonian:
             for r in set(mine) | set(theirs):
                 a = mine.get(r)
                 b = theirs.get(r)
-                diff = (a if b is None else (b if a is None else a - b))
+                diff = a if b is None else (b if a is None else a - b)
                 if diff.nnz:
                     worst = max(worst, float(np.abs(diff.data).max()))
         return worst
@@ -416,8 +434,16 @@ class TBHamiltonian:
     def _spin_indices(self) -> tuple[np.ndarray, np.ndarray]:
         starts = self._offsets[:-1]
         half = np.diff(self._offsets) // 2
-        up = np.concatenate([np.arange(s, s + h) for s, h in zip(starts, half)]) if len(half) else np.zeros(0, int)
-        dn = np.concatenate([np.arange(s + h, s + 2 * h) for s, h in zip(starts, half)]) if len(half) else np.zeros(0, int)
+        up = (
+            np.concatenate([np.arange(s, s + h) for s, h in zip(starts, half)])
+            if len(half)
+            else np.zeros(0, int)
+        )
+        dn = (
+            np.concatenate([np.arange(s + h, s + 2 * h) for s, h in zip(starts, half)])
+            if len(half)
+            else np.zeros(0, int)
+        )
         return up, dn
 
     def _locate(self, row: int, col: int) -> tuple[int, int]:
@@ -457,7 +483,9 @@ class TBHamiltonian:
         for r, mat in self._s.items():
             uu, dd = mat[up][:, up], mat[dn][:, dn]
             ud = mat[up][:, dn]
-            bad = max(abs(uu - dd).max() if (uu - dd).nnz else 0.0, abs(ud).max() if ud.nnz else 0.0)
+            bad = max(
+                abs(uu - dd).max() if (uu - dd).nnz else 0.0, abs(ud).max() if ud.nnz else 0.0
+            )
             if bad > 1e-8:
                 raise ValueError(
                     f"overlap S(R={r}) must be spin-diagonal with equal up and down blocks "
@@ -526,4 +554,3 @@ class TBHamiltonian:
                     store[rs[idx]] = sp.coo_matrix((data[sel], (row[sel], col[sel])), shape=(n, n))
                 stores.append(store)
         return cls(basis, geometry, stores[0], stores[1])
-

@@ -14,7 +14,7 @@ parity ``(-1)^l`` when ``det g = -1``) and on spins with the SU(2) matrix of the
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import scipy.linalg
@@ -39,9 +39,7 @@ __all__ = [
 ]
 
 #: Pauli matrices (sigma_x, sigma_y, sigma_z), complex128, shape (3, 2, 2).
-PAULI = np.array(
-    [[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=np.complex128
-)
+PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=np.complex128)
 PAULI.setflags(write=False)
 
 _ISIGMA_Y = np.array([[0.0, 1.0], [-1.0, 0.0]])
@@ -67,7 +65,7 @@ def check_rotation(rotation: np.ndarray, tol: float = 1e-8) -> np.ndarray:
     return g
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sample_points(l: int) -> np.ndarray:  # noqa: E741
     """Fixed, well-spread unit vectors (Fibonacci sphere) for fitting ``D^l``."""
     n = 4 * (2 * l + 1) + 8
@@ -130,16 +128,32 @@ def su2_from_rotation(rotation: np.ndarray) -> np.ndarray:
     k = int(np.argmax(cands))
     if k == 0:
         w = 0.5 * np.sqrt(1 + tr)
-        x, y, z = (q[2, 1] - q[1, 2]) / (4 * w), (q[0, 2] - q[2, 0]) / (4 * w), (q[1, 0] - q[0, 1]) / (4 * w)
+        x, y, z = (
+            (q[2, 1] - q[1, 2]) / (4 * w),
+            (q[0, 2] - q[2, 0]) / (4 * w),
+            (q[1, 0] - q[0, 1]) / (4 * w),
+        )
     elif k == 1:
         x = 0.5 * np.sqrt(1 + 2 * q[0, 0] - tr)
-        w, y, z = (q[2, 1] - q[1, 2]) / (4 * x), (q[0, 1] + q[1, 0]) / (4 * x), (q[0, 2] + q[2, 0]) / (4 * x)
+        w, y, z = (
+            (q[2, 1] - q[1, 2]) / (4 * x),
+            (q[0, 1] + q[1, 0]) / (4 * x),
+            (q[0, 2] + q[2, 0]) / (4 * x),
+        )
     elif k == 2:
         y = 0.5 * np.sqrt(1 + 2 * q[1, 1] - tr)
-        w, x, z = (q[0, 2] - q[2, 0]) / (4 * y), (q[0, 1] + q[1, 0]) / (4 * y), (q[1, 2] + q[2, 1]) / (4 * y)
+        w, x, z = (
+            (q[0, 2] - q[2, 0]) / (4 * y),
+            (q[0, 1] + q[1, 0]) / (4 * y),
+            (q[1, 2] + q[2, 1]) / (4 * y),
+        )
     else:
         z = 0.5 * np.sqrt(1 + 2 * q[2, 2] - tr)
-        w, x, y = (q[1, 0] - q[0, 1]) / (4 * z), (q[0, 2] + q[2, 0]) / (4 * z), (q[1, 2] + q[2, 1]) / (4 * z)
+        w, x, y = (
+            (q[1, 0] - q[0, 1]) / (4 * z),
+            (q[0, 2] + q[2, 0]) / (4 * z),
+            (q[1, 2] + q[2, 1]) / (4 * z),
+        )
     return w * np.eye(2) - 1j * (x * PAULI[0] + y * PAULI[1] + z * PAULI[2])
 
 
@@ -156,7 +170,9 @@ def time_reversal_operator(n_orbitals: int) -> np.ndarray:
     return np.kron(_ISIGMA_Y, np.eye(n_orbitals))
 
 
-def random_rotation(rng: np.random.Generator | int | None = None, proper: bool = True) -> np.ndarray:
+def random_rotation(
+    rng: np.random.Generator | int | None = None, proper: bool = True
+) -> np.ndarray:
     """Haar-random rotation matrix (``proper=False`` multiplies by -1 with probability 1/2)."""
     rng = np.random.default_rng(rng)
     a = rng.normal(size=(3, 3))

@@ -59,14 +59,16 @@ class HamGNNPP(nn.Module):
         n_scalar = sum(m for m, ir in node_irreps if ir.l == 0 and ir.p == 1)
         self.moment_basis = GaussianBasis(config.moment_max, config.n_moment_basis)
         self.embed = enn.FullyConnectedNet(
-            [len(zs) + config.n_moment_basis, 2 * n_scalar, n_scalar], torch.nn.functional.silu)
+            [len(zs) + config.n_moment_basis, 2 * n_scalar, n_scalar], torch.nn.functional.silu
+        )
         self.embed_out = o3.Linear(o3.Irreps(f"{n_scalar}x0e"), node_irreps)
         self.radial = BesselBasis(config.cutoff, config.n_radial)
         self.layers = nn.ModuleList()
         irreps = node_irreps
         for _ in range(config.n_layers):
-            layer = Interaction(irreps, self.irreps_sh, config.n_radial, config.radial_hidden,
-                                config.avg_neighbors)
+            layer = Interaction(
+                irreps, self.irreps_sh, config.n_radial, config.radial_hidden, config.avg_neighbors
+            )
             self.layers.append(layer)
             irreps = layer.irreps_out
         self.irreps_node = irreps
@@ -85,13 +87,22 @@ class HamGNNPP(nn.Module):
         pair_irreps = o3.Irreps(sorted((config.pair_multiplicity, ir) for ir in needed)).simplify()
         self.irreps_pair = pair_irreps
         edge_scalars = config.n_radial + (1 if config.moment_coupling else 0)
-        self.pair_tp = o3.FullyConnectedTensorProduct(irreps, irreps, pair_irreps)
-        self.pair_sh_tp = uvu_tensor_product(irreps, self.irreps_sh, pair_irreps)
+        # pair features: V_i (x) Y(r_ij) and V_j (x) Y(r_ij), each weighted by an MLP of the
+        # edge scalars (radial basis, and M_i.M_j with moment_coupling), mixed linearly
+        self.pair_tp_i = uvu_tensor_product(irreps, self.irreps_sh, pair_irreps)
+        self.pair_tp_j = uvu_tensor_product(irreps, self.irreps_sh, pair_irreps)
         self.pair_radial = enn.FullyConnectedNet(
-            [edge_scalars, config.radial_hidden, self.pair_sh_tp.weight_numel],
-            torch.nn.functional.silu)
-        self.pair_mix = o3.Linear(self.pair_sh_tp.irreps_out, pair_irreps)
-        self.self_tp = o3.FullyConnectedTensorProduct(irreps, irreps, pair_irreps)
+            [
+                edge_scalars,
+                config.radial_hidden,
+                self.pair_tp_i.weight_numel + self.pair_tp_j.weight_numel,
+            ],
+            torch.nn.functional.silu,
+        )
+        self.pair_mix_i = o3.Linear(self.pair_tp_i.irreps_out, pair_irreps)
+        self.pair_mix_j = o3.Linear(self.pair_tp_j.irreps_out, pair_irreps)
+        # on-site features: node features lifted by one self tensor product with Y-free paths
+        self.node_lift = o3.Linear(irreps, pair_irreps)
 
         self.edge_heads = nn.ModuleDict()
         self.node_heads = nn.ModuleDict()
@@ -100,8 +111,10 @@ class HamGNNPP(nn.Module):
                 h0, soc = self._decoders[_key(zi, zj)]
                 out = h0.irreps + soc.irreps + h0.irreps + j_dec.irreps  # h0, SOC, w, J
                 self.edge_heads[_key(zi, zj)] = o3.Linear(pair_irreps, out)
-                self._constant(f"dec_edge_{_key(zi, zj)}",
-                               _block_diag([h0.matrix, soc.matrix, h0.matrix, j_dec.matrix]))
+                self._constant(
+                    f"dec_edge_{_key(zi, zj)}",
+                    _block_diag([h0.matrix, soc.matrix, h0.matrix, j_dec.matrix]),
+                )
             h0, soc = self._decoders[_key(zi, zi)]
             self.node_heads[str(zi)] = o3.Linear(pair_irreps, h0.irreps + soc.irreps + a_dec.irreps)
             self._constant(f"dec_node_{zi}", _block_diag([h0.matrix, soc.matrix, a_dec.matrix]))
@@ -170,9 +183,14 @@ class HamGNNPP(nn.Module):
         # ---- edge outputs (padded to n_max orbitals) ----
         edge_scalars = radial
         if self.config.moment_coupling:
-            edge_scalars = torch.cat([radial, (moments[src] * moments[dst]).sum(1, keepdim=True)], 1)
-        pair = self.pair_tp(x[src], x[dst]) + self.pair_mix(
-            self.pair_sh_tp(x[src] + x[dst], sh, self.pair_radial(edge_scalars)))
+            edge_scalars = torch.cat(
+                [radial, (moments[src] * moments[dst]).sum(1, keepdim=True)], 1
+            )
+        weights = self.pair_radial(edge_scalars)
+        n_i = self.pair_tp_i.weight_numel
+        pair = self.pair_mix_i(self.pair_tp_i(x[src], sh, weights[:, :n_i])) + self.pair_mix_j(
+            self.pair_tp_j(x[dst], sh, weights[:, n_i:])
+        )
         h0_e = x.new_zeros(n_edges, nmax, nmax)
         soc_e = x.new_zeros(n_edges, 3, nmax, nmax)
         w_e = x.new_zeros(n_edges, nmax, nmax)
@@ -184,12 +202,14 @@ class HamGNNPP(nn.Module):
                 if sel.numel() == 0:
                     continue
                 ni, nj = int(self.n_orbitals[a]), int(self.n_orbitals[b])
-                out = self.edge_heads[_key(zi, zj)](pair[sel]) @ getattr(self, f"dec_edge_{_key(zi, zj)}")
+                out = self.edge_heads[_key(zi, zj)](pair[sel]) @ getattr(
+                    self, f"dec_edge_{_key(zi, zj)}"
+                )
                 k = ni * nj
                 h0_e[sel, :ni, :nj] = out[:, :k].reshape(-1, ni, nj)
-                soc_e[sel, :, :ni, :nj] = out[:, k:4 * k].reshape(-1, 3, ni, nj)
-                w_e[sel, :ni, :nj] = out[:, 4 * k:5 * k].reshape(-1, ni, nj)
-                j_e[sel] = out[:, 5 * k:].reshape(-1, 3, 3)
+                soc_e[sel, :, :ni, :nj] = out[:, k : 4 * k].reshape(-1, 3, ni, nj)
+                w_e[sel, :ni, :nj] = out[:, 4 * k : 5 * k].reshape(-1, ni, nj)
+                j_e[sel] = out[:, 5 * k :].reshape(-1, 3, 3)
         tr = lambda t: t.transpose(-1, -2)  # noqa: E731
         h0_e = 0.5 * (h0_e + tr(h0_e[reverse]))
         soc_e = 0.5 * (soc_e - tr(soc_e[reverse]))
@@ -197,7 +217,7 @@ class HamGNNPP(nn.Module):
         j_e = 0.5 * (j_e + tr(j_e[reverse]))
 
         # ---- node outputs ----
-        selfpair = self.self_tp(x, x)
+        selfpair = self.node_lift(x)
         h0_n = x.new_zeros(n_nodes, nmax, nmax)
         soc_n = x.new_zeros(n_nodes, 3, nmax, nmax)
         w_n = x.new_zeros(n_nodes, nmax, nmax)
@@ -210,8 +230,8 @@ class HamGNNPP(nn.Module):
             k = ni * ni
             out = self.node_heads[str(zi)](selfpair[sel]) @ getattr(self, f"dec_node_{zi}")
             h0_n[sel, :ni, :ni] = out[:, :k].reshape(-1, ni, ni)
-            soc_n[sel, :, :ni, :ni] = out[:, k:4 * k].reshape(-1, 3, ni, ni)
-            a_n[sel] = out[:, 4 * k:].reshape(-1, 3, 3)
+            soc_n[sel, :, :ni, :ni] = out[:, k : 4 * k].reshape(-1, 3, ni, ni)
+            a_n[sel] = out[:, 4 * k :].reshape(-1, 3, 3)
             wmask = getattr(self, f"wmask_{zi}").to(dtype)  # (shells, shells, ni, ni)
             wpar = self.onsite_weight[str(zi)].to(dtype)
             w_n[sel, :ni, :ni] = torch.einsum("ab,abij->ij", 0.5 * (wpar + wpar.T), wmask)
@@ -219,8 +239,20 @@ class HamGNNPP(nn.Module):
         soc_n = 0.5 * (soc_n - tr(soc_n))
 
         return assemble_blocks(
-            h0_n, soc_n, w_n, a_n, h0_e, soc_e, w_e, j_e, moments, src, dst,
-            self.n_orbitals[species], nmax)
+            h0_n,
+            soc_n,
+            w_n,
+            a_n,
+            h0_e,
+            soc_e,
+            w_e,
+            j_e,
+            moments,
+            src,
+            dst,
+            self.n_orbitals[species],
+            nmax,
+        )
 
 
 def _numbers(symbols) -> list[int]:
@@ -242,7 +274,7 @@ def _block_diag(mats) -> np.ndarray:
     out = np.zeros((rows, cols))
     r = c = 0
     for m in mats:
-        out[r:r + m.shape[0], c:c + m.shape[1]] = m
+        out[r : r + m.shape[0], c : c + m.shape[1]] = m
         r += m.shape[0]
         c += m.shape[1]
     return out
@@ -258,4 +290,3 @@ def _weight_masks(basis, z) -> np.ndarray:
             if sa.l == sb.l:
                 out[a, b, ia, ib] = np.eye(sa.size)
     return out
-

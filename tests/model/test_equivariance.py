@@ -18,7 +18,9 @@ def textured(nibr2_like, rng):
     moments = np.zeros((len(atoms), 3))
     ni = atoms.numbers == 28
     moments[ni] = rng.normal(size=(ni.sum(), 3))
-    moments[ni] *= (rng.uniform(1.0, 2.5, size=ni.sum()) / np.linalg.norm(moments[ni], axis=1))[:, None]
+    moments[ni] *= (rng.uniform(1.0, 2.5, size=ni.sum()) / np.linalg.norm(moments[ni], axis=1))[
+        :, None
+    ]
     atoms.set_initial_magnetic_moments(moments)
     return atoms
 
@@ -56,8 +58,11 @@ def test_atom_permutation(small_model, textured, rng):
     for a_new, a_old in enumerate(perm):
         for b_new, b_old in enumerate(perm):
             for r in [(0, 0, 0), (1, 0, 0), (0, -1, 0)]:
-                np.testing.assert_allclose(permuted.block(a_new, b_new, r),
-                                           ham.block(a_old, b_old, r), atol=TOL * _scale(ham))
+                np.testing.assert_allclose(
+                    permuted.block(a_new, b_new, r),
+                    ham.block(a_old, b_old, r),
+                    atol=TOL * _scale(ham),
+                )
 
 
 def test_periodic_images_equal_explicit_supercell(small_model, nibr2_like):
