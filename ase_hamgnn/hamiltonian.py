@@ -357,6 +357,13 @@ class TBHamiltonian:
 
         return fermi_level(self, n_electrons, kpts=kpts, temperature=temperature)
 
+    def to_kwant(self, lead: TBHamiltonian | None = None, **kwargs: Any):
+        """Kwant builder: periodic (for ``kwant.wraparound``) without ``lead``, a scattering
+        region with leads from ``lead`` otherwise (see :func:`ase_hamgnn.kwant_export.to_kwant`)."""
+        from ase_hamgnn.kwant_export import to_kwant
+
+        return to_kwant(self, lead, **kwargs)
+
     # -- supercells -------------------------------------------------------------------------
     def tile(self, reps: Iterable[int]) -> TBHamiltonian:
         """Hamiltonian of the ``reps = (n1, n2, n3)`` supercell.

@@ -1,0 +1,503 @@
+"""Transport through Kwant systems exported by :mod:`ase_hamgnn.kwant_export`.
+
+Functions take a *finalized* Kwant system (construction, result and analysis stay separate)
+and return small frozen value types: :class:`TransmissionCurve`, :class:`SpinTransmission`
+and :class:`LocalMaps`, with matplotlib plots of each.  Energies are in eV.  If the system was
+exported with an overlap (``S != 1``) the Kwant parameter ``overlap_energy`` is set to the
+energy of each solve automatically (the exact fixed-energy form ``H - E (S - 1)``).
+
+Spin-resolved transmission
+--------------------------
+Spin is not conserved inside a textured or spin-orbit-coupled scattering region, so Kwant's
+``conservation_law`` blocks cannot be used there.  :func:`spin_transmission` instead projects
+the scattering matrix onto the spin of the lead modes: for every propagating mode ``m`` of a
+lead it computes ``s_m = <psi_m| n.sigma |psi_m> / <psi_m|psi_m>`` over the lead unit cell and
+weights ``|S_mn|^2`` with ``p_up = (1 + s) / 2`` and ``p_down = (1 - s) / 2`` on both sides.
+This is exact when the lead modes are spin eigenstates along ``n`` (``|s_m| = 1``): leads
+without spin-orbit coupling whose moments are collinear with ``n``, exported with
+``to_kwant_system(..., spin_axis=n)`` so that Kwant also separates degenerate modes by spin.
+Otherwise it is a diagonal (mode-wise) approximation, and ``SpinTransmission.purity`` (the
+smallest ``|s_m|``) says by how much the leads mix spin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ase_hamgnn.kwant_export import OVERLAP_ENERGY, spin_matrix
+
+__all__ = [
+    "LocalMaps",
+    "SpinTransmission",
+    "TransmissionCurve",
+    "local_maps",
+    "plot_current",
+    "plot_spin_density",
+    "plot_transmission",
+    "spin_transmission",
+    "transmission",
+]
+
+_SOLVERS = ("default", "mumps", "sparse")
+
+
+# -- value types ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TransmissionCurve:
+    """Transmission ``T(E)`` from one lead to another.
+
+    Attributes
+    ----------
+    energies : (n_E,) float64, eV.
+    transmission : (n_E,) float64, dimensionless; conductance is ``(e^2 / h) T``.
+    open_channels : (n_E,) int64, propagating modes of the source lead (the pristine
+        plateau values).
+    from_lead, to_lead : int
+        Kwant lead indices.
+    """
+
+    energies: np.ndarray
+    transmission: np.ndarray
+    open_channels: np.ndarray
+    from_lead: int
+    to_lead: int
+
+
+@dataclass(frozen=True)
+class SpinTransmission:
+    """Spin-resolved transmission ``T_{s s'}(E)`` (outgoing spin ``s``, incoming ``s'``).
+
+    Attributes
+    ----------
+    energies : (n_E,) float64, eV.
+    transmission : (n_E, 2, 2) float64, ``[E, out, in]`` with spin index 0 = up, 1 = down
+        along ``axis``.
+    purity : (n_E,) float64, smallest ``|<n.sigma>|`` of the propagating modes of both leads
+        (1 = spin-pure modes, projection exact; ``nan`` if no mode is open).
+    axis : (3,) float64, unit spin quantization axis.
+    from_lead, to_lead : int
+    """
+
+    energies: np.ndarray
+    transmission: np.ndarray
+    purity: np.ndarray
+    axis: np.ndarray
+    from_lead: int
+    to_lead: int
+
+    @property
+    def total(self) -> np.ndarray:
+        """Total transmission, (n_E,), the sum over both spin indices."""
+        return self.transmission.sum(axis=(1, 2))
+
+    @property
+    def spin_polarization(self) -> np.ndarray:
+        """``(T_up - T_down) / (T_up + T_down)`` of the outgoing spin, (n_E,)."""
+        out = self.transmission.sum(axis=2)
+        tot = out.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(tot > 0, (out[:, 0] - out[:, 1]) / tot, np.nan)
+
+
+@dataclass(frozen=True)
+class LocalMaps:
+    """Local densities and bond currents of the scattering states injected from one lead.
+
+    Attributes
+    ----------
+    energy : float, eV.
+    lead : int, the injecting lead.
+    positions : (n_sites, 3) float64, Å, Kwant site positions (ideal lattice sites).
+    charge : (n_sites,) float64, partial local density of states ``sum_modes |psi|^2 / 2 pi``,
+        states per eV and site.
+    spin : (n_sites, 3) float64, ``sum_modes psi^dagger sigma psi / 2 pi``, (hbar/2) per eV.
+    bonds : (n_bonds, 2) int64, site indices ``(a, b)``, each bond once.
+    current : (n_bonds,) float64, particle current from ``b`` to ``a`` summed over the modes
+        (unit-current normalized); its flux through a cross-section is the transmission out
+        of ``lead``, so ``(e^2/h) V x current`` is the linear-response current (A) at bias V.
+    spin_current : (n_bonds, 3) float64, the same for ``sigma_x, sigma_y, sigma_z`` (hbar/2).
+    """
+
+    energy: float
+    lead: int
+    positions: np.ndarray
+    charge: np.ndarray
+    spin: np.ndarray
+    bonds: np.ndarray
+    current: np.ndarray
+    spin_current: np.ndarray
+
+    def site_current(self, component: str | None = None) -> np.ndarray:
+        """Current vector per site, (n_sites, 3): each bond current times the unit bond vector
+        (from ``b`` to ``a``), shared half and half by its two sites.  ``component`` is
+        ``None`` (charge) or ``'x'``, ``'y'``, ``'z'`` (spin current)."""
+        if component is None:
+            cur = self.current
+        elif component in ("x", "y", "z"):
+            cur = self.spin_current[:, "xyz".index(component)]
+        else:
+            raise ValueError(f"component must be None, 'x', 'y' or 'z', got {component!r}")
+        a, b = self.bonds[:, 0], self.bonds[:, 1]
+        vec = self.positions[a] - self.positions[b]
+        vec = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+        contrib = 0.5 * cur[:, None] * vec
+        out = np.zeros_like(self.positions)
+        np.add.at(out, a, contrib)
+        np.add.at(out, b, contrib)
+        return out
+
+
+# -- solving --------------------------------------------------------------------------------
+def _smatrix_function(solver: str | Callable) -> Callable:
+    if callable(solver):
+        return solver
+    if solver == "default":
+        import kwant
+
+        return kwant.smatrix
+    if solver == "mumps":
+        import kwant.solvers.mumps
+
+        return kwant.solvers.mumps.smatrix
+    if solver == "sparse":
+        import kwant.solvers.sparse
+
+        return kwant.solvers.sparse.smatrix
+    raise ValueError(
+        f"solver must be one of {_SOLVERS} or a kwant smatrix function, got {solver!r}"
+    )
+
+
+def _system_parameters(fsyst) -> frozenset:
+    names = set(getattr(fsyst, "parameters", ()))
+    for lead in getattr(fsyst, "leads", ()):
+        names |= set(getattr(lead, "parameters", ()))
+    return frozenset(names)
+
+
+def _params(fsyst, energy: float, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """User parameters plus ``overlap_energy = energy`` where the system needs it."""
+    out = dict(params or {})
+    if OVERLAP_ENERGY in _system_parameters(fsyst):
+        if OVERLAP_ENERGY in out and out[OVERLAP_ENERGY] != energy:
+            raise ValueError(
+                f"params[{OVERLAP_ENERGY!r}] = {out[OVERLAP_ENERGY]} differs from the energy "
+                f"{energy} eV; the overlap form H - E(S - 1) is exact only at that energy, so "
+                f"leave {OVERLAP_ENERGY!r} out and it is set for you"
+            )
+        out[OVERLAP_ENERGY] = float(energy)
+    return out
+
+
+def _check_leads(fsyst, *leads: int) -> None:
+    n = len(getattr(fsyst, "leads", ()))
+    for lead in leads:
+        if not 0 <= int(lead) < n:
+            raise ValueError(f"lead index {lead} out of range: the system has {n} leads")
+
+
+def _energies(energies: Iterable[float] | float) -> np.ndarray:
+    e = np.atleast_1d(np.asarray(energies, dtype=np.float64))
+    if e.ndim != 1 or not np.isfinite(e).all():
+        raise ValueError("energies must be a finite 1-d sequence in eV")
+    return e
+
+
+def transmission(fsyst, energies: Iterable[float] | float, *, from_lead: int = 0,
+                 to_lead: int = 1, params: Mapping[str, Any] | None = None,
+                 solver: str | Callable = "default", progress: bool = True
+                 ) -> TransmissionCurve:
+    """Transmission from ``from_lead`` to ``to_lead`` at each energy.
+
+    Parameters
+    ----------
+    fsyst : kwant finalized system with leads (e.g. ``to_kwant_system(...).finalized()``).
+    energies : float or sequence of float, eV.
+    from_lead, to_lead : int
+        Kwant lead indices (``to_kwant_system`` attaches -d as 0 and +d as 1).
+    params : mapping, optional
+        Kwant parameters of value functions; ``overlap_energy`` is filled in.
+    solver : {'default', 'mumps', 'sparse'} or callable
+        ``'default'`` is Kwant's choice (MUMPS when installed), ``'sparse'`` is SciPy's
+        SuperLU, or any function with the signature of ``kwant.smatrix``.
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    TransmissionCurve
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ase import Atoms
+    >>> from ase_hamgnn import OrbitalBasis, TBHamiltonian
+    >>> chain = Atoms("H", cell=[1.0, 10.0, 10.0], pbc=[True, False, False])
+    >>> t = -1.0 * np.eye(2)                                   # eV, spin-independent
+    >>> lead = TBHamiltonian.from_blocks(OrbitalBasis({"H": ["1s"]}), chain,
+    ...                                  {(0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
+    >>> from ase_hamgnn.kwant_export import to_kwant_system
+    >>> syst = to_kwant_system(lead.tile((4, 1, 1)), lead).finalized()
+    >>> curve = transmission(syst, [-1.0, 0.5, 2.5], progress=False)
+    >>> curve.transmission.round(8), curve.open_channels
+    (array([2., 2., 0.]), array([2, 2, 0]))
+    """
+    _check_leads(fsyst, from_lead, to_lead)
+    smatrix = _smatrix_function(solver)
+    es = _energies(energies)
+    t = np.zeros(len(es), dtype=np.float64)
+    nopen = np.zeros(len(es), dtype=np.int64)
+    for n, energy in enumerate(tqdm(es, desc="transmission", unit="E", disable=not progress)):
+        smat = smatrix(fsyst, float(energy), params=_params(fsyst, energy, params),
+                       in_leads=[from_lead], out_leads=[to_lead])
+        t[n] = smat.transmission(to_lead, from_lead)
+        nopen[n] = smat.num_propagating(from_lead)
+    return TransmissionCurve(es, t, nopen, int(from_lead), int(to_lead))
+
+
+def _lead_spin(fsyst, lead: int, axis: np.ndarray) -> np.ndarray:
+    """Block-diagonal ``n.sigma`` over the orbitals of one unit cell of a finalized lead."""
+    import scipy.linalg
+
+    lead_syst = fsyst.leads[lead]
+    cell = lead_syst.sites[:lead_syst.cell_size]
+    return scipy.linalg.block_diag(*[spin_matrix(s.family.norbs // 2, axis) for s in cell])
+
+
+def _mode_spin(wave_functions: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    num = np.einsum("im,ij,jm->m", wave_functions.conj(), sigma, wave_functions).real
+    den = np.einsum("im,im->m", wave_functions.conj(), wave_functions).real
+    return num / den
+
+
+def spin_transmission(fsyst, energies: Iterable[float] | float, *,
+                      axis: str | Sequence[float] = "z", from_lead: int = 0, to_lead: int = 1,
+                      params: Mapping[str, Any] | None = None,
+                      solver: str | Callable = "default", progress: bool = True
+                      ) -> SpinTransmission:
+    """Spin-resolved transmission by projecting the S-matrix onto the lead modes' spin.
+
+    See the module notes for the method: exact for spin-pure lead modes (leads exported with
+    ``spin_axis``), a mode-wise approximation otherwise (``purity < 1``).
+
+    Parameters
+    ----------
+    fsyst : kwant finalized system with leads.
+    energies : float or sequence of float, eV.
+    axis : {'x', 'y', 'z'} or (3,) float
+        Spin quantization axis ``n`` (e.g. the lead magnetization).
+    from_lead, to_lead, params, solver, progress
+        As in :func:`transmission`.
+
+    Returns
+    -------
+    SpinTransmission
+        ``transmission[E, out, in]``, spin 0 = up along ``axis``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ase import Atoms
+    >>> from ase_hamgnn import OrbitalBasis, TBHamiltonian
+    >>> chain = Atoms("H", cell=[1.0, 10.0, 10.0], pbc=[True, False, False])
+    >>> t = -1.0 * np.eye(2)                                   # eV, spin-independent
+    >>> lead = TBHamiltonian.from_blocks(OrbitalBasis({"H": ["1s"]}), chain,
+    ...                                  {(0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
+    >>> from ase_hamgnn.kwant_export import to_kwant_system
+    >>> syst = to_kwant_system(lead.tile((4, 1, 1)), lead, spin_axis="z").finalized()
+    >>> res = spin_transmission(syst, [0.5], axis="z", progress=False)
+    >>> res.transmission[0].round(8)     # [out, in]: no spin flip in a pristine chain
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    _check_leads(fsyst, from_lead, to_lead)
+    smatrix = _smatrix_function(solver)
+    es = _energies(energies)
+    if isinstance(axis, str):
+        if axis not in ("x", "y", "z"):
+            raise ValueError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}")
+        n_axis = np.eye(3)["xyz".index(axis)]
+    else:
+        n_axis = np.asarray(axis, dtype=np.float64).reshape(3)
+        n_axis = n_axis / np.linalg.norm(n_axis)
+    sig_from = _lead_spin(fsyst, from_lead, n_axis)
+    sig_to = _lead_spin(fsyst, to_lead, n_axis)
+    out = np.zeros((len(es), 2, 2), dtype=np.float64)
+    purity = np.full(len(es), np.nan)
+    for n, energy in enumerate(tqdm(es, desc="spin transmission", unit="E",
+                                    disable=not progress)):
+        smat = smatrix(fsyst, float(energy), params=_params(fsyst, energy, params),
+                       in_leads=[from_lead], out_leads=[to_lead])
+        block = smat.submatrix(to_lead, from_lead)
+        if block.size == 0:
+            continue
+        wf_in = smat.lead_info[from_lead].wave_functions
+        wf_out = smat.lead_info[to_lead].wave_functions
+        s_in = _mode_spin(wf_in[:, : wf_in.shape[1] // 2], sig_from)     # incoming modes
+        s_out = _mode_spin(wf_out[:, wf_out.shape[1] // 2:], sig_to)     # outgoing modes
+        p_in = np.stack([(1 + s_in) / 2, (1 - s_in) / 2])                # (2, n_in)
+        p_out = np.stack([(1 + s_out) / 2, (1 - s_out) / 2])             # (2, n_out)
+        out[n] = p_out @ np.abs(block) ** 2 @ p_in.T
+        purity[n] = float(np.min(np.abs(np.concatenate([s_in, s_out]))))
+    return SpinTransmission(es, out, purity, n_axis, int(from_lead), int(to_lead))
+
+
+def local_maps(fsyst, energy: float, *, lead: int = 0, params: Mapping[str, Any] | None = None
+               ) -> LocalMaps:
+    """Local charge and spin densities and bond (spin) currents of the scattering states.
+
+    Uses ``kwant.wave_function`` for the states injected from ``lead``,
+    ``kwant.operator.Density`` with the on-site operators ``sigma_a (x) 1_orb``
+    (:func:`~ase_hamgnn.kwant_export.spin_matrix`, spin-major order) for the densities, and
+    the bond currents ``J_ab = 2 Im psi_a^dagger (M_a H_ab + H_ab M_b) / 2 psi_b`` (from ``b``
+    to ``a``; ``M = 1`` for charge, ``sigma_a (x) 1_orb`` for spin) evaluated directly on the
+    sparse Hamiltonian.  For ``M = 1`` this is Kwant's ``operator.Current``; it is not called
+    because Kwant 1.5.0 returns wrong bond currents out of sites in the second and later
+    site ranges when families have different ``norbs`` (e.g. 8 and 2), which is the normal
+    case here.  With an overlap the Hamiltonian is ``H - E (S - 1)``, so the bond currents
+    are those of ``H - E S`` (conserved for the generalized problem) and the densities are
+    ``psi^dagger M psi`` without ``S`` (no Mulliken partition of the overlap charge).
+
+    Parameters
+    ----------
+    fsyst : kwant finalized system with leads.
+    energy : float, eV.
+    lead : int
+        Injecting lead.
+    params : mapping, optional
+        Kwant parameters; ``overlap_energy`` is filled in.
+
+    Returns
+    -------
+    LocalMaps
+
+    Examples
+    --------
+    >>> maps = local_maps(syst, 0.4)                                  # doctest: +SKIP
+    >>> plot_spin_density(maps); plot_current(maps)                   # doctest: +SKIP
+    """
+    import kwant
+    import scipy.sparse as sp
+
+    _check_leads(fsyst, lead)
+    energy = float(energy)
+    kw_params = _params(fsyst, energy, params)
+    psi = kwant.wave_function(fsyst, energy, params=kw_params)(lead)    # (n_modes, n_orbs)
+    psi = np.asarray(psi, dtype=np.complex128).reshape(-1, psi.shape[-1])
+    sites = fsyst.sites
+    norbs = np.array([s.family.norbs for s in sites], dtype=np.int64)
+    site_of = np.repeat(np.arange(len(sites)), norbs)
+    families = {s.family for s in sites}
+
+    ham = sp.coo_matrix(fsyst.hamiltonian_submatrix(sparse=True, params=kw_params))
+    sa, sb = site_of[ham.row], site_of[ham.col]
+    keys = np.unique(sa[sa < sb].astype(np.int64) * len(sites) + sb[sa < sb])
+    bonds = np.stack([keys // len(sites), keys % len(sites)], axis=1).reshape(-1, 2)
+
+    dens, curr = [], []
+    for comp in ("0", "x", "y", "z"):
+        onsite = {f: spin_matrix(f.norbs // 2, comp) for f in families}
+        density = kwant.operator.Density(fsyst, onsite, sum=False)
+        dens.append(sum((density(p, params=kw_params).real for p in psi),
+                        np.zeros(len(sites))))
+        m = sp.block_diag([onsite[s.family] for s in sites], format="csr")
+        op = sp.coo_matrix(0.5 * (m @ ham.tocsr() + ham.tocsr() @ m))
+        ra, rb = site_of[op.row], site_of[op.col]
+        sel = ra < rb
+        z = np.einsum("mi,i,mi->i", psi[:, op.row[sel]].conj(), op.data[sel],
+                      psi[:, op.col[sel]])
+        idx = np.searchsorted(keys, ra[sel].astype(np.int64) * len(sites) + rb[sel])
+        bond_current = np.zeros(len(bonds), dtype=np.float64)
+        np.add.at(bond_current, idx, 2.0 * z.imag)
+        curr.append(bond_current)
+    positions = np.array([s.pos for s in sites], dtype=np.float64)
+    return LocalMaps(
+        energy=energy,
+        lead=int(lead),
+        positions=positions,
+        charge=dens[0] / (2 * np.pi),
+        spin=np.stack(dens[1:], axis=1) / (2 * np.pi),
+        bonds=bonds,
+        current=curr[0],
+        spin_current=np.stack(curr[1:], axis=1),
+    )
+
+
+# -- plots ----------------------------------------------------------------------------------
+def _axes(ax):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6, 4))[1]
+
+
+def plot_transmission(result: TransmissionCurve | SpinTransmission, ax=None):
+    """Plot ``T(E)`` (with the open channels dashed) or the four spin channels and the total.
+
+    Returns the matplotlib ``Axes``.
+    """
+    ax = _axes(ax)
+    e = result.energies
+    if isinstance(result, SpinTransmission):
+        labels = (("up", "up"), ("up", "down"), ("down", "up"), ("down", "down"))
+        for out_s, in_s in labels:
+            i, j = ("up", "down").index(out_s), ("up", "down").index(in_s)
+            ax.plot(e, result.transmission[:, i, j], label=f"{in_s} -> {out_s}")
+        ax.plot(e, result.total, "k-", lw=2, label="total")
+    elif isinstance(result, TransmissionCurve):
+        ax.plot(e, result.transmission, "k-", label="T")
+        ax.step(e, result.open_channels, "--", color="0.5", where="mid", label="open channels")
+    else:
+        raise TypeError(f"expected TransmissionCurve or SpinTransmission, got {type(result)}")
+    ax.set_xlabel("Energy (eV)")
+    ax.set_ylabel(f"Transmission {result.from_lead} -> {result.to_lead}")
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def plot_spin_density(maps: LocalMaps, ax=None, *, cmap: str = "RdBu_r"):
+    """Local spin density: in-plane arrows ``(s_x, s_y)``, colour ``s_z / |s|``, marker size
+    proportional to the charge density (xy projection).  Returns the ``Axes``."""
+    ax = _axes(ax)
+    x, y = maps.positions[:, 0], maps.positions[:, 1]
+    s = maps.spin
+    norm = np.linalg.norm(s, axis=1)
+    scale = norm.max() if norm.size and norm.max() > 0 else 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sz = np.where(norm > 0, s[:, 2] / norm, 0.0)
+    size = 5 + 60 * maps.charge / (maps.charge.max() if maps.charge.max() > 0 else 1.0)
+    sc = ax.scatter(x, y, c=sz, s=size, cmap=cmap, vmin=-1, vmax=1)
+    ax.quiver(x, y, s[:, 0] / scale, s[:, 1] / scale, angles="xy", pivot="middle")
+    ax.figure.colorbar(sc, ax=ax, label=r"$s_z / |s|$")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (Å)")
+    ax.set_ylabel("y (Å)")
+    ax.set_title(f"spin density, E = {maps.energy:.3g} eV, lead {maps.lead}")
+    return ax
+
+
+def plot_current(maps: LocalMaps, ax=None, *, component: str | None = None,
+                 cmap: str = "viridis"):
+    """Local current map: arrows of the site current (:meth:`LocalMaps.site_current`),
+    coloured by magnitude (xy projection); ``component`` ``None`` for charge or
+    ``'x'``/``'y'``/``'z'`` for spin current.  Returns the ``Axes``."""
+    ax = _axes(ax)
+    j = maps.site_current(component)
+    mag = np.linalg.norm(j[:, :2], axis=1)
+    scale = mag.max() if mag.size and mag.max() > 0 else 1.0
+    x, y = maps.positions[:, 0], maps.positions[:, 1]
+    q = ax.quiver(x, y, j[:, 0] / scale, j[:, 1] / scale, mag, cmap=cmap, angles="xy",
+                  pivot="middle")
+    name = "current" if component is None else f"spin-{component} current"
+    ax.figure.colorbar(q, ax=ax, label=f"|{name}|")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (Å)")
+    ax.set_ylabel("y (Å)")
+    ax.set_title(f"{name}, E = {maps.energy:.3g} eV, lead {maps.lead}")
+    return ax
