@@ -19,12 +19,55 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from ase_hamgnn.data import make_reference_dataset
+
+    manifest = make_reference_dataset(
+        args.out, args.system, args.size, args.n, args.seed, ood=args.ood,
+        overlap=args.overlap, random_magnitudes=args.random_magnitudes,
+    )
+    counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
+    print(f"wrote {manifest['n_records']} records ({counts}) to {args.out}")
+    print(f"source: {manifest['description']}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ase_hamgnn.training import load_train_config, train
+
+    cfg = load_train_config(args.config)
+    if args.epochs is not None:
+        from dataclasses import replace
+
+        cfg = replace(cfg, epochs=args.epochs)
+    result = train(cfg)
+    print(f"best validation MAE {result['best_val_mae_meV']:.3f} meV; model: {result['best']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ase-hamgnn``."""
     parser = argparse.ArgumentParser(prog="ase-hamgnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="print the version")
     info.set_defaults(func=_cmd_info)
+    ds = sub.add_parser("dataset", help="write a dataset of the SYNTHETIC reference "
+                        "tight-binding model (not DFT): random moments or an OOD texture set")
+    ds.add_argument("--system", choices=("nibri", "nibr2", "feir"), default=None,
+                    help="system (default nibri, or the OOD set's own)")
+    ds.add_argument("--size", default=None, help="supercell such as 2x2 (default 2x2)")
+    ds.add_argument("-n", type=int, default=None, help="number of configurations")
+    ds.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ds.add_argument("--out", required=True, help="output folder (re-run to resume)")
+    ds.add_argument("--ood", choices=("spirals", "afm120", "skyrmion"), default=None,
+                    help="out-of-distribution set instead of random moments")
+    ds.add_argument("--overlap", action="store_true", help="non-orthogonal overlap S")
+    ds.add_argument("--random-magnitudes", action="store_true", help="random moment lengths")
+    ds.set_defaults(func=_cmd_dataset)
+    tr = sub.add_parser("train", help="train (or resume) a HamGNN++ model from a TOML config")
+    tr.add_argument("config", help="TOML file with dataset, out, [model] and training keys")
+    tr.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 
