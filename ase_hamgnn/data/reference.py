@@ -205,6 +205,17 @@ class ReferenceTB:
         return float(self._params.cutoff)
 
     @property
+    def magnetic_elements(self) -> tuple[str, ...]:
+        """Elements that carry moments (an exchange splitting); the others are polarised only
+        by their magnetic neighbours."""
+        return tuple(el for el, p in self._params.elements.items() if p.magnetic)
+
+    @property
+    def valence(self) -> dict[str, int]:
+        """Valence electrons per element held by the basis."""
+        return {el: p.valence for el, p in self._params.elements.items()}
+
+    @property
     def overlap(self) -> bool:
         """Whether predicted Hamiltonians carry a non-orthogonal overlap ``S``."""
         return self._overlap

@@ -338,3 +338,13 @@ def test_nan_positions(model):
     with pytest.raises(StructureError, match=r"atoms \[1\] have NaN"):
         at.calc.get_hamiltonian()
     assert model.calls == 0
+
+
+def test_reference_model_requires_moments_on_nickel():
+    from ase_hamgnn.data import ReferenceTB, nibri
+
+    atoms = nibri()
+    atoms.set_initial_magnetic_moments(np.zeros((3, 3)))
+    atoms.calc = HamGNNCalc(model=ReferenceTB("nibri"), kpts=(2, 2, 1))
+    with pytest.raises(MissingMomentsError, match="Ni"):
+        atoms.calc.get_hamiltonian(atoms)
