@@ -27,7 +27,7 @@ test-all: install
 	$(PY) -m pytest -n 2
 
 bench: install
-	@for script in benchmarks/*.py; do \
+	@for script in benchmarks/[!_]*.py; do \
 		echo "== $$script"; MPLBACKEND=Agg $(PY) $$script || exit 1; \
 	done
 

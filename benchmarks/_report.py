@@ -1,0 +1,41 @@
+"""Shared writer of benchmark reports: a JSON file and a short markdown table, atomically."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from ase_hamgnn._atomic import atomic_write_bytes
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import os
+
+    import torch
+
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
+def write_report(name: str, data: dict[str, Any], rows: list[dict[str, Any]],
+                 out: str | Path = "benchmarks/reports", notes: str = "") -> Path:
+    """Write ``<out>/<name>.json`` (``data`` plus ``rows``) and ``<out>/<name>.md``."""
+    out = Path(out)
+    payload = {**data, "rows": rows, "machine": machine()}
+    atomic_write_bytes(out / f"{name}.json", json.dumps(payload, indent=1, default=str).encode())
+    lines = [f"# {name}", ""]
+    if rows:
+        cols = list(rows[0])
+        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for row in rows:
+            cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()]
+            lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", notes]
+    md = out / f"{name}.md"
+    atomic_write_bytes(md, ("\n".join(lines) + "\n").encode())
+    return md

@@ -1,0 +1,115 @@
+"""Training: a tiny run lowers the loss, resumes after interruption, writes loadable
+checkpoints; corrupted or incompatible checkpoints raise clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import SMALL
+
+from ase_hamgnn.errors import CheckpointError
+from ase_hamgnn.model import HamGNNModel, ModelConfig, load_model
+from ase_hamgnn.training import TrainConfig, load_train_config, train
+
+TINY_MODEL = {k: v for k, v in SMALL.items() if k not in ("basis", "cutoff", "magnetic", "valence")}
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from ase_hamgnn.data import make_reference_dataset
+
+    root = tmp_path_factory.mktemp("data") / "nibr2"
+    make_reference_dataset(root, "nibr2", "1x1", 10, seed=3, progress=False)
+    return root
+
+
+def _config(dataset, out, epochs):
+    return TrainConfig(dataset=str(dataset), out=str(out), model=dict(TINY_MODEL), epochs=epochs,
+                       batch_size=4, lr=1e-2, lr_min=1e-3, seed=0)
+
+
+def test_training_lowers_the_loss_and_resumes(tiny_dataset, tmp_path):
+    cfg = _config(tiny_dataset, tmp_path / "a", 3)
+    first = train(cfg, progress=False, max_epochs=2)  # interrupted after 2 epochs
+    assert [h["epoch"] for h in first["history"]] == [0, 1]
+    assert (tmp_path / "a" / "best.pt").exists() and (tmp_path / "a" / "last.pt").exists()
+    resumed = train(cfg, progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2]
+    losses = [h["loss"] for h in resumed["history"]]
+    assert losses[-1] < losses[0]
+    history = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert len(history) == 3 and "val_mae_magnetic_meV" in history[0]
+
+    # another configuration in the same folder is refused
+    other = TrainConfig(**{**cfg.to_dict(), "lr": 5e-3})
+    with pytest.raises(ValueError, match="another configuration"):
+        train(other, progress=False)
+
+    model = load_model(tmp_path / "a" / "best.pt")
+    assert model.config.magnetic == ("Ni",)
+    from ase_hamgnn.data import HamiltonianDataset, record_to_hamiltonian
+
+    ds = HamiltonianDataset(tiny_dataset, "test")
+    reference = record_to_hamiltonian(ds.paths[0])
+    assert model.predict(reference.to_atoms()).basis == reference.basis
+    # the trained model is closer to held-out reference Hamiltonians than the untrained one
+    untrained = HamGNNModel(model.config, seed=0)
+    assert _mae(model, reference) < _mae(untrained, reference)
+
+
+def _mae(model, reference):
+    from ase_hamgnn.graph import BlockLayout, neighbor_graph
+
+    geometry = reference.geometry
+    layout = BlockLayout(model.basis, geometry.numbers, neighbor_graph(geometry, model.cutoff))
+    pred = np.concatenate(layout.from_matrices(model.predict(reference.to_atoms()).h_r))
+    ref = np.concatenate(layout.from_matrices(reference.h_r))
+    return float(np.mean(np.abs(pred - ref)))
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    model = HamGNNModel(ModelConfig(**SMALL), dtype=torch.float64, seed=5)
+    path = model.save(tmp_path / "m.pt")
+    again = load_model(path, dtype=torch.float64)
+    assert again.config == model.config
+    for a, b in zip(model.network.state_dict().values(), again.network.state_dict().values()):
+        torch.testing.assert_close(a.double(), b.double())
+
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.pt"):
+        load_model(tmp_path / "cut.pt")
+    torch.save({"format": "something else"}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an ase-hamgnn"):
+        load_model(tmp_path / "foreign.pt")
+    state = torch.load(path, weights_only=True)
+    state["config"]["node_irreps"] = "4x0e"
+    torch.save(state, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(tmp_path / "mismatch.pt")
+    with pytest.raises(FileNotFoundError, match="shipped"):
+        load_model("no-such-model")
+
+
+def test_toml_config(tmp_path):
+    (tmp_path / "run.toml").write_text(
+        'dataset = "data"\nout = "run"\nepochs = 3\n[model]\nn_layers = 1\n')
+    cfg = load_train_config(tmp_path / "run.toml")
+    assert cfg.epochs == 3 and cfg.model == {"n_layers": 1}
+    assert cfg.dataset == str(tmp_path / "data")
+    (tmp_path / "bad.toml").write_text('dataset = "d"\nout = "o"\nepoch = 3\n')
+    with pytest.raises(ValueError, match="epoch"):
+        load_train_config(tmp_path / "bad.toml")
+
+
+@pytest.mark.slow
+def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tmp_path):
+    full = train(_config(tiny_dataset, tmp_path / "full", 4), progress=False)
+    cfg = _config(tiny_dataset, tmp_path / "parts", 4)
+    train(cfg, progress=False, max_epochs=2)
+    resumed = train(cfg, progress=False)
+    np.testing.assert_allclose([h["loss"] for h in resumed["history"]],
+                               [h["loss"] for h in full["history"]], rtol=1e-6)
