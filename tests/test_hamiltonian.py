@@ -7,6 +7,7 @@ import pytest
 import scipy.linalg
 import scipy.sparse as sp
 from ase import Atoms
+from tb_helpers import random_tb
 
 from ase_hamgnn import (
     BasisError,
@@ -16,8 +17,6 @@ from ase_hamgnn import (
     TBHamiltonian,
 )
 from ase_hamgnn.spectra import broaden, kmesh
-
-from tb_helpers import random_tb
 
 
 @pytest.fixture

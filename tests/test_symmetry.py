@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tb_helpers import random_tb
 
 from ase_hamgnn.symmetry import (
     PAULI,
@@ -16,8 +17,6 @@ from ase_hamgnn.symmetry import (
     transform_hamiltonian,
     wigner_d,
 )
-
-from tb_helpers import random_tb
 
 
 @pytest.mark.parametrize("l", [0, 1, 2, 3, 4])

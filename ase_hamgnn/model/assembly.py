@@ -23,7 +23,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["assemble_blocks", "exchange_field", "spin_blocks"]
+__all__ = [
+    "assemble_blocks",
+    "exchange_field",
+    "spin_blocks",
+    "time_reversal_odd",
+    "time_reversal_partner",
+]
 
 
 def exchange_field(j_edge, a_node, moments, src, dst) -> torch.Tensor:
@@ -87,3 +93,31 @@ def assemble_blocks(h0_n, soc_n, w_n, a_n, h0_e, soc_e, w_e, j_e, moments, src, 
         "w_edge": w_e,
         "w_node": w_n,
     }
+
+
+def time_reversal_partner(n_row: torch.Tensor, n_col: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index and sign maps of time reversal on flattened spin-major blocks.
+
+    For a block ``B = [[a, b], [c, d]]`` (spin-major), ``Θ B* Θ† = [[d*, -c*], [-b*, a*]]``
+    with ``Θ = 1 ⊗ iσ_y``; entry ``k`` of the transformed flat array is
+    ``sign[k] * conj(flat[index[k]])``.  The time-reversal-odd (magnetic) part of blocks
+    ``x`` is ``(x - sign * conj(x[index])) / 2``.
+    """
+    sizes = 4 * n_row * n_col
+    starts = torch.cumsum(sizes, 0) - sizes
+    block = torch.repeat_interleave(torch.arange(len(sizes), device=sizes.device), sizes)
+    within = torch.arange(int(sizes.sum()), device=sizes.device) - starts[block]
+    n, m = n_row[block], n_col[block]
+    row, col = within // (2 * m), within % (2 * m)
+    s_row, s_col = row >= n, col >= m
+    partner_row = torch.where(s_row, row - n, row + n)
+    partner_col = torch.where(s_col, col - m, col + m)
+    index = starts[block] + partner_row * 2 * m + partner_col
+    sign = torch.where(s_row == s_col, 1.0, -1.0)
+    return index, sign
+
+
+def time_reversal_odd(flat: torch.Tensor, index: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """Magnetic (time-reversal-odd) part ``(H - Θ H* Θ†) / 2`` of flattened blocks."""
+    return 0.5 * (flat - sign.to(flat.real.dtype) * flat[index].conj())

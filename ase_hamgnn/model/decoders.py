@@ -13,7 +13,7 @@ transforms as the block should.  They are built from e3nn's Clebsch–Gordan ten
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ def _p(l: int) -> int:  # noqa: E741
     return -1 if l % 2 else 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def _w3j(l1: int, l2: int, l3: int) -> np.ndarray:
     return o3.wigner_3j(l1, l2, l3, dtype=torch.float64).numpy() * np.sqrt(2 * l3 + 1)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from ase.neighborlist import neighbor_list
+from tb_helpers import random_tb
 
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.graph import BlockLayout, neighbor_graph
-
-from tb_helpers import random_tb
 
 
 def test_graph_matches_ase_and_reverse_edges(nibr2_like):
