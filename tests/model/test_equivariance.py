@@ -87,3 +87,20 @@ def test_moments_only_rotation_is_not_a_symmetry(small_model, textured, rng):
     e0 = small_model.predict(textured).eigvalsh(k)
     e1 = small_model.predict(moved).eigvalsh(k)
     assert np.abs(e0 - e1).max() > 1e-6
+
+
+def test_batched_prediction_equals_single(small_model, textured, nibr2_like):
+    """Two different structures in one torch-geometric batch give the same blocks as each
+    on its own."""
+    import torch
+    from torch_geometric.data import Batch
+
+    from ase_hamgnn.model.inputs import graph_inputs
+
+    graphs = [graph_inputs(a, small_model.cutoff)[0] for a in (textured, nibr2_like)]
+    with torch.no_grad():
+        single = [small_model.network(g) for g in graphs]
+        batched = small_model.network(Batch.from_data_list(graphs))
+    for key in ("onsite", "edge"):
+        torch.testing.assert_close(batched[key], torch.cat([s[key] for s in single]),
+                                   atol=1e-12, rtol=0)
