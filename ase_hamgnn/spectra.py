@@ -229,12 +229,15 @@ class Bands:
     energies : (n_k, n_bands) eV.
     spin : (n_k, n_bands, 3) ``<sigma>`` per state, or ``None``.
     path : the ``ase.dft.kpoints.BandPath`` it was computed on, or ``None``.
+    local_spin : (n_k, n_bands) Mulliken spin of each state along each atom's own moment
+        (positive = majority), or ``None`` (no spin, or no moments).
     """
 
     kpts: np.ndarray
     energies: np.ndarray
     spin: np.ndarray | None = None
     path: Any = None
+    local_spin: np.ndarray | None = None
 
     def to_ase(self, reference: float = 0.0):
         """As an ASE ``BandStructure`` (one spin channel: the states are spinors)."""
@@ -245,7 +248,13 @@ class Bands:
         return BandStructure(self.path, self.energies[None], reference=reference)
 
     def spin_along(self, axis: Any = "z") -> np.ndarray:
-        """``<sigma>`` projected on ``axis`` (``'x'``, ``'y'``, ``'z'`` or a 3-vector)."""
+        """``<sigma>`` projected on ``axis`` (``'x'``, ``'y'``, ``'z'``, a 3-vector, or
+        ``'local'``: along each atom's own moment, the natural axis of a texture)."""
+        if isinstance(axis, str) and axis == "local":
+            if self.local_spin is None:
+                raise ValueError("these bands carry no local spin: compute them with "
+                                 "spin=True for a structure with moments")
+            return self.local_spin
         if self.spin is None:
             raise ValueError("these bands carry no spin; compute them with spin=True")
         return self.spin @ axis_vector(axis)
@@ -315,7 +324,12 @@ def bands(ham, path: Any, spin: bool = True, n: int | None = None, sigma: float 
         bp = None
     if (n is None) != (sigma is None):
         raise ValueError("give both n and sigma for shift-invert bands, or neither")
-    energies, spins = [], []
+    axes = None
+    if spin and np.linalg.norm(ham.geometry.moments, axis=1).max() > 1e-8:
+        from ase_hamgnn.analysis.dos import local_axes, mulliken_charge_spin
+
+        axes = np.repeat(local_axes(ham.geometry), np.diff(ham.offsets) // 2, axis=0)
+    energies, spins, local = [], [], []
     for kk in progress_bar(k, "bands", progress):
         if n is None:
             e, c = ham.eigh(kk) if spin else (ham.eigvalsh(kk), None)
@@ -324,4 +338,7 @@ def bands(ham, path: Any, spin: bool = True, n: int | None = None, sigma: float 
         energies.append(e)
         if spin:
             spins.append(ham.spin_expectation(kk, c))
-    return Bands(k, np.array(energies), np.array(spins) if spin else None, bp)
+        if axes is not None:
+            local.append(mulliken_charge_spin(ham, kk, c, axes)[1].sum(axis=0))
+    return Bands(k, np.array(energies), np.array(spins) if spin else None, bp,
+                 np.array(local) if axes is not None else None)

@@ -232,3 +232,12 @@ def test_basis_value_semantics_in_orthogonal_block():
     ham = TBHamiltonian.from_blocks(basis, atoms, {(0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
     np.testing.assert_allclose(ham.block(0, 0, overlap=True), np.eye(2))
     np.testing.assert_allclose(ham.eigvalsh([0.5, 0, 0]), [2, 2])
+
+
+def test_local_spin_of_a_ferromagnet_equals_spin_along_the_moment(rng, basis, nibr2_like):
+    """For a collinear moment direction m, the spin along the local moments equals
+    <sigma> . m (Mulliken spin summed over all orbitals)."""
+    ham = random_tb(rng, nibr2_like, basis)
+    bands = ham.bands([[0, 0, 0], [0.2, 0.1, 0]])
+    m = nibr2_like.get_initial_magnetic_moments()[0]
+    np.testing.assert_allclose(bands.spin_along("local"), bands.spin_along(m), atol=1e-10)
