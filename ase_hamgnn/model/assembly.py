@@ -26,6 +26,7 @@ import torch
 __all__ = [
     "assemble_blocks",
     "exchange_field",
+    "flatten_blocks",
     "spin_blocks",
     "time_reversal_odd",
     "time_reversal_partner",
@@ -50,7 +51,7 @@ def spin_blocks(h0, soc, w, b) -> torch.Tensor:
     return torch.cat([torch.cat([uu, ud], -1), torch.cat([du, dd], -1)], -2)
 
 
-def _flatten(blocks: torch.Tensor, n_row: torch.Tensor, n_col: torch.Tensor, nmax: int
+def flatten_blocks(blocks: torch.Tensor, n_row: torch.Tensor, n_col: torch.Tensor, nmax: int
              ) -> torch.Tensor:
     """Cut padded (B, 2 nmax, 2 nmax) blocks to (2 n_row, 2 n_col) and concatenate them
     row-major in order."""
@@ -83,10 +84,10 @@ def assemble_blocks(h0_n, soc_n, w_n, a_n, h0_e, soc_e, w_e, j_e, moments, src, 
     full_e = spin_blocks(h0_e, soc_e, zero_e, b_edge) + mag_e
     ni, nj = n_orb[src], n_orb[dst]
     return {
-        "onsite": _flatten(full_n, n_orb, n_orb, nmax),
-        "edge": _flatten(full_e, ni, nj, nmax),
-        "onsite_magnetic": _flatten(mag_n, n_orb, n_orb, nmax),
-        "edge_magnetic": _flatten(mag_e, ni, nj, nmax),
+        "onsite": flatten_blocks(full_n, n_orb, n_orb, nmax),
+        "edge": flatten_blocks(full_e, ni, nj, nmax),
+        "onsite_magnetic": flatten_blocks(mag_n, n_orb, n_orb, nmax),
+        "edge_magnetic": flatten_blocks(mag_e, ni, nj, nmax),
         "exchange_field": b,
         "J": j_e,
         "A": a_n,

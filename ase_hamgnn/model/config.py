@@ -33,6 +33,10 @@ class ModelConfig:
     avg_neighbors : normalization of the message sums.
     moment_coupling : let H0 depend on the invariants ``M_i·M_j`` of each edge (beyond the
         paper's Heisenberg form; keeps every symmetry exact).
+    form : ``"physics"`` (H0 + Heisenberg-type H_mag, the product) or ``"general"``: the
+        ablation baseline of the paper's Eq. (7), unconstrained spin blocks from features
+        that see the moment vectors, made time-reversal equivariant by averaging the network
+        at ``M`` and ``-M``.
     """
 
     basis: dict[str, list[list[int]]]
@@ -49,6 +53,7 @@ class ModelConfig:
     moment_max: float = 4.0
     avg_neighbors: float = 12.0
     moment_coupling: bool = False
+    form: str = "physics"
 
     def __post_init__(self) -> None:
         basis = OrbitalBasis(self.basis)  # validates
@@ -62,6 +67,8 @@ class ModelConfig:
             raise ValueError(f"cutoff must be positive (Å), got {self.cutoff}")
         if self.n_layers < 0 or self.pair_multiplicity < 1 or self.n_radial < 1:
             raise ValueError("n_layers >= 0, pair_multiplicity >= 1 and n_radial >= 1 required")
+        if self.form not in ("physics", "general"):
+            raise ValueError(f"form must be 'physics' or 'general', got {self.form!r}")
         irreps = o3.Irreps(self.node_irreps)
         if not any(ir.l == 0 and ir.p == 1 for _, ir in irreps):
             raise ValueError("node_irreps needs scalars (0e)")

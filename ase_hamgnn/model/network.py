@@ -21,7 +21,12 @@ from e3nn import o3
 from torch import nn
 
 from ase_hamgnn import keys as K
-from ase_hamgnn.model.assembly import assemble_blocks
+from ase_hamgnn.model.assembly import (
+    assemble_blocks,
+    flatten_blocks,
+    time_reversal_odd,
+    time_reversal_partner,
+)
 from ase_hamgnn.model.config import ModelConfig
 from ase_hamgnn.model.decoders import pair_decoders, tensor_decoder
 from ase_hamgnn.model.layers import BesselBasis, GaussianBasis, Interaction, uvu_tensor_product
@@ -62,6 +67,9 @@ class HamGNNPP(nn.Module):
             [len(zs) + config.n_moment_basis, 2 * n_scalar, n_scalar], torch.nn.functional.silu
         )
         self.embed_out = o3.Linear(o3.Irreps(f"{n_scalar}x0e"), node_irreps)
+        self.general = config.form == "general"
+        if self.general:  # the ablation baseline sees the moment vector itself (axial, 1e)
+            self.moment_in = o3.Linear(o3.Irreps("1x1e"), node_irreps)
         self.radial = BesselBasis(config.cutoff, config.n_radial)
         self.layers = nn.ModuleList()
         irreps = node_irreps
@@ -109,15 +117,18 @@ class HamGNNPP(nn.Module):
         for zi in zs:
             for zj in zs:
                 h0, soc = self._decoders[_key(zi, zj)]
-                out = h0.irreps + soc.irreps + h0.irreps + j_dec.irreps  # h0, SOC, w, J
+                if self.general:  # Re A, Im A, Re B, Im B of A (x) s0 + B.s
+                    parts = [h0, h0, soc, soc]
+                else:  # h0, SOC, w, J
+                    parts = [h0, soc, h0, j_dec]
+                out = sum((d.irreps for d in parts[1:]), parts[0].irreps)
                 self.edge_heads[_key(zi, zj)] = o3.Linear(pair_irreps, out)
-                self._constant(
-                    f"dec_edge_{_key(zi, zj)}",
-                    _block_diag([h0.matrix, soc.matrix, h0.matrix, j_dec.matrix]),
-                )
+                self._constant(f"dec_edge_{_key(zi, zj)}", _block_diag([d.matrix for d in parts]))
             h0, soc = self._decoders[_key(zi, zi)]
-            self.node_heads[str(zi)] = o3.Linear(pair_irreps, h0.irreps + soc.irreps + a_dec.irreps)
-            self._constant(f"dec_node_{zi}", _block_diag([h0.matrix, soc.matrix, a_dec.matrix]))
+            parts = [h0, h0, soc, soc] if self.general else [h0, soc, a_dec]
+            out = sum((d.irreps for d in parts[1:]), parts[0].irreps)
+            self.node_heads[str(zi)] = o3.Linear(pair_irreps, out)
+            self._constant(f"dec_node_{zi}", _block_diag([d.matrix for d in parts]))
         # on-site weights w_ii: one learnable scalar per species and pair of shells with equal l
         self.onsite_weight = nn.ParameterDict()
         for zi in zs:
@@ -154,16 +165,17 @@ class HamGNNPP(nn.Module):
                         setattr(module, name, exact.to(dtype=buf.dtype, device=buf.device))
         return self
 
-    def node_features(self, inputs) -> tuple[torch.Tensor, ...]:
+    def node_features(self, inputs, moments: torch.Tensor) -> tuple[torch.Tensor, ...]:
         z = inputs[K.ATOMIC_NUMBERS]
         species = self.z_to_index[z]
         if (species < 0).any():
             raise ValueError("structure has elements outside the model's species")
         dtype = self.embed_out.weight.dtype
-        moments = inputs[K.MOMENTS].to(dtype)
         m_abs = torch.linalg.norm(moments, dim=1)
         onehot = torch.nn.functional.one_hot(species, len(self.species)).to(dtype)
         x = self.embed_out(self.embed(torch.cat([onehot, self.moment_basis(m_abs)], dim=1)))
+        if self.general:
+            x = x + self.moment_in(moments)
         src, dst = inputs[K.EDGE_INDEX]
         vec = inputs[K.EDGE_VECTORS].to(dtype)
         r = torch.linalg.norm(vec, dim=1)
@@ -171,26 +183,31 @@ class HamGNNPP(nn.Module):
         radial = self.radial(r)
         for layer in self.layers:
             x = layer(x, sh, radial, src, dst)
-        return x, sh, radial, species, moments
+        return x, sh, radial, species
+
+    def _pair_features(self, x, sh, radial, moments, src, dst) -> torch.Tensor:
+        edge_scalars = radial
+        if self.config.moment_coupling:
+            mm = (moments[src] * moments[dst]).sum(1, keepdim=True)
+            edge_scalars = torch.cat([radial, mm], 1)
+        weights = self.pair_radial(edge_scalars)
+        n_i = self.pair_tp_i.weight_numel
+        return self.pair_mix_i(self.pair_tp_i(x[src], sh, weights[:, :n_i])) + self.pair_mix_j(
+            self.pair_tp_j(x[dst], sh, weights[:, n_i:])
+        )
 
     def forward(self, inputs) -> dict[str, torch.Tensor]:
-        x, sh, radial, species, moments = self.node_features(inputs)
+        moments = inputs[K.MOMENTS].to(self.embed_out.weight.dtype)
+        if self.general:
+            return self._forward_general(inputs, moments)
+        x, sh, radial, species = self.node_features(inputs, moments)
         src, dst = inputs[K.EDGE_INDEX]
         reverse = inputs[K.EDGE_REVERSE]
         n_nodes, n_edges, nmax = x.shape[0], src.shape[0], self.n_max
         dtype = x.dtype
 
         # ---- edge outputs (padded to n_max orbitals) ----
-        edge_scalars = radial
-        if self.config.moment_coupling:
-            edge_scalars = torch.cat(
-                [radial, (moments[src] * moments[dst]).sum(1, keepdim=True)], 1
-            )
-        weights = self.pair_radial(edge_scalars)
-        n_i = self.pair_tp_i.weight_numel
-        pair = self.pair_mix_i(self.pair_tp_i(x[src], sh, weights[:, :n_i])) + self.pair_mix_j(
-            self.pair_tp_j(x[dst], sh, weights[:, n_i:])
-        )
+        pair = self._pair_features(x, sh, radial, moments, src, dst)
         h0_e = x.new_zeros(n_edges, nmax, nmax)
         soc_e = x.new_zeros(n_edges, 3, nmax, nmax)
         w_e = x.new_zeros(n_edges, nmax, nmax)
@@ -253,6 +270,68 @@ class HamGNNPP(nn.Module):
             self.n_orbitals[species],
             nmax,
         )
+
+
+    # -- the ablation baseline: the general form of the paper's Eq. (7) ---------------------
+    def _general_blocks(self, inputs, moments):
+        """Unconstrained spin blocks ``A (x) s0 + B.s`` (A, B complex), Hermitian."""
+        x, sh, radial, species = self.node_features(inputs, moments)
+        src, dst = inputs[K.EDGE_INDEX]
+        reverse = inputs[K.EDGE_REVERSE]
+        pair = self._pair_features(x, sh, radial, moments, src, dst)
+        nmax = self.n_max
+
+        def decode(features, groups, heads, prefix):
+            n = features.shape[0]
+            a_re, a_im = x.new_zeros(n, nmax, nmax), x.new_zeros(n, nmax, nmax)
+            b_re, b_im = x.new_zeros(n, 3, nmax, nmax), x.new_zeros(n, 3, nmax, nmax)
+            for key, sel, ni, nj in groups:
+                if sel.numel() == 0:
+                    continue
+                out = heads[key](features[sel]) @ getattr(self, f"{prefix}{key}")
+                k = ni * nj
+                a_re[sel, :ni, :nj] = out[:, :k].reshape(-1, ni, nj)
+                a_im[sel, :ni, :nj] = out[:, k : 2 * k].reshape(-1, ni, nj)
+                b_re[sel, :, :ni, :nj] = out[:, 2 * k : 5 * k].reshape(-1, 3, ni, nj)
+                b_im[sel, :, :ni, :nj] = out[:, 5 * k :].reshape(-1, 3, ni, nj)
+            return torch.complex(a_re, a_im), torch.complex(b_re, b_im)
+
+        si, sj = species[src], species[dst]
+        edge_groups, node_groups = [], []
+        for a_idx, zi in enumerate(self.species):
+            ni = int(self.n_orbitals[a_idx])
+            node_groups.append((str(zi), torch.nonzero(species == a_idx).flatten(), ni, ni))
+            for b_idx, zj in enumerate(self.species):
+                sel = torch.nonzero((si == a_idx) & (sj == b_idx)).flatten()
+                edge_groups.append((_key(zi, zj), sel, ni, int(self.n_orbitals[b_idx])))
+        a_e, b_e = decode(pair, edge_groups, self.edge_heads, "dec_edge_")
+        a_n, b_n = decode(self.node_lift(x), node_groups, self.node_heads, "dec_node_")
+        herm = lambda t: t.transpose(-1, -2).conj()  # noqa: E731
+        a_e, b_e = 0.5 * (a_e + herm(a_e[reverse])), 0.5 * (b_e + herm(b_e[reverse]))
+        a_n, b_n = 0.5 * (a_n + herm(a_n)), 0.5 * (b_n + herm(b_n))
+
+        def spin(a, b):
+            bx, by, bz = b.unbind(-3)
+            return torch.cat([torch.cat([a + bz, bx - 1j * by], -1),
+                              torch.cat([bx + 1j * by, a - bz], -1)], -2)
+
+        n_orb = self.n_orbitals[species]
+        return (flatten_blocks(spin(a_n, b_n), n_orb, n_orb, nmax),
+                flatten_blocks(spin(a_e, b_e), n_orb[src], n_orb[dst], nmax), n_orb)
+
+    def _forward_general(self, inputs, moments) -> dict[str, torch.Tensor]:
+        """Eq. (7): time reversal imposed by averaging ``H~(M)`` with ``Θ H~(-M)* Θ†``."""
+        on_p, ed_p, n_orb = self._general_blocks(inputs, moments)
+        on_m, ed_m, _ = self._general_blocks(inputs, -moments)
+        src, dst = inputs[K.EDGE_INDEX]
+        out = {}
+        for kind, plus, minus, rows, cols in (("onsite", on_p, on_m, n_orb, n_orb),
+                                               ("edge", ed_p, ed_m, n_orb[src], n_orb[dst])):
+            index, sign = time_reversal_partner(rows, cols)
+            full = 0.5 * (plus + sign.to(plus.real.dtype) * minus[index].conj())
+            out[kind] = full
+            out[f"{kind}_magnetic"] = time_reversal_odd(full, index, sign)
+        return out
 
 
 def _numbers(symbols) -> list[int]:

@@ -29,3 +29,9 @@ def small_model() -> HamGNNModel:
 @pytest.fixture(scope="session")
 def coupled_model() -> HamGNNModel:
     return HamGNNModel(ModelConfig(**SMALL, moment_coupling=True), dtype=torch.float64, seed=2)
+
+
+@pytest.fixture(scope="session")
+def general_model() -> HamGNNModel:
+    """The ablation baseline (paper's Eq. 7 form)."""
+    return HamGNNModel(ModelConfig(**SMALL, form="general"), dtype=torch.float64, seed=3)
