@@ -29,7 +29,7 @@ import textures
 from ase_hamgnn.data import ReferenceTB, make_reference_dataset, nibri
 from ase_hamgnn.kwant_export import to_kwant_system
 from ase_hamgnn.model import list_models, load_model
-from ase_hamgnn.spectra import broaden
+from ase_hamgnn.spectra import broaden, kmesh
 from ase_hamgnn.training import TrainConfig, train
 from ase_hamgnn.transport import transmission
 
@@ -125,8 +125,10 @@ def main() -> None:
     path = fm.cell.bandpath("GMKG", npoints=80, pbc=fm.pbc)
     n_el = reference.n_electrons(fm)
     ef = reference.predict(fm).fermi_level(n_el, kpts=(12, 12, 1))
+    fm_model = model.predict(fm)
+    ef_model = fm_model.fermi_level(n_el, kpts=(12, 12, 1))
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
-    model.predict(fm).bands(path).plot(ax=axes[0], axis="z", reference=ef, colorbar=False)
+    fm_model.bands(path).plot(ax=axes[0], axis="z", reference=ef_model, colorbar=False)
     reference.predict(fm).bands(path, spin=False).plot(ax=axes[1], reference=ef)
     axes[0].set_title("FM NiBrI, HamGNN++ (colour: <σz>)")
     axes[1].set_title("FM NiBrI, reference model")
@@ -142,7 +144,7 @@ def main() -> None:
     axes[2].plot(
         energies - ef, broaden(e_ref[None], w, energies, 0.05) / len(sky), "--", label="reference"
     )
-    axes[2].set_xlabel("E - E_F (eV)")
+    axes[2].set_xlabel("E - E_F of the reference model (eV)")
     axes[2].set_ylabel("DOS (states / eV / atom)")
     axes[2].set_title("skyrmion supercell, Γ, 50 meV Gaussian")
     axes[2].legend()
@@ -159,15 +161,17 @@ def main() -> None:
     t = step("5. Kwant transmission: skyrmion ribbon vs ferromagnetic ribbon")
     lead = model.predict(cell)
     fm_region = model.predict(textures.supercell(cell, reps))
-    e_cb = float(np.sort(e_model)[n_sky])
-    grid = np.linspace(e_cb - 0.1, e_cb + 0.6, 8 if args.full else 4)
+    # energies just above the ferromagnet's conduction-band minimum (model's own bands)
+    mesh_eigs = np.array([fm_model.eigvalsh(k) for k in kmesh((12, 12, 1))])
+    e_cbm = float(mesh_eigs[mesh_eigs > ef_model].min())
+    grid = np.linspace(e_cbm + 0.02, e_cbm + 0.5, 8 if args.full else 4)
     curves = {}
     for name, region in (("skyrmion", ham), ("ferromagnet", fm_region)):
         syst = to_kwant_system(region, lead, directions=[0]).finalized()
         curves[name] = transmission(syst, grid, progress=True).transmission
     fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
     for name, tr in curves.items():
-        ax.plot(grid - ef, tr, "o-", label=name)
+        ax.plot(grid - ef_model, tr, "o-", label=name)
     ax.set_xlabel("E - E_F (eV)")
     ax.set_ylabel("transmission")
     ax.set_title("NiBrI ribbon (HamGNN++ Hamiltonian)")
@@ -175,7 +179,7 @@ def main() -> None:
     fig.savefig(out / "transmission.png", dpi=150)
     plt.close(fig)
     for e, a, b in zip(grid, curves["skyrmion"], curves["ferromagnet"]):
-        print(f"   E - E_F = {e - ef:+.2f} eV: T_skyrmion = {a:.3f}, T_FM = {b:.3f}")
+        print(f"   E - E_F = {e - ef_model:+.2f} eV: T_skyrmion = {a:.3f}, T_FM = {b:.3f}")
     print(f"   [{time.perf_counter() - t:.0f} s]")
     print(
         f"\nwrote {out / 'skyrmion_texture.png'}, {out / 'bands_and_dos.png'}, "
