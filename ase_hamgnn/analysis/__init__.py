@@ -1,5 +1,6 @@
-"""Analyses of a :class:`~ase_hamgnn.TBHamiltonian`: projected densities of states and band
-unfolding.  They take the Hamiltonian object, never the calculator or the model.
+"""Analyses of a :class:`~ase_hamgnn.TBHamiltonian`: projected densities of states, band
+unfolding, Berry curvature, Chern numbers and Hall conductivity, magnetic anisotropy and
+local moments.  They take the Hamiltonian object, never the calculator or the model.
 
 Band structures with spin colouring and the total DOS live on the Hamiltonian itself
 (:meth:`~ase_hamgnn.TBHamiltonian.bands`, :meth:`~ase_hamgnn.TBHamiltonian.dos`).
@@ -25,4 +26,42 @@ __all__ = [
     "projected_dos",
     "state_projections",
     "unfold",
+]
+
+from ase_hamgnn.analysis.magnetism import (  # noqa: E402
+    AnisotropyEnergy,
+    BandEnergy,
+    LocalMoments,
+    anisotropy_energy,
+    band_energy,
+    local_moments,
+    rotate_moments,
+)
+from ase_hamgnn.analysis.topology import (  # noqa: E402
+    E2_OVER_H_SIEMENS,
+    BandGroup,
+    BerryCurvature,
+    HallConductivity,
+    berry_curvature,
+    chern_numbers,
+    hall_conductivity,
+    plane_directions,
+)
+
+__all__ += [
+    "E2_OVER_H_SIEMENS",
+    "AnisotropyEnergy",
+    "BandEnergy",
+    "BandGroup",
+    "BerryCurvature",
+    "HallConductivity",
+    "LocalMoments",
+    "anisotropy_energy",
+    "band_energy",
+    "berry_curvature",
+    "chern_numbers",
+    "hall_conductivity",
+    "local_moments",
+    "plane_directions",
+    "rotate_moments",
 ]

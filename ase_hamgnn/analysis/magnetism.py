@@ -1,0 +1,413 @@
+"""Magnetism from a :class:`~ase_hamgnn.TBHamiltonian`: magnetic anisotropy by the force
+theorem and local moments compared with the input moments.
+
+* **Force theorem.**  The magnetic anisotropy energy is the change of the band energy
+  ``E_band = sum_k w_k sum_n f(E_nk - mu) E_nk`` (per cell, eV) at a fixed number of electrons
+  when the frozen moments are rigidly rotated, without self-consistency.  Without spin-orbit
+  coupling a rigid rotation of all moments is a global SU(2) rotation of the spin, so
+  ``E_band`` does not depend on the direction: the anisotropy is a pure SOC effect.
+  :func:`anisotropy_energy` is the one analysis that takes a predictor and a structure
+  rather than a Hamiltonian, since the Hamiltonian must be re-predicted for every direction.
+* **Local moments.**  The Mulliken spin of the occupied states on every atom, ``m_i = sum_k
+  w_k sum_n f_nk sum_{mu in i} Re[c_mu^dagger sigma (S c)_mu]`` in μB (spin moment with g = 2,
+  majority spin counted positive as in DFT codes), compared with the moments the Hamiltonian
+  was predicted for: the angle between them and the ratio of their lengths tell how far the
+  frozen texture is from a self-consistent one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ase_hamgnn.analysis.dos import mulliken_charge_spin
+from ase_hamgnn.spectra import (
+    K_BOLTZMANN_EV,
+    fermi_level_from_eigenvalues,
+    kpoints_and_weights,
+    progress_bar,
+)
+
+__all__ = [
+    "AnisotropyEnergy",
+    "BandEnergy",
+    "LocalMoments",
+    "anisotropy_energy",
+    "band_energy",
+    "local_moments",
+    "rotate_moments",
+]
+
+
+def _occupations(eig: np.ndarray, mu: float, temperature: float) -> np.ndarray:
+    if temperature == 0:
+        return (eig <= mu).astype(np.float64)
+    kt = K_BOLTZMANN_EV * temperature
+    return 0.5 * (1.0 - np.tanh((eig - mu) / (2 * kt)))
+
+
+def _check_electrons(n_electrons: Any, temperature: float) -> float:
+    n = float(n_electrons)
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 K, got {temperature}")
+    if not np.isfinite(n) or n <= 0:
+        raise ValueError(f"n_electrons must be a positive number per cell, got {n_electrons}")
+    return n
+
+
+@dataclass(frozen=True)
+class BandEnergy:
+    """Band energy at a fixed electron count.
+
+    Attributes
+    ----------
+    energy : float
+        ``sum_k w_k sum_n f_nk E_nk``, eV per cell.
+    fermi_level : float
+        Chemical potential that holds ``n_electrons``, eV.
+    n_electrons : float
+        Electrons per cell.
+    temperature : float
+        Fermi–Dirac smearing temperature, K.
+    """
+
+    energy: float
+    fermi_level: float
+    n_electrons: float
+    temperature: float
+
+
+def band_energy(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
+                temperature: float = 0.0, progress: bool | None = None) -> BandEnergy:
+    """Band energy of ``ham`` with ``n_electrons`` per cell (force-theorem energy).
+
+    Parameters
+    ----------
+    ham : TBHamiltonian
+        The Hamiltonian.
+    n_electrons : float
+        Electrons per cell (e.g. ``ReferenceTB.n_electrons(atoms)``).
+    kpts : (n1, n2, n3) ints or (n_k, 3) array
+        Γ-centred mesh or fractional k-points.  Use the same mesh for every direction: the
+        anisotropy is a small difference of large sums.
+    temperature : float
+        Fermi–Dirac smearing, K.  At 0 K states at or below the mid-gap / highest-occupied
+        level count; for metals a finite temperature (a few hundred K) smooths the
+        k-convergence of the anisotropy.
+    progress : bool, optional
+        Progress bar.
+
+    Returns
+    -------
+    BandEnergy
+        Energy (eV per cell) and Fermi level.
+
+    Examples
+    --------
+    >>> from ase_hamgnn.data import ReferenceTB
+    >>> ref = ReferenceTB("nibr2")
+    >>> atoms = ref.structure()
+    >>> result = band_energy(ref.predict(atoms), ref.n_electrons(atoms), (4, 4, 1))
+    >>> result.energy < 0
+    True
+    """
+    n = _check_electrons(n_electrons, temperature)
+    k, w = kpoints_and_weights(kpts)
+    eig = np.array([ham.eigvalsh(kk) for kk in progress_bar(k, "band energy", progress)],
+                   dtype=np.float64)
+    mu = fermi_level_from_eigenvalues(eig, w, n, temperature)
+    occ = _occupations(eig, mu, temperature)
+    return BandEnergy(energy=float(np.sum(w[:, None] * occ * eig)), fermi_level=float(mu),
+                      n_electrons=n, temperature=float(temperature))
+
+
+def _rotation(theta: float, phi: float) -> np.ndarray:
+    """R_z(phi) R_y(theta): maps +z to (sin t cos p, sin t sin p, cos t)."""
+    ct, st, cp, sp_ = np.cos(theta), np.sin(theta), np.cos(phi), np.sin(phi)
+    ry = np.array([[ct, 0.0, st], [0.0, 1.0, 0.0], [-st, 0.0, ct]])
+    rz = np.array([[cp, -sp_, 0.0], [sp_, cp, 0.0], [0.0, 0.0, 1.0]])
+    return rz @ ry
+
+
+def rotate_moments(atoms: Any, theta: float, phi: float = 0.0):
+    """A copy of ``atoms`` with all moments rigidly rotated by ``R_z(phi) R_y(theta)``.
+
+    The rotation takes +z to the direction ``(theta, phi)`` (polar and azimuthal angle,
+    radians), so a ferromagnet along +z ends up along ``(theta, phi)`` and a texture whose
+    net moment (or background) is along +z is carried along rigidly.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Structure with ``initial_magmoms`` ((N,) meaning along z, or (N, 3), μB).
+    theta, phi : float
+        Angles in radians.
+
+    Returns
+    -------
+    ase.Atoms
+        A new structure with (N, 3) ``initial_magmoms``.
+    """
+    from ase_hamgnn.geometry import read_moments
+
+    out = atoms.copy()
+    out.set_initial_magnetic_moments(read_moments(atoms) @ _rotation(theta, phi).T)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class AnisotropyEnergy:
+    """Force-theorem band energy against the magnetization direction.
+
+    Attributes
+    ----------
+    theta, phi : (n,) float64
+        Directions (polar, azimuthal angle in radians) of the rotated +z axis.
+    energies : (n,) float64
+        Band energies, eV per cell.
+    fermi_levels : (n,) float64
+        Fermi levels, eV.
+    n_electrons : float
+        Electrons per cell.
+    temperature : float
+        Smearing, K.
+    """
+
+    theta: np.ndarray
+    phi: np.ndarray
+    energies: np.ndarray
+    fermi_levels: np.ndarray
+    n_electrons: float
+    temperature: float
+
+    @property
+    def relative_mev(self) -> np.ndarray:
+        """Energies relative to the lowest direction, meV per cell."""
+        return 1e3 * (self.energies - self.energies.min())
+
+    @property
+    def easy_axis(self) -> tuple[float, float]:
+        """``(theta, phi)`` of the lowest-energy direction sampled, radians."""
+        i = int(np.argmin(self.energies))
+        return float(self.theta[i]), float(self.phi[i])
+
+    def plot(self, ax: Any = None, label: str | None = None, **kwargs: Any):
+        """Polar plot: angle ``theta`` from +z (up), radius ``E(theta) - E_min`` in meV per
+        cell.  Returns the (polar) Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4, 4), subplot_kw={"projection": "polar"},
+                                 constrained_layout=True)
+        if getattr(ax, "name", "") != "polar":
+            raise ValueError("ax must be a polar Axes: plt.subplots(subplot_kw={'projection': "
+                             "'polar'})")
+        ax.set_theta_zero_location("N")
+        ax.set_theta_direction(-1)
+        ax.plot(self.theta, self.relative_mev, marker="o", ms=3, label=label, **kwargs)
+        ax.set_title("E(θ) − E_min (meV/cell)", fontsize="small")
+        return ax
+
+
+def anisotropy_energy(predictor: Any, atoms: Any, theta: Any, phi: Any = 0.0, *,
+                      n_electrons: float | None = None, kpts: Any = (12, 12, 1),
+                      temperature: float = 0.0, progress: bool | None = None
+                      ) -> AnisotropyEnergy:
+    """Magnetic anisotropy by the force theorem: band energy against the direction.
+
+    For every direction ``(theta, phi)`` the moments of ``atoms`` are rigidly rotated (see
+    :func:`rotate_moments`), the Hamiltonian is re-predicted with ``predictor.predict`` and
+    the band energy at fixed ``n_electrons`` is computed on the same k-points (see
+    :func:`band_energy`).
+
+    Parameters
+    ----------
+    predictor : object with ``predict(atoms) -> TBHamiltonian``
+        E.g. :class:`~ase_hamgnn.data.ReferenceTB` or a trained model's predictor.
+    atoms : ase.Atoms
+        Structure whose moments define the texture at ``theta = 0`` (+z).
+    theta, phi : float or array_like
+        Angles in radians (broadcast against each other).
+    n_electrons : float, optional
+        Electrons per cell; default ``predictor.n_electrons(atoms)``.
+    kpts, temperature, progress
+        As in :func:`band_energy`.
+
+    Returns
+    -------
+    AnisotropyEnergy
+        Energies per direction; ``.relative_mev`` and ``.plot()``.
+
+    Raises
+    ------
+    TypeError
+        If ``predictor`` has no ``predict`` method, or ``n_electrons`` is missing and the
+        predictor cannot count electrons.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ase_hamgnn.data import ReferenceTB
+    >>> ref = ReferenceTB("nibr2")
+    >>> mae = anisotropy_energy(ref, ref.structure(), [0.0, np.pi / 2], kpts=(4, 4, 1))
+    >>> mae.relative_mev.shape
+    (2,)
+    """
+    if not callable(getattr(predictor, "predict", None)):
+        raise TypeError(f"predictor must have a predict(atoms) -> TBHamiltonian method, got "
+                        f"{type(predictor).__name__}")
+    if n_electrons is None:
+        count = getattr(predictor, "n_electrons", None)
+        if not callable(count):
+            raise TypeError("pass n_electrons= (electrons per cell): this predictor has no "
+                            "n_electrons(atoms) method")
+        n_electrons = float(count(atoms))
+    t, p = np.broadcast_arrays(np.atleast_1d(np.asarray(theta, dtype=np.float64)),
+                               np.atleast_1d(np.asarray(phi, dtype=np.float64)))
+    energies, levels = [], []
+    for tt, pp in progress_bar(list(zip(t, p)), "anisotropy", progress):
+        ham = predictor.predict(rotate_moments(atoms, float(tt), float(pp)))
+        res = band_energy(ham, n_electrons, kpts, temperature=temperature, progress=False)
+        energies.append(res.energy)
+        levels.append(res.fermi_level)
+    return AnisotropyEnergy(theta=t.copy(), phi=p.copy(),
+                            energies=np.array(energies, dtype=np.float64),
+                            fermi_levels=np.array(levels, dtype=np.float64),
+                            n_electrons=float(n_electrons), temperature=float(temperature))
+
+
+@dataclass(frozen=True, eq=False)
+class LocalMoments:
+    """Mulliken spin moments of the occupied states against the input moments.
+
+    Attributes
+    ----------
+    moments : (N, 3) float64
+        Output spin moment per atom, μB.
+    charges : (N,) float64
+        Mulliken electron count per atom.
+    input_moments : (N, 3) float64
+        Moments the Hamiltonian was predicted for, μB.
+    fermi_level : float
+        eV.
+    """
+
+    moments: np.ndarray
+    charges: np.ndarray
+    input_moments: np.ndarray
+    fermi_level: float
+
+    @property
+    def magnetic(self) -> np.ndarray:
+        """Atoms with an input moment (|M| > 1e-6 μB), boolean (N,)."""
+        return np.linalg.norm(self.input_moments, axis=1) > 1e-6
+
+    @property
+    def angles(self) -> np.ndarray:
+        """Angle between output and input moment per atom, degrees (NaN without input)."""
+        mi = np.linalg.norm(self.input_moments, axis=1)
+        mo = np.linalg.norm(self.moments, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos = np.sum(self.moments * self.input_moments, axis=1) / (mi * mo)
+        out = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+        return np.where(self.magnetic & (mo > 0), out, np.nan)
+
+    @property
+    def ratios(self) -> np.ndarray:
+        """``|m_out| / |M_in|`` per atom (NaN without input moment)."""
+        mi = np.linalg.norm(self.input_moments, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.linalg.norm(self.moments, axis=1) / mi
+        return np.where(self.magnetic, r, np.nan)
+
+    def summary(self) -> dict[str, float]:
+        """How far from self-consistent: over atoms with an input moment, the largest and
+        root-mean-square angle (degrees), the mean and extreme length ratios, and the RMS
+        of ``|m_out - M_in|`` (μB)."""
+        sel = self.magnetic
+        if not sel.any():
+            raise ValueError("no atom has an input moment; nothing to compare")
+        ang, rat = self.angles[sel], self.ratios[sel]
+        diff = np.linalg.norm(self.moments[sel] - self.input_moments[sel], axis=1)
+        return {"max_angle_deg": float(np.nanmax(ang)),
+                "rms_angle_deg": float(np.sqrt(np.nanmean(ang**2))),
+                "mean_ratio": float(np.mean(rat)), "min_ratio": float(np.min(rat)),
+                "max_ratio": float(np.max(rat)), "rms_deviation_muB": float(np.sqrt(np.mean(
+                    diff**2)))}
+
+    def report(self) -> str:
+        """One line per magnetic atom and the summary, as text."""
+        lines = [" atom   |M_in| μB  |m_out| μB   angle °"]
+        for i in np.flatnonzero(self.magnetic):
+            lines.append(f"{i:5d} {np.linalg.norm(self.input_moments[i]):10.3f} "
+                         f"{np.linalg.norm(self.moments[i]):11.3f} {self.angles[i]:9.2f}")
+        s = self.summary()
+        lines.append(f"max angle {s['max_angle_deg']:.2f}°, rms angle {s['rms_angle_deg']:.2f}°,"
+                     f" |m_out|/|M_in| {s['min_ratio']:.3f}..{s['max_ratio']:.3f}, rms "
+                     f"deviation {s['rms_deviation_muB']:.3f} μB")
+        return "\n".join(lines)
+
+
+def local_moments(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
+                  temperature: float = 0.0, progress: bool | None = None) -> LocalMoments:
+    """Mulliken spin moments of the occupied states per atom, with the Fermi level from the
+    electron count, compared with the moments ``ham`` was predicted for.
+
+    Parameters
+    ----------
+    ham : TBHamiltonian
+        The Hamiltonian (orthogonal or with overlap: Mulliken with ``S(k)``).
+    n_electrons : float
+        Electrons per cell.
+    kpts : (n1, n2, n3) ints or (n_k, 3) array
+        Γ-centred mesh or fractional k-points.
+    temperature : float
+        Fermi–Dirac smearing, K.
+    progress : bool, optional
+        Progress bar.
+
+    Returns
+    -------
+    LocalMoments
+        Output moments (μB), charges, input moments; ``.angles``, ``.ratios``,
+        ``.summary()``, ``.report()``.
+
+    Examples
+    --------
+    >>> from ase_hamgnn.data import ReferenceTB
+    >>> ref = ReferenceTB("nibr2")
+    >>> atoms = ref.structure()
+    >>> lm = local_moments(ref.predict(atoms), ref.n_electrons(atoms), (4, 4, 1))
+    >>> bool(lm.angles[0] < 1.0)
+    True
+    """
+    n = _check_electrons(n_electrons, temperature)
+    k, w = kpoints_and_weights(kpts)
+    counts = np.diff(ham.offsets) // 2
+    owner = np.repeat(np.arange(len(counts)), counts)
+    unit = np.eye(3)
+    eig, states = [], []
+    for kk in progress_bar(k, "local moments", progress):
+        e, c = ham.eigh(kk)
+        eig.append(e)
+        states.append(c)
+    eig_a = np.array(eig, dtype=np.float64)
+    mu = fermi_level_from_eigenvalues(eig_a, w, n, temperature)
+    occ = _occupations(eig_a, mu, temperature) * w[:, None]
+    spin = np.zeros((len(counts), 3), dtype=np.float64)
+    charge = np.zeros(len(counts), dtype=np.float64)
+    for kk, c, f in zip(k, states, occ):
+        pick = f > 1e-14
+        if not pick.any():
+            continue
+        cc, ff = c[:, pick], f[pick]
+        for a in range(3):
+            axes = np.broadcast_to(unit[a], (len(owner), 3))
+            q, m = mulliken_charge_spin(ham, kk, cc, axes)
+            np.add.at(spin[:, a], owner, m @ ff)
+        np.add.at(charge, owner, q @ ff)
+    return LocalMoments(moments=spin, charges=charge,
+                        input_moments=np.array(ham.geometry.moments, dtype=np.float64),
+                        fermi_level=float(mu))

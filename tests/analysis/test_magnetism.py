@@ -1,0 +1,87 @@
+"""Magnetism: force-theorem anisotropy (no SOC: none; with SOC: the symmetry of the NiBr2
+layer) and Mulliken local moments against the input moments."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import textures  # noqa: E402
+from ase_hamgnn.analysis import (  # noqa: E402
+    anisotropy_energy,
+    band_energy,
+    local_moments,
+    rotate_moments,
+)
+from ase_hamgnn.data import ReferenceTB  # noqa: E402
+
+THETA = np.array([0.0, 0.4, np.pi / 2, np.pi - 0.4, np.pi])
+KPTS = (5, 5, 1)
+
+
+def test_no_anisotropy_without_soc():
+    ref = ReferenceTB("nibri", soc=False)
+    mae = anisotropy_energy(ref, ref.structure(), THETA, [0.0, 0.3, 1.0, 2.0, 4.0], kpts=KPTS)
+    np.testing.assert_allclose(mae.relative_mev, 0.0, atol=1e-8)
+
+
+@pytest.mark.parametrize("phi", [0.0, np.pi / 3])
+def test_nibr2_anisotropy_symmetry(phi):
+    # The in-plane C2 axes of the D3d layer (along phi = 0, 60°, ...) combined with time
+    # reversal map a direction (theta, phi) to (pi - theta, phi): E(theta) = E(pi - theta).
+    # (Inversion alone says nothing: moments are axial vectors.)  Time reversal alone
+    # gives E(n) = E(-n).
+    ref = ReferenceTB("nibr2")
+    mae = anisotropy_energy(ref, ref.structure(), THETA, phi, kpts=KPTS)
+    e = mae.energies
+    assert np.ptp(e) > 1e-5  # SOC gives a real anisotropy (0.2 meV scale)
+    np.testing.assert_allclose(e, e[::-1], atol=1e-9)
+    assert mae.easy_axis[0] in (0.0, np.pi)
+
+
+def test_band_energy_and_polar_plot():
+    ref = ReferenceTB("nibr2")
+    atoms = ref.structure()
+    res = band_energy(ref.predict(atoms), ref.n_electrons(atoms), KPTS, temperature=300.0)
+    assert res.n_electrons == 24 and res.energy < 0
+    mae = anisotropy_energy(ref, atoms, [0.0, 1.0], kpts=(3, 3, 1))
+    ax = mae.plot()
+    assert ax.name == "polar"
+    plt.close("all")
+    with pytest.raises(TypeError, match="predict"):
+        anisotropy_energy(object(), atoms, 0.0)
+    with pytest.raises(ValueError, match="n_electrons"):
+        band_energy(ref.predict(atoms), -1, KPTS)
+
+
+def test_rotate_moments_is_rigid():
+    atoms = textures.ferromagnet(ReferenceTB("nibr2").structure((2, 1)), magnitude=2.0)
+    out = rotate_moments(atoms, np.pi / 2, np.pi / 2)
+    np.testing.assert_allclose(out.get_initial_magnetic_moments()[0], [0.0, 2.0, 0.0],
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("direction", [(0, 0, 1), (1, 0, 0), (0.3, -0.5, 0.8)])
+def test_mulliken_moments_follow_ferromagnet(direction):
+    ref = ReferenceTB("nibr2")
+    atoms = textures.ferromagnet(ref.structure(), direction, magnitude=2.0)
+    lm = local_moments(ref.predict(atoms), ref.n_electrons(atoms), (4, 4, 1))
+    assert lm.angles[0] < 0.5  # degrees (SOC tilts a little off a high-symmetry axis)
+    assert 0.5 < lm.ratios[0] < 1.5
+    assert lm.charges.sum() == pytest.approx(24.0, abs=1e-8)
+    s = lm.summary()
+    assert s["max_angle_deg"] == pytest.approx(lm.angles[0])
+    assert "angle" in lm.report()
+
+
+def test_mulliken_moments_without_soc_exactly_collinear_and_with_overlap():
+    for ref in (ReferenceTB("nibr2", soc=False), ReferenceTB("nibr2", overlap=True)):
+        atoms = textures.ferromagnet(ref.structure(), (1, 1, 1), magnitude=2.0)
+        lm = local_moments(ref.predict(atoms), ref.n_electrons(atoms), (3, 3, 1),
+                           temperature=100.0)
+        assert lm.angles[0] < (1e-6 if not ref.soc else 0.5)
+        assert lm.charges.sum() == pytest.approx(24.0, abs=1e-6)
