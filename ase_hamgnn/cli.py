@@ -22,10 +22,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from ase_hamgnn.data import make_reference_dataset
 
+    if args.out is None:
+        args.dataset_parser.error("the following arguments are required: --out")
     manifest = make_reference_dataset(
         args.out, args.system, args.size, args.n, args.seed, ood=args.ood,
         overlap=args.overlap, random_magnitudes=args.random_magnitudes,
     )
+    counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
+    print(f"wrote {manifest['n_records']} records ({counts}) to {args.out}")
+    print(f"source: {manifest['description']}")
+    return 0
+
+
+def _cmd_dataset_convert(args: argparse.Namespace) -> int:
+    from ase_hamgnn.data.convert import convert_dataset
+
+    manifest = convert_dataset(args.source, args.out, source_format=args.source_format,
+                               cutoff=args.cutoff, rng=args.seed)
     counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
     print(f"wrote {manifest['n_records']} records ({counts}) to {args.out}")
     print(f"source: {manifest['description']}")
@@ -58,12 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--size", default=None, help="supercell such as 2x2 (default 2x2)")
     ds.add_argument("-n", type=int, default=None, help="number of configurations")
     ds.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ds.add_argument("--out", required=True, help="output folder (re-run to resume)")
+    ds.add_argument("--out", default=None, help="output folder, required (re-run to resume)")
     ds.add_argument("--ood", choices=("spirals", "afm120", "skyrmion"), default=None,
                     help="out-of-distribution set instead of random moments")
     ds.add_argument("--overlap", action="store_true", help="non-orthogonal overlap S")
     ds.add_argument("--random-magnitudes", action="store_true", help="random moment lengths")
-    ds.set_defaults(func=_cmd_dataset)
+    ds.set_defaults(func=_cmd_dataset, dataset_parser=ds)
+    ds_sub = ds.add_subparsers(dest="dataset_action", required=False)
+    cv = ds_sub.add_parser("convert", help="convert DFT Hamiltonians (a folder of DeepH "
+                           "folders) into a dataset folder for `ase-hamgnn train`")
+    cv.add_argument("--from", dest="source_format", choices=("deeph",), required=True,
+                    help="format of the source")
+    cv.add_argument("source", help="folder holding the structure folders")
+    cv.add_argument("--out", required=True, help="output dataset folder (re-run to resume)")
+    cv.add_argument("--cutoff", type=float, default=None,
+                    help="graph cutoff in Å (default: covers every stored block)")
+    cv.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    cv.set_defaults(func=_cmd_dataset_convert)
     tr = sub.add_parser("train", help="train (or resume) a HamGNN++ model from a TOML config")
     tr.add_argument("config", help="TOML file with dataset, out, [model] and training keys")
     tr.add_argument("--epochs", type=int, default=None, help="override the number of epochs")

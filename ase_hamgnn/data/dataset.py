@@ -123,6 +123,9 @@ def _source(predictor: Any) -> dict[str, Any]:
 
     if isinstance(predictor, ReferenceTB):
         return {"predictor": name, "synthetic": True, "description": _SYNTHETIC}
+    description = getattr(predictor, "source_description", None)
+    if isinstance(description, str):  # e.g. DFT data converted by ase_hamgnn.data.convert
+        return {"predictor": name, "synthetic": False, "description": description}
     return {"predictor": name, "synthetic": False,
             "description": f"Hamiltonians predicted by {name}"}
 

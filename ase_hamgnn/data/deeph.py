@@ -1,0 +1,471 @@
+"""Read and write the DeepH folder format (one folder per structure).
+
+Folder layout (as written by DeepH-pack's preprocessing, units eV and Å)
+------------------------------------------------------------------------
+``element.dat``
+    Atomic number of each atom, one per line.
+``lat.dat``
+    3 x 3 matrix whose *columns* are the lattice vectors, Å (so ``cell = lat.T``).
+``site_positions.dat``
+    3 x N matrix whose columns are the Cartesian positions, Å.
+``orbital_types.dat``
+    One line per atom: the ``l`` of each shell, in orbital order (e.g. ``0 0 1 1 2``).
+    DeepH keeps no principal quantum numbers.
+``info.json``
+    ``{"isspinful": bool, "fermi_level": eV, ...}``; ``isspinful`` is required here.
+``hamiltonians.h5``
+    One dataset per atom pair and lattice vector, named ``"[Rx, Ry, Rz, i, j]"`` with
+    1-based atom indices ``i``, ``j``: the block ``<i, 0 | H | j, R>`` in eV, rows the
+    orbitals of ``i``.  Spinless folders hold real ``(n_i, n_j)`` blocks.  Spinful
+    (non-collinear) folders hold complex ``(2 n_i, 2 n_j)`` blocks laid out spin-major per
+    atom, ``[[H_uu, H_ud], [H_du, H_dd]]``, i.e. rows ``[orbitals up, orbitals down]`` --
+    the layout DeepH-pack's OpenMX preprocessing writes and its E3 / xDeepH training reads
+    (the same as ours, so no spin reordering is done).
+``overlaps.h5`` (optional)
+    Same keys, real spinless ``(n_i, n_j)`` overlap blocks (also for spinful folders).
+``magmom.txt`` (optional; xDeepH's convention)
+    One line per atom: ``flag |M| theta phi``, flag 1 for magnetic atoms, ``|M|`` in μB,
+    polar and azimuthal angles in degrees, ``M = |M| (sin t cos p, sin t sin p, cos t)``.
+    On reading the flag is ignored (every atom keeps its moment); on writing it is 1 where
+    ``|M| > 0``.
+
+Orbital order inside a shell is OpenMX's (see :mod:`ase_hamgnn.data.conventions`), which
+DeepH keeps for every DFT code it converts; blocks are converted to ours with the explicit
+matrices of that module.  ``info.json`` may carry ``"pbc"`` (written by us, ignored by
+DeepH); without it every direction is periodic, as DeepH assumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from ase.data import chemical_symbols
+
+from ase_hamgnn.basis import OrbitalBasis, Shell
+from ase_hamgnn.data.conventions import atom_transform
+from ase_hamgnn.errors import DatasetError
+from ase_hamgnn.geometry import Geometry
+from ase_hamgnn.hamiltonian import TBHamiltonian
+
+__all__ = [
+    "DEEPH_CONVENTION",
+    "DEEPH_FILES",
+    "basis_from_orbital_types",
+    "is_deeph_folder",
+    "read_deeph",
+    "read_deeph_geometry",
+    "write_deeph",
+]
+
+#: Real-orbital convention of DeepH folders (see :mod:`ase_hamgnn.data.conventions`).
+DEEPH_CONVENTION = "openmx"
+#: Files a DeepH folder must contain.
+DEEPH_FILES = ("element.dat", "lat.dat", "site_positions.dat", "orbital_types.dat",
+               "info.json", "hamiltonians.h5")
+_KEY = re.compile(r"^\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("the DeepH format needs h5py; install it with `pip install h5py`") \
+            from None
+    return h5py
+
+
+def is_deeph_folder(folder: str | os.PathLike) -> bool:
+    """True if ``folder`` holds every file of :data:`DEEPH_FILES`."""
+    folder = Path(folder)
+    return all((folder / name).is_file() for name in DEEPH_FILES)
+
+
+# -- small text files ---------------------------------------------------------------------------
+def _load_matrix(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing; a DeepH folder needs {what}")
+    try:
+        return np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise DatasetError(f"{path} is truncated or malformed ({exc}); regenerate it with the "
+                           "DeepH preprocessing step") from None
+
+
+def _orbital_types(folder: Path, n_atoms: int) -> list[tuple[int, ...]]:
+    path = folder / "orbital_types.dat"
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing; a DeepH folder needs the shells of each atom")
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    if len(lines) != n_atoms:
+        raise DatasetError(f"{path} has {len(lines)} lines but element.dat lists {n_atoms} "
+                           "atoms; the file is truncated or belongs to another structure")
+    try:
+        out = [tuple(int(float(x)) for x in ln) for ln in lines]
+    except ValueError as exc:
+        raise DatasetError(f"{path} is malformed ({exc}); each line lists integer l values") \
+            from None
+    for ls in out:
+        if any(not 0 <= l <= 3 for l in ls):
+            raise DatasetError(f"{path} lists l = {ls}; DeepH shells have l in 0..3")
+    return out
+
+
+def _info(folder: Path) -> dict[str, Any]:
+    path = folder / "info.json"
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing; write it with at least {{\"isspinful\": ...}}")
+    try:
+        info = json.loads(path.read_text())
+    except ValueError as exc:
+        raise DatasetError(f"{path} is not valid JSON ({exc}); regenerate it") from None
+    if not isinstance(info, dict) or "isspinful" not in info:
+        raise DatasetError(f"{path} lacks the key \"isspinful\"; add it (true for "
+                           "non-collinear / spin-orbit data)")
+    return info
+
+
+def basis_from_orbital_types(numbers: Sequence[int],
+                             orbital_types: Sequence[Sequence[int]]) -> OrbitalBasis:
+    """An :class:`OrbitalBasis` from DeepH's per-atom ``l`` lists.
+
+    DeepH stores no principal quantum numbers, so shells are labelled in order with
+    ``n = l + 1 + (number of earlier shells of the same l)`` (``0 0 1 1 2`` gives 1s 2s 2p
+    3p 3d).  Only the labels are invented; the orbitals are the file's.  Pass your own basis
+    to :func:`read_deeph` for meaningful labels.
+
+    Raises
+    ------
+    DatasetError
+        If two atoms of one element have different shells.
+    """
+    per_element: dict[int, tuple[int, ...]] = {}
+    for z, ls in zip(numbers, orbital_types):
+        z, ls = int(z), tuple(int(l) for l in ls)
+        if per_element.setdefault(z, ls) != ls:
+            raise DatasetError(f"atoms of {chemical_symbols[z]} have different shells "
+                               f"({per_element[z]} and {ls}); every atom of an element "
+                               "needs the same basis")
+    shells = {}
+    for z, ls in per_element.items():
+        seen: dict[int, int] = {}
+        out = []
+        for l in ls:  # noqa: E741
+            out.append(Shell(l + 1 + seen.get(l, 0), l))
+            seen[l] = seen.get(l, 0) + 1
+        shells[chemical_symbols[z]] = out
+    return OrbitalBasis(shells)
+
+
+def _moments(folder: Path, n_atoms: int, spinful: bool, moments: Any) -> np.ndarray:
+    if moments is not None:
+        m = np.asarray(moments, dtype=np.float64)
+        if m.shape != (n_atoms, 3) or not np.isfinite(m).all():
+            raise ValueError(f"moments must be a finite ({n_atoms}, 3) array in μB, got shape "
+                             f"{m.shape}")
+        return m
+    path = folder / "magmom.txt"
+    if not path.is_file():
+        if spinful:
+            raise DatasetError(
+                f"{path} is missing: a spinful DeepH folder needs the constrained moments; "
+                "write magmom.txt (xDeepH format: flag |M|/μB theta/deg phi/deg per atom) or "
+                "pass moments= (an (N, 3) array, zeros for non-magnetic data)")
+        return np.zeros((n_atoms, 3))
+    data = _load_matrix(path, "the magnetic moments")
+    if data.shape != (n_atoms, 4):
+        raise DatasetError(f"{path} has shape {data.shape}; xDeepH's magmom.txt has one line "
+                           f"'flag |M| theta phi' per atom ({n_atoms}, 4)")
+    mag, theta, phi = data[:, 1], np.radians(data[:, 2]), np.radians(data[:, 3])
+    return mag[:, None] * np.stack(
+        [np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=1)
+
+
+def read_deeph_geometry(folder: str | os.PathLike, *, moments: Any = None) -> Geometry:
+    """The structure and moments of a DeepH folder (no Hamiltonian is read).
+
+    Parameters
+    ----------
+    folder : path
+        DeepH folder.
+    moments : array_like, optional
+        ``(N, 3)`` moments in μB; default: ``magmom.txt`` (required for spinful folders).
+    """
+    folder = Path(folder)
+    numbers = _load_matrix(folder / "element.dat", "the atomic numbers").ravel()
+    if numbers.size == 0 or not np.allclose(numbers, np.round(numbers)):
+        raise DatasetError(f"{folder / 'element.dat'} must list integer atomic numbers")
+    numbers = np.round(numbers).astype(np.int64)
+    n = len(numbers)
+    lat = _load_matrix(folder / "lat.dat", "the lattice vectors")
+    if lat.shape != (3, 3):
+        raise DatasetError(f"{folder / 'lat.dat'} has shape {lat.shape}, expected (3, 3) with "
+                           "lattice vectors as columns (Å)")
+    pos = _load_matrix(folder / "site_positions.dat", "the positions")
+    if pos.shape != (3, n):
+        raise DatasetError(f"{folder / 'site_positions.dat'} has shape {pos.shape}, expected "
+                           f"(3, {n}): one column per atom of element.dat, Å")
+    info = _info(folder)
+    pbc = info.get("pbc", [True, True, True])
+    m = _moments(folder, n, bool(info["isspinful"]), moments)
+    return Geometry(lat.T, pos.T, numbers, pbc, m)
+
+
+# -- hamiltonians.h5 ----------------------------------------------------------------------------
+def _read_blocks(path: Path, n_atoms: int) -> dict[tuple[int, int, tuple[int, int, int]],
+                                                   np.ndarray]:
+    h5py = _h5py()
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing")
+    out = {}
+    try:
+        with h5py.File(path, "r") as f:
+            for key in f.keys():
+                match = _KEY.match(key)
+                if match is None:
+                    raise DatasetError(f"{path}: dataset name {key!r} is not '[Rx, Ry, Rz, i, j]'")
+                rx, ry, rz, i, j = (int(x) for x in match.groups())
+                if not (1 <= i <= n_atoms and 1 <= j <= n_atoms):
+                    raise DatasetError(f"{path}: block {key} names an atom outside 1..{n_atoms} "
+                                       "(DeepH atom indices are 1-based)")
+                out[(i - 1, j - 1, (rx, ry, rz))] = np.asarray(f[key][()])
+    except OSError as exc:
+        raise DatasetError(f"{path} is truncated or not an HDF5 file ({exc}); regenerate it") \
+            from None
+    if not out:
+        raise DatasetError(f"{path} holds no blocks")
+    return out
+
+
+def read_deeph(
+    folder: str | os.PathLike,
+    *,
+    basis: OrbitalBasis | None = None,
+    moments: Any = None,
+    overlap: bool = True,
+    hermiticity_tol: float = 1e-6,
+) -> TBHamiltonian:
+    """Read one DeepH folder as a :class:`~ase_hamgnn.TBHamiltonian` (eV, Å, our orbitals).
+
+    Parameters
+    ----------
+    folder : path
+        Folder with the files of :data:`DEEPH_FILES` (see the module docstring).
+    basis : OrbitalBasis, optional
+        Basis to use; its shells' ``l`` must match ``orbital_types.dat``.  Default: built by
+        :func:`basis_from_orbital_types`.
+    moments : array_like, optional
+        ``(N, 3)`` moments in μB; default ``magmom.txt`` (required when spinful).
+    overlap : bool
+        Read ``overlaps.h5`` when present.
+    hermiticity_tol : float
+        Largest allowed ``|H_ji(-R) - H_ij(R)^dagger|`` in eV.  A block whose partner
+        ``(j, i, -R)`` is absent from the file is completed by Hermitian conjugation.
+
+    Returns
+    -------
+    TBHamiltonian
+        Spinless folders give ``kron(1_spin, H)`` per block.
+
+    Raises
+    ------
+    DatasetError
+        Missing, truncated or inconsistent files, blocks whose size does not match
+        ``orbital_types.dat`` or the basis, spinless blocks in a spinful folder (missing
+        spin components), or a basis whose shells differ from the file's.
+
+    Examples
+    --------
+    >>> ham = read_deeph("dft/config_000")  # doctest: +SKIP
+    >>> ham.eigvalsh([0, 0, 0])  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    geometry = read_deeph_geometry(folder, moments=moments)
+    numbers = geometry.numbers
+    n_atoms = len(numbers)
+    ls = _orbital_types(folder, n_atoms)
+    if basis is None:
+        basis = basis_from_orbital_types(numbers, ls)
+    else:
+        for a, (z, l_atom) in enumerate(zip(numbers, ls)):
+            try:
+                ours = tuple(s.l for s in basis.shells(int(z)))
+            except KeyError as exc:
+                raise DatasetError(f"{folder}: {exc}") from None
+            if ours != l_atom:
+                raise DatasetError(
+                    f"{folder}: atom {a + 1} ({chemical_symbols[z]}) has shells l = "
+                    f"{list(l_atom)} in orbital_types.dat but the basis gives {list(ours)}; "
+                    "use a basis with the same shells as the DFT calculation")
+    spinful = bool(_info(folder)["isspinful"])
+    sizes = [sum(2 * l + 1 for l in la) for la in ls]
+    t = [atom_transform(DEEPH_CONVENTION, la, spinful=True) for la in ls]
+
+    def convert(raw, what: str, spin_blocks: bool):
+        blocks = {}
+        for (i, j, r), b in raw.items():
+            spin_shape = (2 * sizes[i], 2 * sizes[j])
+            plain_shape = (sizes[i], sizes[j])
+            key = f"[{r[0]}, {r[1]}, {r[2]}, {i + 1}, {j + 1}]"
+            if spin_blocks and b.shape == plain_shape:
+                raise DatasetError(
+                    f"{folder / what}: block {key} has shape {b.shape}, the spinless size, but "
+                    f"info.json says isspinful; the spin components are missing (expected "
+                    f"{spin_shape}, spin-major [up, down])")
+            if b.shape == spin_shape and (spin_blocks or what == "overlaps.h5"):
+                full = b.astype(np.complex128)
+            elif b.shape == plain_shape and not spin_blocks:
+                full = np.kron(np.eye(2), b.astype(np.complex128))
+            else:
+                want = spin_shape if spin_blocks else plain_shape
+                raise DatasetError(
+                    f"{folder / what}: block {key} has shape {b.shape}, but orbital_types.dat "
+                    f"gives {want} for atoms {i + 1} and {j + 1}; the file and the basis sizes "
+                    "do not match (another basis set or a corrupted file)")
+            blocks[(i, j, r)] = t[i] @ full @ t[j].T
+        for (i, j, r), b in list(blocks.items()):
+            partner = (j, i, tuple(-x for x in r))
+            if partner not in blocks:
+                blocks[partner] = b.conj().T
+        return blocks
+
+    h_blocks = convert(_read_blocks(folder / "hamiltonians.h5", n_atoms), "hamiltonians.h5",
+                       spinful)
+    s_blocks = None
+    if overlap and (folder / "overlaps.h5").is_file():
+        s_blocks = convert(_read_blocks(folder / "overlaps.h5", n_atoms), "overlaps.h5", False)
+    try:
+        return TBHamiltonian.from_blocks(basis, geometry, h_blocks, s_blocks,
+                                         hermiticity_tol=hermiticity_tol)
+    except ValueError as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{folder}: {exc}") from None
+
+
+# -- writing ------------------------------------------------------------------------------------
+def _pair_blocks(ham: TBHamiltonian, store: Mapping) -> dict:
+    offsets = ham.offsets
+    out = {}
+    for r, mat in store.items():
+        coo = mat.tocoo()
+        if coo.nnz == 0:
+            continue
+        ai = np.searchsorted(offsets, coo.row, side="right") - 1
+        aj = np.searchsorted(offsets, coo.col, side="right") - 1
+        csr = sp.csr_matrix(mat)
+        for i, j in sorted(set(zip(ai.tolist(), aj.tolist()))):
+            out[(i, j, r)] = csr[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]].toarray()
+    return out
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))
+
+
+def write_deeph(
+    ham: TBHamiltonian,
+    folder: str | os.PathLike,
+    *,
+    spinful: bool = True,
+    fermi_level: float | None = None,
+) -> Path:
+    """Write ``ham`` as a DeepH folder (see the module docstring); returns the folder.
+
+    Parameters
+    ----------
+    ham : TBHamiltonian
+        Hamiltonian (eV) with its geometry and moments (written to ``magmom.txt``).
+    folder : path
+        Output folder (created; existing DeepH files in it are replaced).
+    spinful : bool
+        Write complex spin-major ``(2 n_i, 2 n_j)`` blocks (``isspinful: true``).  With
+        ``False`` the Hamiltonian must be spin-independent (``H = kron(1_spin, h)``) and real
+        ``h`` blocks are written.
+    fermi_level : float, optional
+        Stored as ``fermi_level`` (eV) in ``info.json``; omitted when not given.
+
+    Raises
+    ------
+    ValueError
+        If ``spinful=False`` but ``H`` depends on spin or is complex, or a shell has
+        ``l > 3`` (DeepH has no such orbitals).
+
+    Examples
+    --------
+    >>> write_deeph(ham, "out/config_000")  # doctest: +SKIP
+    """
+    h5py = _h5py()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    geo = ham.geometry
+    basis = ham.basis
+    ls = [tuple(s.l for s in basis.shells(int(z))) for z in geo.numbers]
+    if any(l > 3 for la in ls for l in la):
+        raise ValueError("DeepH folders hold shells up to l = 3; this basis has higher l")
+    t = [atom_transform(DEEPH_CONVENTION, la, spinful=True) for la in ls]
+    sizes = [sum(2 * l + 1 for l in la) for la in ls]
+
+    def foreign(blocks, spin_blocks: bool, what: str):
+        out = {}
+        for (i, j, r), b in blocks.items():
+            f = t[i].T @ b @ t[j]
+            if not spin_blocks:
+                ni, nj = sizes[i], sizes[j]
+                up = f[:ni, :nj]
+                dev = max(np.abs(f[ni:, nj:] - up).max(), np.abs(f[:ni, nj:]).max(),
+                          np.abs(f[ni:, :nj]).max(), np.abs(up.imag).max())
+                if dev > 1e-12:
+                    raise ValueError(f"{what} block ({i}, {j}, R={r}) depends on spin or is "
+                                     f"complex (deviation {dev:.2e}); write with spinful=True")
+                f = np.ascontiguousarray(up.real)
+            out[f"[{r[0]}, {r[1]}, {r[2]}, {i + 1}, {j + 1}]"] = f
+        return out
+
+    def dump(name: str, blocks: Mapping[str, np.ndarray]) -> None:
+        tmp = folder / f".{name}.tmp"
+        with h5py.File(tmp, "w") as f:
+            for key, b in blocks.items():
+                f.create_dataset(key, data=b)
+        os.replace(tmp, folder / name)
+
+    dump("hamiltonians.h5", foreign(_pair_blocks(ham, ham.h_r), spinful, "H"))
+    if ham.s_r is not None:
+        dump("overlaps.h5", foreign(_pair_blocks(ham, ham.s_r), False, "S"))
+    elif (folder / "overlaps.h5").exists():
+        (folder / "overlaps.h5").unlink()
+    (folder / "element.dat").write_text("".join(f"{int(z)}\n" for z in geo.numbers))
+    (folder / "orbital_types.dat").write_text(
+        "".join(" ".join(str(l) for l in la) + "\n" for la in ls))
+
+    def matrix(m: np.ndarray) -> str:
+        return "".join(" ".join(_fmt(x) for x in row) + "\n" for row in m)
+
+    (folder / "lat.dat").write_text(matrix(geo.cell.T))
+    (folder / "rlat.dat").write_text(matrix(2 * np.pi * np.linalg.inv(geo.cell)))
+    (folder / "site_positions.dat").write_text(matrix(geo.positions.T))
+    rs = sorted(ham.h_r)
+    (folder / "R_list.dat").write_text("".join(f"{a} {b} {c}\n" for a, b, c in rs))
+    mag = np.linalg.norm(geo.moments, axis=1)
+    theta = np.degrees(np.arccos(np.clip(geo.moments[:, 2] / np.where(mag > 0, mag, 1), -1, 1)))
+    phi = np.degrees(np.arctan2(geo.moments[:, 1], geo.moments[:, 0]))
+    (folder / "magmom.txt").write_text("".join(
+        f"{1.0 if m > 0 else 0.0} {_fmt(m)} {_fmt(th)} {_fmt(ph)}\n"
+        for m, th, ph in zip(mag, theta, phi)))
+    info: dict[str, Any] = {
+        "nsites": len(geo.numbers),
+        "isorthogonal": ham.s_r is None,
+        "isspinful": bool(spinful),
+        "norbits": int(sum(sizes)),  # spatial orbitals per cell
+        "pbc": [bool(p) for p in geo.pbc],
+    }
+    if fermi_level is not None:
+        info["fermi_level"] = float(fermi_level)
+    (folder / "info.json").write_text(json.dumps(info, indent=1) + "\n")
+    return folder

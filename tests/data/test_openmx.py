@@ -1,0 +1,133 @@
+"""OpenMX ``.scfout`` (3.9 layout): read back files made by a TEST-ONLY writer.
+
+``_write_scfout`` below exists only to make round-trip tests possible; it is not a supported
+way to produce OpenMX files (it writes zero density matrices and position/momentum overlaps).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tb_helpers import random_tb
+
+from ase_hamgnn import OrbitalBasis
+from ase_hamgnn.data.conventions import atom_transform
+from ase_hamgnn.data.openmx import read_openmx
+from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
+from ase_hamgnn.errors import DatasetError
+
+TOL = 1e-12
+
+
+def _write_scfout(path, ham, species, *, spinp=3, version=3, soc_share=0.3, order_max=1):
+    """TEST TOOL: OpenMX 3.9 .scfout bytes of ``ham`` (non-collinear, SpinP_switch 3).
+    ``species``: per element (basis string, pseudopotential name).  The imaginary part of
+    H_ud is split between Hks[3] and iHks[2] (``soc_share``) to test that both are read."""
+    geo = ham.geometry
+    n_atoms = len(geo.numbers)
+    sym = [__import__("ase").data.chemical_symbols[z] for z in geo.numbers]
+    ls = [[s.l for s in ham.basis.shells(int(z))] for z in geo.numbers]
+    sizes = [sum(2 * l + 1 for l in la) for la in ls]
+    t = [atom_transform("openmx", la) for la in ls]
+    ts = [atom_transform("openmx", la, spinful=False) for la in ls]
+    rs = sorted(ham.h_r, key=lambda r: (r != (0, 0, 0), r))
+    neigh = []  # per atom: (j, cell index), itself first
+    for i in range(n_atoms):
+        lst = [(i, 0)]
+        for c, r in enumerate(rs):
+            for j in range(n_atoms):
+                if (j, c) != (i, 0) and np.abs(ham.block(i, j, r)).max() > 0:
+                    lst.append((j, c))
+        neigh.append(lst)
+    out = [np.array([n_atoms, spinp + 4 * version, 0, 0, 0, len(rs) - 1], "<i4"),
+           np.array([order_max], "<i4")]
+    cells = np.zeros((len(rs), 4))
+    cells[:, 1:] = np.array(rs) @ geo.cell / BOHR_IN_ANGSTROM
+    cells_ijk = np.zeros((len(rs), 4), "<i4")
+    cells_ijk[:, 1:] = rs
+    out += [cells.astype("<f8"), cells_ijk, np.array(sizes, "<i4"),
+            np.array([len(n) - 1 for n in neigh], "<i4")]
+    out += [np.array([j + 1 for j, _ in n], "<i4") for n in neigh]
+    out += [np.array([c for _, c in n], "<i4") for n in neigh]
+    pad = np.zeros((3, 1))
+    out += [np.hstack([pad, geo.cell / BOHR_IN_ANGSTROM]).astype("<f8"),
+            np.hstack([pad, np.linalg.inv(geo.cell).T]).astype("<f8"),
+            np.hstack([np.zeros((n_atoms, 1)), geo.positions / BOHR_IN_ANGSTROM]).astype("<f8")]
+
+    def comp(fn):
+        return [np.ascontiguousarray(fn(i, j, rs[c]), "<f8") for i in range(n_atoms)
+                for j, c in neigh[i]]
+
+    def foreign(i, j, r):
+        return t[i].T @ ham.block(i, j, r) @ t[j] / HARTREE_IN_EV
+
+    def part(i, j, r, a, b):
+        n_i, n_j = sizes[i], sizes[j]
+        return foreign(i, j, r)[a * n_i:(a + 1) * n_i, b * n_j:(b + 1) * n_j]
+
+    out += comp(lambda i, j, r: part(i, j, r, 0, 0).real)
+    out += comp(lambda i, j, r: part(i, j, r, 1, 1).real)
+    out += comp(lambda i, j, r: part(i, j, r, 0, 1).real)
+    out += comp(lambda i, j, r: (1 - soc_share) * part(i, j, r, 0, 1).imag)
+    out += comp(lambda i, j, r: part(i, j, r, 0, 0).imag)
+    out += comp(lambda i, j, r: part(i, j, r, 1, 1).imag)
+    out += comp(lambda i, j, r: soc_share * part(i, j, r, 0, 1).imag)
+    out += comp(lambda i, j, r: ts[i].T @ ham.block(i, j, r, overlap=True)[:sizes[i],
+                                                                            :sizes[j]].real
+                @ ts[j])
+    zero = comp(lambda i, j, r: np.zeros((sizes[i], sizes[j])))
+    for _ in range(3 * order_max + 3 + 4 + 2):
+        out += zero
+    out += [np.array([1], "<i4"), np.zeros(10, "<f8")]
+    lines = ["<Definition.of.Atomic.Species"]
+    lines += [f"  {el}  {basis_str}  {vps}" for el, (basis_str, vps) in species.items()]
+    lines += ["Definition.of.Atomic.Species>", "<Atoms.SpeciesAndCoordinates"]
+    lines += [f" {a + 1} {s} 0.0 0.0 0.0 5.0 5.0" for a, s in enumerate(sym)]
+    lines += ["Atoms.SpeciesAndCoordinates>"]
+    out += [np.array([len(lines)], "<i4")]
+    body = b"".join(x.tobytes() for x in out)
+    body += b"".join(ln.encode().ljust(256, b"\0") for ln in lines)
+    path.write_bytes(body)
+    return path
+
+
+SPECIES = {"Ni": ("Ni6.0H-s1d1", "Ni_PBE19H"), "Br": ("Br7.0-s1p1", "Br_PBE19")}
+
+
+@pytest.fixture
+def ham(rng, basis, nibr2_like):
+    return random_tb(rng, nibr2_like, basis, overlap=True)
+
+
+def test_round_trip(tmp_path, ham, basis, rng):
+    path = _write_scfout(tmp_path / "openmx.scfout", ham, SPECIES)
+    back = read_openmx(path, moments=ham.geometry.moments)
+    assert back.basis == OrbitalBasis({"Ni": ["1s", "3d"], "Br": ["1s", "2p"]})
+    again = read_openmx(path, moments=ham.geometry.moments, basis=basis,
+                        pbc=ham.geometry.pbc)
+    assert again.max_abs_difference(ham) < TOL
+    np.testing.assert_allclose(again.geometry.positions, ham.geometry.positions, atol=1e-13)
+    np.testing.assert_allclose(again.geometry.cell, ham.geometry.cell, atol=1e-13)
+    for k in rng.random((3, 3)):
+        np.testing.assert_allclose(again.hk(k).toarray(), ham.hk(k).toarray(), atol=TOL)
+
+
+def test_errors(tmp_path, ham, basis):
+    path = _write_scfout(tmp_path / "a.scfout", ham, SPECIES)
+    with pytest.raises(DatasetError, match="moments="):
+        read_openmx(path)
+    data = path.read_bytes()
+    (tmp_path / "t.scfout").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match="truncated"):
+        read_openmx(tmp_path / "t.scfout", moments=np.zeros((3, 3)))
+    old = _write_scfout(tmp_path / "old.scfout", ham, SPECIES, version=0)
+    with pytest.raises(DatasetError, match="OpenMX 3.9"):
+        read_openmx(old, moments=np.zeros((3, 3)))
+    bad = bytearray(data)
+    bad[4:8] = np.array([2 + 12], "<i4").tobytes()
+    (tmp_path / "s.scfout").write_bytes(bytes(bad))
+    with pytest.raises(DatasetError, match="SpinP_switch = 2"):
+        read_openmx(tmp_path / "s.scfout", moments=np.zeros((3, 3)))
+    other = OrbitalBasis({"Ni": ["4s", "4p"], "Br": ["4s", "4p"]})
+    with pytest.raises(DatasetError, match="basis sizes do not match"):
+        read_openmx(path, moments=np.zeros((3, 3)), basis=other)
