@@ -9,10 +9,13 @@ py=${PYTHON:-.venv/bin/python}
 "$py" -m ase_hamgnn.cli train configs/nibri-reference.toml
 "$py" - <<'PY'
 import json
+from pathlib import Path
 from ase_hamgnn.model import load_model
-model = load_model("runs/nibri-reference/best.pt")
+from ase_hamgnn.training import load_train_config
+run = Path(load_train_config("configs/nibri-reference.toml").out)
+model = load_model(run / "best.pt")
 model.save("ase_hamgnn/models/nibri-reference.pt")
-hist = json.load(open("runs/nibri-reference/history.json"))
+hist = json.load(open(run / "history.json"))
 best = min(hist, key=lambda h: h["val_mae_meV"])
 meta = {"name": "nibri-reference",
         "description": "small demonstration HamGNN++ model trained on the SYNTHETIC reference "

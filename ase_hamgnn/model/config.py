@@ -33,6 +33,9 @@ class ModelConfig:
     avg_neighbors : normalization of the message sums.
     moment_coupling : let H0 depend on the invariants ``M_i·M_j`` of each edge (beyond the
         paper's Heisenberg form; keeps every symmetry exact).
+    onsite_from_edges : add the neighbour sum of the pair features to the on-site features,
+        so on-site blocks see the environment's higher-l tensors (the l = 4 part of a d-shell
+        crystal field needs them when node features stop at l = 3).
     form : ``"physics"`` (H0 + Heisenberg-type H_mag, the product) or ``"general"``: the
         ablation baseline of the paper's Eq. (7), unconstrained spin blocks from features
         that see the moment vectors, made time-reversal equivariant by averaging the network
@@ -53,6 +56,7 @@ class ModelConfig:
     moment_max: float = 4.0
     avg_neighbors: float = 12.0
     moment_coupling: bool = False
+    onsite_from_edges: bool = True
     form: str = "physics"
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ The magnetic part uses the O(edges) form of Eq. (10) of the HamGNN++ paper
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -196,6 +197,15 @@ class HamGNNPP(nn.Module):
             self.pair_tp_j(x[dst], sh, weights[:, n_i:])
         )
 
+    def _onsite_features(self, x, pair, src) -> torch.Tensor:
+        """Node features lifted to the pair irreps, plus (``onsite_from_edges``) the
+        normalized neighbour sum of the pair features."""
+        out = self.node_lift(x)
+        if self.config.onsite_from_edges:
+            agg = torch.zeros_like(out).index_add_(0, src, pair)
+            out = out + agg / math.sqrt(self.config.avg_neighbors)
+        return out
+
     def forward(self, inputs) -> dict[str, torch.Tensor]:
         moments = inputs[K.MOMENTS].to(self.embed_out.weight.dtype)
         if self.general:
@@ -234,7 +244,7 @@ class HamGNNPP(nn.Module):
         j_e = 0.5 * (j_e + tr(j_e[reverse]))
 
         # ---- node outputs ----
-        selfpair = self.node_lift(x)
+        selfpair = self._onsite_features(x, pair, src)
         h0_n = x.new_zeros(n_nodes, nmax, nmax)
         soc_n = x.new_zeros(n_nodes, 3, nmax, nmax)
         w_n = x.new_zeros(n_nodes, nmax, nmax)
@@ -305,7 +315,9 @@ class HamGNNPP(nn.Module):
                 sel = torch.nonzero((si == a_idx) & (sj == b_idx)).flatten()
                 edge_groups.append((_key(zi, zj), sel, ni, int(self.n_orbitals[b_idx])))
         a_e, b_e = decode(pair, edge_groups, self.edge_heads, "dec_edge_")
-        a_n, b_n = decode(self.node_lift(x), node_groups, self.node_heads, "dec_node_")
+        a_n, b_n = decode(
+            self._onsite_features(x, pair, src), node_groups, self.node_heads, "dec_node_"
+        )
         herm = lambda t: t.transpose(-1, -2).conj()  # noqa: E731
         a_e, b_e = 0.5 * (a_e + herm(a_e[reverse])), 0.5 * (b_e + herm(b_e[reverse]))
         a_n, b_n = 0.5 * (a_n + herm(a_n)), 0.5 * (b_n + herm(b_n))
