@@ -18,10 +18,24 @@ without spin-orbit coupling whose moments are collinear with ``n``, exported wit
 ``to_kwant_system(..., spin_axis=n)`` so that Kwant also separates degenerate modes by spin.
 Otherwise it is a diagonal (mode-wise) approximation, and ``SpinTransmission.purity`` (the
 smallest ``|s_m|``) says by how much the leads mix spin.
+
+Speed
+-----
+Per energy the cost is the lead modes (a dense Schur decomposition of the ``2 n x 2 n``
+transfer problem of each lead, ``n`` orbitals per lead cell) plus the sparse factorization
+of the scattering problem.  Two savings keep the results those of plain ``kwant.smatrix``
+(to round-off, ~1e-12): the two leads of one direction of
+:func:`~ase_hamgnn.kwant_export.to_kwant_system` are mirror images, so one Schur form gives
+the modes of both (:func:`lead_modes`), and over an energy sweep the MUMPS symbolic
+analysis is reused while the sparsity pattern is unchanged (checked, with a backward-error
+guard).  The factorization runs in MUMPS' BLAS: link it to an optimized BLAS (OpenBLAS,
+Debian package ``libopenblas0-pthread``); with the reference BLAS it is several times
+slower.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +49,7 @@ __all__ = [
     "LocalMaps",
     "SpinTransmission",
     "TransmissionCurve",
+    "lead_modes",
     "local_maps",
     "plot_current",
     "plot_spin_density",
@@ -59,6 +74,8 @@ class TransmissionCurve:
         plateau values).
     from_lead, to_lead : int
         Kwant lead indices.
+    seconds : (n_E,) float64 or None
+        Wall time of each energy point (lead modes and solve), s.
     """
 
     energies: np.ndarray
@@ -66,6 +83,7 @@ class TransmissionCurve:
     open_channels: np.ndarray
     from_lead: int
     to_lead: int
+    seconds: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -153,17 +171,85 @@ class LocalMaps:
 
 
 # -- solving --------------------------------------------------------------------------------
+#: Largest accepted backward error of a solve with a reused MUMPS analysis
+#: (:func:`_mumps_sweep_solver`); above it the system is analysed and factorized afresh.
+_REUSE_BACKWARD_ERROR = 1e-10
+
+
+def _mumps_sweep_solver():
+    """Kwant's MUMPS solver for one energy sweep: the symbolic analysis (fill-reducing
+    ordering, 10-25 % of a solve for a 1000-atom region) of the first linear system is
+    reused for the next energies while the sparsity pattern of the linear system is the
+    same (it is, for a fixed system: the lead blocks always have ``n_cell`` columns).
+
+    The numerical factorization is redone at every energy with MUMPS' threshold pivoting,
+    so the results are those of a fresh solve; as a guard, the backward error of every
+    solve with a reused analysis is checked (``|A x - b| <= 1e-10 (|A| |x| + |b|)``,
+    max-norms per column) and the system is analysed afresh if it is exceeded.  A new
+    instance per sweep keeps one factorization alive at a time; options are those of
+    ``kwant.solvers.mumps.options``.  Raises ``ImportError`` without MUMPS.
+    """
+    import kwant.solvers.mumps as kmumps
+    from kwant.linalg.mumps import MUMPSContext
+
+    class MumpsSweep(kmumps.Solver):
+        def __init__(self) -> None:
+            super().__init__()
+            self._ctx = None
+            self._pattern: tuple | None = None
+            self._lhs = None
+            self._reused = False
+
+        def _factorized(self, a):
+            a = a.tocoo()
+            same = (self._ctx is not None and self._pattern[0] == a.shape
+                    and np.array_equal(self._pattern[1], a.row)
+                    and np.array_equal(self._pattern[2], a.col))
+            if same:
+                self._ctx.factor(a, ordering=self.ordering, reuse_analysis=True)
+            else:
+                self._ctx = MUMPSContext()
+                self._ctx.factor(a, ordering=self.ordering)
+                self._pattern = (a.shape, a.row.copy(), a.col.copy())
+            self._lhs, self._reused = a, same
+            return self._ctx
+
+        def _solve_linear_sys(self, factorized_a, b, kept_vars):
+            if not self._reused or b.shape[1] == 0:
+                return super()._solve_linear_sys(factorized_a, b, kept_vars)
+            lhs = self._lhs.tocsr()
+            rhs = b.toarray() if hasattr(b, "toarray") else np.asarray(b)
+            x = np.concatenate([factorized_a.solve(rhs[:, j:j + self.nrhs])
+                                for j in range(0, rhs.shape[1], self.nrhs)], axis=1)
+            resid = np.abs(lhs @ x - rhs).max(axis=0)
+            scale = (np.abs(lhs.data).max() * np.abs(x).max(axis=0)
+                     + np.abs(rhs).max(axis=0))
+            if (resid <= _REUSE_BACKWARD_ERROR * scale).all():
+                return x[kept_vars]
+            self._ctx = None                             # stale analysis: start afresh
+            return super()._solve_linear_sys(self._factorized(self._lhs), b, kept_vars)
+
+    solver = MumpsSweep()
+    default = kmumps.default_solver                      # honour kwant.solvers.mumps.options
+    solver.options(nrhs=default.nrhs, ordering=default.ordering,
+                   sparse_rhs=default.sparse_rhs)
+    return solver
+
+
 def _smatrix_function(solver: str | Callable) -> Callable:
+    """``kwant.smatrix``-like function for one sweep over energies (see
+    :func:`_mumps_sweep_solver`); call it once per sweep."""
     if callable(solver):
         return solver
     if solver == "default":
-        import kwant
+        try:
+            return _mumps_sweep_solver().smatrix
+        except ImportError:                              # Kwant without MUMPS: SuperLU
+            import kwant
 
-        return kwant.smatrix
+            return kwant.smatrix
     if solver == "mumps":
-        import kwant.solvers.mumps
-
-        return kwant.solvers.mumps.smatrix
+        return _mumps_sweep_solver().smatrix
     if solver == "sparse":
         import kwant.solvers.sparse
 
@@ -208,6 +294,264 @@ def _energies(energies: Iterable[float] | float) -> np.ndarray:
     return e
 
 
+# -- lead modes -----------------------------------------------------------------------------
+#: Largest accepted bound on the condition number of the map that turns one lead's invariant
+#: subspaces into its mirror lead's (:func:`_mirror_block_modes`); beyond it both leads are
+#: solved separately.
+_MIRROR_KAPPA_MAX = 1e4
+
+
+def _mirror_perm(lead_a, lead_b) -> np.ndarray | None:
+    """Orbitals of ``lead_a``'s unit cell in the order of ``lead_b``'s, if ``lead_b`` is the
+    mirror image of ``lead_a`` (opposite period, the same unit cell up to a translation);
+    else ``None``.  Only the geometry is matched; the Hamiltonians are compared later."""
+    try:
+        per_a = np.asarray(lead_a.symmetry.periods, dtype=np.float64)
+        per_b = np.asarray(lead_b.symmetry.periods, dtype=np.float64)
+        if per_a.shape[0] != 1 or per_a.shape != per_b.shape or not np.allclose(per_a, -per_b):
+            return None
+        cell_a = list(lead_a.sites[:lead_a.cell_size])
+        cell_b = list(lead_b.sites[:lead_b.cell_size])
+        if len(cell_a) != len(cell_b):
+            return None
+        index = {site: n for n, site in enumerate(cell_a)}
+        order = [index.get(lead_a.symmetry.to_fd(site)) for site in cell_b]
+        norbs = [site.family.norbs for site in cell_a]
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return None
+    if None in order or len(set(order)) != len(order) or None in norbs:
+        return None
+    offsets = np.concatenate([[0], np.cumsum(norbs)])
+    return np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in order]
+                          ).astype(np.int64)
+
+
+def _mirror_pairs(fsyst) -> list[tuple[int, int, np.ndarray]]:
+    """``(i, j, perm)`` for every pair of mirror leads (see :func:`_mirror_perm`)."""
+    leads = list(getattr(fsyst, "leads", ()))
+    pairs, used = [], set()
+    for i in range(len(leads)):
+        for j in range(i + 1, len(leads)):
+            if i in used or j in used:
+                continue
+            perm = _mirror_perm(leads[i], leads[j])
+            if perm is not None:
+                pairs.append((i, j, perm))
+                used.update((i, j))
+    return pairs
+
+
+def _assemble_modes(lmbdainv: np.ndarray, prop_vecs: np.ndarray, evan_vecs: np.ndarray,
+                    extract: Callable, sqrt_hop: np.ndarray, tol: float) -> tuple:
+    """``(PropagatingModes, StabilizedModes)`` from the eigenvectors of one lead, as
+    ``kwant.physics.modes`` assembles them for a lead without symmetries."""
+    from kwant.physics import leads as kl
+
+    n = len(prop_vecs) // 2
+    psi, real = kl.make_proper_modes(lmbdainv, prop_vecs, extract, tol, None, None, None)
+    nmodes = len(real.velocities) // 2
+    prop = kl.PropagatingModes(real.wave_functions, real.velocities, real.momenta)
+    prop.block_nmodes = [nmodes]
+    stab = kl.StabilizedModes(np.c_[psi[n:], evan_vecs[n:]], np.c_[psi[:n], evan_vecs[:n]],
+                              nmodes, sqrt_hop)
+    return prop, stab
+
+
+def _mirror_block_modes(h_cell: np.ndarray, h_hop: np.ndarray, tol: float = 1e6
+                        ) -> tuple[tuple, tuple] | None:
+    """Modes of the lead ``(h_cell, h_hop)`` and of its mirror ``(h_cell, h_hop^dagger)``
+    from one Schur decomposition, or ``None`` where Kwant's general algorithm is needed.
+
+    ``h_cell`` already has the energy subtracted.  The first lead is solved exactly as
+    ``kwant.physics.modes`` does for an invertible hopping (same linear system, Schur form,
+    ordering and mode normalization).  With Kwant's pencil ``M = [[-V^-1 h, -B^2 V^-1],
+    [V^dagger / B^2, 0]]`` (``B^2 = ||V||_F``, eigenvector ``(x, y)`` for ``1 / lambda``), the
+    mirror lead has ``M' = S M^-1 S`` with the involution ``S = [[1, 0], [-h / B^2, -1]]``:
+    its eigenvectors are ``S (x, y)`` for ``lambda``, so its decaying modes span ``S`` times
+    the first lead's growing subspace (taken from the same Schur form, reordered) and its
+    propagating modes are ``S`` times the first lead's.  ``S`` is applied exactly; its
+    condition number ``<= (1 + ||h|| / B^2)^2`` bounds how much it can amplify the
+    eigensolver's round-off, and above :data:`_MIRROR_KAPPA_MAX` ``None`` is returned.
+    """
+    import kwant.linalg as kla
+    import scipy.linalg as la
+    from kwant.physics import leads as kl
+
+    n = h_cell.shape[0]
+    if h_hop.shape != (n, n) or not np.any(h_hop):
+        return None
+    (pencil, rhs), sqrt_hop, extract = kl.setup_linsys(h_cell, h_hop, tol, None)
+    if rhs is not None or sqrt_hop.shape != (n, n):
+        return None                                     # singular hopping: Kwant's SVD path
+    b_sq = float(np.real(sqrt_hop[0, 0])) ** 2
+    if np.iscomplexobj(pencil):
+        h = np.asarray(h_cell, dtype=np.complex128)
+    else:
+        h = np.real(h_cell)
+    h_norm = float(np.sqrt(np.abs(h).sum(axis=0).max() * np.abs(h).sum(axis=1).max()))
+    if (1.0 + h_norm / b_sq) ** 2 > _MIRROR_KAPPA_MAX:
+        return None
+
+    eps = np.finfo(pencil.dtype).eps * tol
+    t, z, ev = kla.schur(pencil)
+    decay_a = np.abs(ev) > 1 + eps                      # as kwant.physics.leads
+    prop = np.abs(np.abs(ev) - 1) < eps
+    nevan = n - int(prop.sum()) // 2
+    if prop.sum() % 2 or decay_a.sum() != nevan or (~(decay_a | prop)).sum() != nevan:
+        return None
+    ev_prop = ev[prop]
+    prop_a = kla.evecs_from_schur(t, z, prop)
+    t, z, ev = kla.order_schur(decay_a, t, z)           # Kwant's order for the first lead
+    evan_a = z[:, :nevan]
+
+    # Growing subspace of the first lead (|1 / lambda| < 1): move it to the bottom of the
+    # Schur form (usually no or few swaps) and solve T11 X - X T22 = -T12 for its basis
+    # Z [X; 1]; a full reordering to the top would cost O(n^3) Givens swaps.
+    top = np.abs(ev) > 1 - eps
+    if top.sum() != 2 * n - nevan:
+        return None
+    if top[: 2 * n - nevan].sum() != 2 * n - nevan:
+        t, z, ev = kla.order_schur(top, t, z)
+        if (np.abs(ev[2 * n - nevan:]) > 1 - eps).any():
+            return None
+    k = 2 * n - nevan
+    if nevan:
+        trsyl = la.lapack.ztrsyl if np.iscomplexobj(t) else la.lapack.dtrsyl
+        x, scale, info = trsyl(t[:k, :k], t[k:, k:], -t[:k, k:], isgn=-1)
+        if info != 0 or not scale > 0:
+            return None
+        growing_a = z[:, :k] @ (x / scale) + z[:, k:]
+    else:
+        growing_a = z[:, k:]
+
+    def mirror(vecs: np.ndarray) -> np.ndarray:
+        x = vecs[:n]
+        return np.concatenate([x, -(h @ x) / b_sq - vecs[n:]])
+
+    prop_b = mirror(prop_a)
+    evan_b = la.qr(mirror(growing_a), mode="economic")[0]   # orthonormal, like Schur vectors
+    modes_a = _assemble_modes(ev_prop, prop_a, evan_a, extract, sqrt_hop, tol)
+    modes_b = _assemble_modes(1.0 / ev_prop, prop_b, evan_b, extract, sqrt_hop, tol)
+    return modes_a, modes_b
+
+
+def _mirror_modes(lead_a, lead_b, perm: np.ndarray, energy: float,
+                  params: Mapping[str, Any]) -> tuple[tuple, tuple] | None:
+    """Modes of two mirror leads from one eigendecomposition, after checking that their
+    Hamiltonians really are mirror images (``None`` otherwise)."""
+    from kwant.physics import leads as kl
+
+    for lead in (lead_a, lead_b):
+        sym = lead.discrete_symmetry(params=params)
+        if any(getattr(sym, name) is not None
+               for name in ("projectors", "time_reversal", "particle_hole", "chiral")):
+            return None                                 # conservation laws, symmetries
+    h_a = lead_a.cell_hamiltonian(params=params)
+    hop_a = lead_a.inter_cell_hopping(params=params)
+    h_b = lead_b.cell_hamiltonian(params=params)
+    hop_b = lead_b.inter_cell_hopping(params=params)
+    n = len(perm)
+    if not (h_a.shape == h_b.shape == hop_a.shape == hop_b.shape == (n, n)):
+        return None
+    ix = np.ix_(perm, perm)
+    tol = 1e-13 * max(float(np.abs(h_a).max(initial=0.0)),
+                      float(np.abs(hop_a).max(initial=0.0)), 1e-300)
+    if (np.abs(h_b - h_a[ix]).max(initial=0.0) > tol
+            or np.abs(hop_b - hop_a.conj().T[ix]).max(initial=0.0) > tol):
+        return None
+    h_a = np.array(h_a, copy=True)
+    h_a.flat[:: n + 1] -= energy
+    got = _mirror_block_modes(h_a, hop_a)
+    if got is None:
+        return None
+    modes_a, (prop, stab) = got
+    prop_b = kl.PropagatingModes(prop.wave_functions[perm], prop.velocities, prop.momenta)
+    prop_b.block_nmodes = prop.block_nmodes
+    stab_b = kl.StabilizedModes(stab.vecs[perm], stab.vecslmbdainv[perm], stab.nmodes,
+                                stab.sqrt_hop)
+    return modes_a, (prop_b, stab_b)
+
+
+def _lead_modes(fsyst, energy: float, kw_params: Mapping[str, Any],
+                pairs: Sequence[tuple[int, int, np.ndarray]]) -> list:
+    """Modes of every lead (``None`` for leads defined by a self-energy only)."""
+    leads = fsyst.leads
+    out: list = [None] * len(leads)
+    for i, j, perm in pairs:
+        got = _mirror_modes(leads[i], leads[j], perm, energy, kw_params)
+        if got is not None:
+            out[i], out[j] = got
+    for n, lead in enumerate(leads):
+        if out[n] is None and hasattr(lead, "modes"):
+            out[n] = lead.modes(energy, params=kw_params)
+    return out
+
+
+def _precalculated(fsyst, modes: Sequence):
+    """Copy of ``fsyst`` whose leads return ``modes`` (Kwant's ``precalculate`` mechanism)."""
+    from copy import copy
+
+    from kwant.system import PrecalculatedLead
+
+    out = copy(fsyst)
+    out.leads = [lead if m is None else PrecalculatedLead(modes=m)
+                 for lead, m in zip(fsyst.leads, modes, strict=True)]
+    return out
+
+
+def lead_modes(fsyst, energy: float, *, params: Mapping[str, Any] | None = None) -> list:
+    """Modes of every lead at ``energy``, as ``[lead.modes(energy) for lead in fsyst.leads]``.
+
+    Mirror leads, i.e. the two leads of one direction of
+    :func:`~ase_hamgnn.kwant_export.to_kwant_system` (the same unit cell and Hamiltonian, run
+    to ``-d`` and ``+d``), share one eigendecomposition: the modes of the lead to ``-d`` are
+    those of the lead to ``+d`` with the translation eigenvalue inverted, so one Schur
+    decomposition of the ``2 n x 2 n`` transfer problem serves both (half the dense work of
+    two separate ``lead.modes`` calls).  The first lead of a pair is solved exactly as Kwant
+    does; the second is mapped from the same Schur form (see :func:`_mirror_block_modes`).
+    Leads with declared conservation laws or symmetries, a singular inter-cell hopping, or
+    Hamiltonians that are not exact mirror images are solved by ``lead.modes``.  The
+    transport functions of this module use it at every energy.
+
+    Parameters
+    ----------
+    fsyst : kwant finalized system with leads.
+    energy : float, eV.
+    params : mapping, optional
+        Kwant parameters; ``overlap_energy`` is filled in.
+
+    Returns
+    -------
+    list of (kwant.physics.PropagatingModes, kwant.physics.StabilizedModes)
+        One per lead (``None`` for a lead defined only by a self-energy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ase import Atoms
+    >>> from ase_hamgnn import OrbitalBasis, TBHamiltonian
+    >>> chain = Atoms("H", cell=[1.0, 10.0, 10.0], pbc=[True, False, False])
+    >>> t = -1.0 * np.eye(2)                                   # eV, spin-independent
+    >>> lead = TBHamiltonian.from_blocks(OrbitalBasis({"H": ["1s"]}), chain,
+    ...                                  {(0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
+    >>> from ase_hamgnn.kwant_export import to_kwant_system
+    >>> syst = to_kwant_system(lead.tile((4, 1, 1)), lead).finalized()
+    >>> [prop.velocities.round(6).tolist() for prop, _ in lead_modes(syst, 0.0)]
+    [[-2.0, -2.0, 2.0, 2.0], [-2.0, -2.0, 2.0, 2.0]]
+    """
+    energy = float(energy)
+    return _lead_modes(fsyst, energy, _params(fsyst, energy, params), _mirror_pairs(fsyst))
+
+
+def _smatrix_at(fsyst, smatrix: Callable, energy: float, params: Mapping[str, Any] | None,
+                pairs: Sequence, from_lead: int, to_lead: int):
+    """Scattering matrix block ``to_lead <- from_lead`` at one energy, with the lead modes
+    from :func:`lead_modes` (mirror leads share one eigendecomposition)."""
+    kw_params = _params(fsyst, energy, params)
+    solved = _precalculated(fsyst, _lead_modes(fsyst, energy, kw_params, pairs))
+    return smatrix(solved, energy, params=kw_params, in_leads=[from_lead], out_leads=[to_lead])
+
+
 def transmission(fsyst, energies: Iterable[float] | float, *, from_lead: int = 0,
                  to_lead: int = 1, params: Mapping[str, Any] | None = None,
                  solver: str | Callable = "default", progress: bool = True
@@ -224,13 +568,16 @@ def transmission(fsyst, energies: Iterable[float] | float, *, from_lead: int = 0
         Kwant parameters of value functions; ``overlap_energy`` is filled in.
     solver : {'default', 'mumps', 'sparse'} or callable
         ``'default'`` is Kwant's choice (MUMPS when installed), ``'sparse'`` is SciPy's
-        SuperLU, or any function with the signature of ``kwant.smatrix``.
+        SuperLU, or any function with the signature of ``kwant.smatrix``.  With MUMPS the
+        symbolic analysis of the first energy is reused for the others (see the module
+        notes).  Lead modes come from :func:`lead_modes` in every case.
     progress : bool
         Show a tqdm bar.
 
     Returns
     -------
     TransmissionCurve
+        With the wall time of each energy point in ``seconds``.
 
     Examples
     --------
@@ -249,15 +596,18 @@ def transmission(fsyst, energies: Iterable[float] | float, *, from_lead: int = 0
     """
     _check_leads(fsyst, from_lead, to_lead)
     smatrix = _smatrix_function(solver)
+    pairs = _mirror_pairs(fsyst)
     es = _energies(energies)
     t = np.zeros(len(es), dtype=np.float64)
     nopen = np.zeros(len(es), dtype=np.int64)
+    seconds = np.zeros(len(es), dtype=np.float64)
     for n, energy in enumerate(tqdm(es, desc="transmission", unit="E", disable=not progress)):
-        smat = smatrix(fsyst, float(energy), params=_params(fsyst, energy, params),
-                       in_leads=[from_lead], out_leads=[to_lead])
+        start = time.perf_counter()
+        smat = _smatrix_at(fsyst, smatrix, float(energy), params, pairs, from_lead, to_lead)
         t[n] = smat.transmission(to_lead, from_lead)
         nopen[n] = smat.num_propagating(from_lead)
-    return TransmissionCurve(es, t, nopen, int(from_lead), int(to_lead))
+        seconds[n] = time.perf_counter() - start
+    return TransmissionCurve(es, t, nopen, int(from_lead), int(to_lead), seconds)
 
 
 def _lead_spin(fsyst, lead: int, axis: np.ndarray) -> np.ndarray:
@@ -325,14 +675,14 @@ def spin_transmission(fsyst, energies: Iterable[float] | float, *,
     else:
         n_axis = np.asarray(axis, dtype=np.float64).reshape(3)
         n_axis = n_axis / np.linalg.norm(n_axis)
+    pairs = _mirror_pairs(fsyst)
     sig_from = _lead_spin(fsyst, from_lead, n_axis)
     sig_to = _lead_spin(fsyst, to_lead, n_axis)
     out = np.zeros((len(es), 2, 2), dtype=np.float64)
     purity = np.full(len(es), np.nan)
     for n, energy in enumerate(tqdm(es, desc="spin transmission", unit="E",
                                     disable=not progress)):
-        smat = smatrix(fsyst, float(energy), params=_params(fsyst, energy, params),
-                       in_leads=[from_lead], out_leads=[to_lead])
+        smat = _smatrix_at(fsyst, smatrix, float(energy), params, pairs, from_lead, to_lead)
         block = smat.submatrix(to_lead, from_lead)
         if block.size == 0:
             continue
@@ -387,7 +737,8 @@ def local_maps(fsyst, energy: float, *, lead: int = 0, params: Mapping[str, Any]
     _check_leads(fsyst, lead)
     energy = float(energy)
     kw_params = _params(fsyst, energy, params)
-    psi = kwant.wave_function(fsyst, energy, params=kw_params)(lead)    # (n_modes, n_orbs)
+    solved = _precalculated(fsyst, _lead_modes(fsyst, energy, kw_params, _mirror_pairs(fsyst)))
+    psi = kwant.wave_function(solved, energy, params=kw_params)(lead)   # (n_modes, n_orbs)
     psi = np.asarray(psi, dtype=np.complex128).reshape(-1, psi.shape[-1])
     sites = fsyst.sites
     norbs = np.array([s.family.norbs for s in sites], dtype=np.int64)

@@ -3,7 +3,8 @@
 #
 #   tools/setup.sh [VENV]          (default .venv; the Makefile calls this)
 #
-# 1. Debian packages: a C/C++ compiler and MUMPS (for Kwant), via apt-get when missing.
+# 1. Debian packages: a C/C++ compiler, MUMPS (for Kwant) and OpenBLAS (which MUMPS then
+#    uses instead of the reference BLAS: ~4x faster factorizations), via apt-get when missing.
 # 2. The virtual environment, CPU PyTorch (pinned by $TORCH_SPEC), the package in editable
 #    mode with its test extras.
 # 3. Kwant 1.5 built from source against numpy 2 with MUMPS (tools/install-kwant.sh).
@@ -14,7 +15,7 @@ python=${PYTHON:-python3}
 torch_spec=${TORCH_SPEC:-torch==2.13.0}
 
 need_pkgs=()
-for pkg in gcc g++ make libmumps-seq-dev; do
+for pkg in gcc g++ make libmumps-seq-dev libopenblas0-pthread; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
