@@ -58,6 +58,7 @@ __all__ = [
     "DEEPH_CONVENTION",
     "DEEPH_FILES",
     "basis_from_orbital_types",
+    "blocks_to_hamiltonian",
     "is_deeph_folder",
     "read_deeph",
     "read_deeph_geometry",
@@ -340,13 +341,7 @@ def read_deeph(
     s_blocks = None
     if overlap and (folder / "overlaps.h5").is_file():
         s_blocks = convert(_read_blocks(folder / "overlaps.h5", n_atoms), "overlaps.h5", False)
-    try:
-        return TBHamiltonian.from_blocks(basis, geometry, h_blocks, s_blocks,
-                                         hermiticity_tol=hermiticity_tol)
-    except ValueError as exc:
-        if isinstance(exc, DatasetError):
-            raise
-        raise DatasetError(f"{folder}: {exc}") from None
+    return blocks_to_hamiltonian(folder, basis, geometry, h_blocks, s_blocks, hermiticity_tol)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -469,3 +464,17 @@ def write_deeph(
         info["fermi_level"] = float(fermi_level)
     (folder / "info.json").write_text(json.dumps(info, indent=1) + "\n")
     return folder
+
+
+def blocks_to_hamiltonian(origin: str | os.PathLike, basis: OrbitalBasis, geometry: Geometry,
+                          h_blocks: Mapping, s_blocks: Mapping | None,
+                          hermiticity_tol: float) -> TBHamiltonian:
+    """``TBHamiltonian.from_blocks`` for data read from ``origin``: shape or Hermiticity
+    problems become a :class:`DatasetError` that names the file or folder."""
+    try:
+        return TBHamiltonian.from_blocks(basis, geometry, h_blocks, s_blocks,
+                                         hermiticity_tol=hermiticity_tol)
+    except ValueError as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{origin}: {exc}") from None

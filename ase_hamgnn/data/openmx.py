@@ -41,7 +41,7 @@ from ase.data import atomic_numbers
 
 from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.data.conventions import atom_transform
-from ase_hamgnn.data.deeph import basis_from_orbital_types
+from ase_hamgnn.data.deeph import basis_from_orbital_types, blocks_to_hamiltonian
 from ase_hamgnn.data.units import bohr_to_angstrom, hartree_to_ev
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
@@ -247,10 +247,4 @@ def read_openmx(
             full[n_i:, :n_j] = ud_ji.conj().T
         h_blocks[(i, j, r)] = hartree_to_ev(t[i] @ full @ t[j].T)
         s_blocks[(i, j, r)] = np.kron(np.eye(2), spatial[i] @ olp[i][h] @ spatial[j].T)
-    try:
-        return TBHamiltonian.from_blocks(basis, geometry, h_blocks, s_blocks,
-                                         hermiticity_tol=hermiticity_tol)
-    except ValueError as exc:
-        if isinstance(exc, DatasetError):
-            raise
-        raise DatasetError(f"{path}: {exc}") from None
+    return blocks_to_hamiltonian(path, basis, geometry, h_blocks, s_blocks, hermiticity_tol)
