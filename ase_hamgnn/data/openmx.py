@@ -1,17 +1,25 @@
-"""Read OpenMX's binary ``.scfout`` file (OpenMX 3.9 layout) as a TBHamiltonian.
+"""Read OpenMX's binary ``.scfout`` file (layouts of OpenMX 3.9 and of 3.7/3.8) as a TBHamiltonian.
 
-Record layout (native-endian int32 and float64; atomic units), in order: six ints
-``atomnum, SpinP_switch + 4 * version, Catomnum, Latomnum, Ratomnum, TCpyCell``; ``order_max``;
-``atv[TCpyCell+1][4]`` (Bohr) and ``atv_ijk[TCpyCell+1][4]`` (cell indices, entries 1..3 are
-``R``); ``Total_NumOrbs[atomnum]``; ``FNAN[atomnum]``; per atom ``natn[FNAN+1]`` (1-based
-neighbour atoms, entry 0 the atom itself) and ``ncn[FNAN+1]`` (index into ``atv_ijk``);
-``tv[3][4]``, ``rtv[3][4]``, ``Gxyz[atomnum][4]`` (Bohr, entries 1..3); then for every
-component, atom ``i`` and neighbour ``h``, the dense ``Total_NumOrbs[i] x
-Total_NumOrbs[natn[i][h]]`` block ``<i, 0| . |natn[i][h], R>`` (Hartree) of: ``Hks`` (SpinP_switch
-+ 1 components), ``iHks`` (3, only for SpinP_switch = 3), ``OLP``, ``OLPpo`` (3 x order_max),
-``OLPmo`` (3), ``DM`` (SpinP_switch + 1), ``iDM`` (2); then ``Solver``, ``ChemP``, ``E_Temp``,
-two dipole vectors, ``Valence_Electrons``, ``Total_SpinS``, and ``num_lines`` lines of 256
-bytes holding the input file.
+Record layout of OpenMX 3.9 (native-endian int32 and float64; atomic units), in order: six
+ints ``atomnum, SpinP_switch + 4 * version, Catomnum, Latomnum, Ratomnum, TCpyCell``;
+``order_max``; ``atv[TCpyCell+1][4]`` (Bohr) and ``atv_ijk[TCpyCell+1][4]`` (cell indices,
+entries 1..3 are ``R``); ``Total_NumOrbs[atomnum]``; ``FNAN[atomnum]``; per atom
+``natn[FNAN+1]`` (1-based neighbour atoms, entry 0 the atom itself) and ``ncn[FNAN+1]``
+(index into ``atv_ijk``); ``tv[3][4]``, ``rtv[3][4]``, ``Gxyz[atomnum][4]`` (Bohr, entries
+1..3); then for every component, atom ``i`` and neighbour ``h``, the dense ``Total_NumOrbs[i] x
+Total_NumOrbs[natn[i][h]]`` block ``<i, 0| . |natn[i][h], R>`` (Hartree) of: ``Hks``
+(SpinP_switch + 1 components), ``iHks`` (3, only for SpinP_switch = 3), ``OLP``, ``OLPpo``
+(3 x order_max), ``OLPmo`` (3), ``DM`` (SpinP_switch + 1), ``iDM`` (2); then ``Solver``,
+``ChemP``, ``E_Temp``, two dipole vectors, ``Valence_Electrons``, ``Total_SpinS``, and
+``num_lines`` lines of 256 bytes holding the input file.
+
+The layout of OpenMX 3.7 and 3.8 (version 0: the second int is ``SpinP_switch`` alone)
+differs in three places: there is no ``order_max`` record; the position overlaps are three
+blocks (x, y, z) instead of ``3 x order_max``; and neither ``OLPmo`` nor ``iDM`` is written.
+Everything else, including ``iHks`` for SpinP_switch = 3, is laid out as in 3.9.  The version
+is read from the header; versions 1 and 2 (development builds of 3.7) are refused, and so is
+a file whose records do not end exactly where the file ends.  Big-endian files are detected
+from the header.
 
 Spin components (non-collinear, ``SpinP_switch = 3``): ``H_uu = Hks[0] + i iHks[0]``,
 ``H_dd = Hks[1] + i iHks[1]``, ``H_ud = Hks[2] + i (Hks[3] + iHks[2])`` (the ``iHks`` parts are
@@ -22,10 +30,13 @@ Hks[1]``; ``0`` gives ``kron(1, Hks[0])``.
 Elements and shells are not in the binary part: they are parsed from the input file stored at
 its end (``<Definition.of.Atomic.Species`` with basis strings such as ``Fe6.0S-s2p2d1`` and
 the pseudopotential name ``Fe_PBE19``, and ``<Atoms.SpeciesAndCoordinates``); pass
-``symbols`` and ``basis`` when that fails.  The constrained moments are not read from the
-file: pass ``moments`` (required for spin-polarized data).  Orbitals are in OpenMX's order
+``symbols`` and ``basis`` when that fails.  The converged moments are not in the file: pass
+``moments`` (required for spin-polarized data), or ``moments="input"`` for the moments the
+stored input starts from, ``(up - down)`` electrons along the angles ``theta, phi`` of each
+atom's line (for a run with ``scf.Constraint.NC.Spin`` these are the constrained
+directions; the sizes are the initial ones).  Orbitals are in OpenMX's order
 (:mod:`ase_hamgnn.data.conventions`), converted to ours; Hartree and Bohr become eV and Å
-(:mod:`ase_hamgnn.data.units`).  The 3.7/3.8 layout (version 0) is not read.
+(:mod:`ase_hamgnn.data.units`).
 """
 
 from __future__ import annotations
@@ -47,10 +58,14 @@ from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.hamiltonian import TBHamiltonian
 
-__all__ = ["SCFOUT_VERSION", "read_openmx"]
+__all__ = ["SCFOUT_VERSION", "SCFOUT_VERSIONS", "read_openmx"]
 
-#: The ``.scfout`` layout version read here (OpenMX 3.9).
+#: The newest ``.scfout`` layout version (OpenMX 3.9).
 SCFOUT_VERSION = 3
+#: Layout versions read here, version -> OpenMX releases that write it.
+SCFOUT_VERSIONS = {0: "OpenMX 3.7/3.8", 3: "OpenMX 3.9"}
+_UNSUPPORTED = {1: "a development build of OpenMX 3.7 (HWC)",
+                2: "a development build of OpenMX 3.7 (HWF)"}
 _L = {"s": 0, "p": 1, "d": 2, "f": 3}
 
 
@@ -108,9 +123,40 @@ def _parse_input(lines: Sequence[str], n_atoms: int):
                            f"{n_atoms}")
     try:
         return [species[w[1]][0] for w in atoms], [species[w[1]][1] for w in atoms]
-    except KeyError as exc:
+    except (KeyError, IndexError) as exc:
         raise DatasetError(f"species {exc} of Atoms.SpeciesAndCoordinates is not defined") \
             from None
+
+
+def _input_moments(path: Path, lines: Sequence[str], n_atoms: int, spinp: int) -> np.ndarray:
+    """Initial moments (μB) of the input stored in the file: ``up - down`` electrons along
+    ``theta, phi`` (degrees; columns 6..9 of ``<Atoms.SpeciesAndCoordinates``)."""
+    if spinp == 0:
+        return np.zeros((n_atoms, 3))
+    low = [ln.strip().lower() for ln in lines]
+    name = "atoms.speciesandcoordinates"
+    try:
+        start, stop = low.index(f"<{name}"), low.index(f"{name}>")
+    except ValueError:
+        raise DatasetError(f"{path}: the stored input lacks <Atoms.SpeciesAndCoordinates; pass "
+                           "moments= (an (N, 3) array in μB)") from None
+    rows = [ln.split() for ln in lines[start + 1:stop] if ln.strip()]
+    need = 9 if spinp == 3 else 7
+    if len(rows) != n_atoms or any(len(w) < need for w in rows):
+        raise DatasetError(f"{path}: <Atoms.SpeciesAndCoordinates of the stored input does not "
+                           f"give up/down electrons{' and angles' if spinp == 3 else ''} for "
+                           f"all {n_atoms} atoms; pass moments= (an (N, 3) array in μB)")
+    try:
+        vals = np.array([[float(x) for x in w[5:need]] for w in rows])
+    except ValueError as exc:
+        raise DatasetError(f"{path}: cannot read the initial moments ({exc}); pass moments=") \
+            from None
+    size = vals[:, 0] - vals[:, 1]
+    if spinp == 1:
+        return np.stack([np.zeros(n_atoms), np.zeros(n_atoms), size], axis=1)
+    theta, phi = np.radians(vals[:, 2]), np.radians(vals[:, 3])
+    return size[:, None] * np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi),
+                                     np.cos(theta)], axis=1)
 
 
 def read_openmx(
@@ -122,15 +168,17 @@ def read_openmx(
     pbc: Sequence[bool] = (True, True, True),
     hermiticity_tol: float = 1e-6,
 ) -> TBHamiltonian:
-    """Read an OpenMX 3.9 ``.scfout`` file (see the module docstring for the layout).
+    """Read an OpenMX ``.scfout`` file of version 3.7, 3.8 or 3.9 (see the module docstring).
 
     Parameters
     ----------
     path : path
         The ``.scfout`` file.
-    moments : array_like, optional
+    moments : array_like or "input", optional
         ``(N, 3)`` moments in μB (the constrained ones of the calculation); required when
-        the file is spin-polarized (``SpinP_switch`` 1 or 3), zeros otherwise.
+        the file is spin-polarized (``SpinP_switch`` 1 or 3), zeros otherwise.  ``"input"``
+        takes the initial moments of the input stored in the file (see the module
+        docstring).
     symbols : sequence of str, optional
         Element of each atom; default: from the input file stored in the ``.scfout``.
     basis : OrbitalBasis, optional
@@ -149,9 +197,13 @@ def read_openmx(
     Raises
     ------
     DatasetError
-        Truncated file, an unsupported layout version (OpenMX 3.8 or older), a wrong
-        ``SpinP_switch``, missing moments for spin-polarized data, or shells that do not
-        match the orbital counts.
+        Truncated file or records that do not end where the file ends, an unsupported layout
+        version, a wrong ``SpinP_switch``, missing moments for spin-polarized data, or
+        shells that do not match the orbital counts.
+
+    Examples
+    --------
+    >>> ham = read_openmx("nibr2.scfout", moments="input")  # doctest: +SKIP
     """
     path = Path(path)
     if not path.is_file():
@@ -165,20 +217,25 @@ def read_openmx(
     rd = _Reader(data, path, endian)
     atomnum, spin_raw, _, _, _, tcpy = (int(x) for x in rd.take("i4", 6))
     version, spinp = spin_raw // 4, spin_raw % 4
-    if version != SCFOUT_VERSION:
-        raise DatasetError(f"{path} has .scfout layout version {version} (OpenMX 3.8 or "
-                           "older, or not a .scfout file); rerun the calculation with "
-                           "OpenMX 3.9 or newer")
+    if version not in SCFOUT_VERSIONS:
+        made_by = _UNSUPPORTED.get(version, "no known OpenMX release (or not a .scfout file)")
+        raise DatasetError(f"{path} has .scfout layout version {version}, written by {made_by};"
+                           " this reader supports the layouts of OpenMX 3.7/3.8 (version 0) "
+                           "and 3.9 (version 3): rerun the calculation with OpenMX 3.9")
     if spinp == 2:
         raise DatasetError(f"{path} has SpinP_switch = 2, which OpenMX does not define "
                            "(0 spinless, 1 collinear, 3 non-collinear)")
     if atomnum <= 0 or tcpy < 0:
         raise DatasetError(f"{path} is corrupted (atomnum {atomnum}, TCpyCell {tcpy})")
-    order_max = int(rd.take("i4", 1)[0])
+    order_max = int(rd.take("i4", 1)[0]) if version == 3 else 1
+    if order_max < 0:
+        raise DatasetError(f"{path} is corrupted (order_max {order_max})")
     rd.take("f8", 4 * (tcpy + 1))  # atv, Bohr (not needed: R is in atv_ijk)
     atv_ijk = rd.take("i4", 4 * (tcpy + 1)).reshape(-1, 4)[:, 1:]
     sizes = rd.take("i4", atomnum).astype(int)
     fnan = rd.take("i4", atomnum).astype(int)
+    if (sizes <= 0).any() or (fnan < 0).any():
+        raise DatasetError(f"{path} is corrupted (orbital or neighbour counts below zero)")
     natn = [rd.take("i4", f + 1).astype(int) for f in fnan]
     ncn = [rd.take("i4", f + 1).astype(int) for f in fnan]
     if any((n < 1).any() or (n > atomnum).any() for n in natn) or \
@@ -190,26 +247,39 @@ def read_openmx(
     hks = [_blocks(rd, sizes, natn) for _ in range(spinp + 1)]
     ihks = [_blocks(rd, sizes, natn) for _ in range(3)] if spinp == 3 else None
     olp = _blocks(rd, sizes, natn)
-    for _ in range(3 * order_max + 3 + spinp + 1 + 2):  # OLPpo, OLPmo, DM, iDM
+    # OLPpo (3 x order_max), OLPmo (3, 3.9 only), DM (SpinP_switch + 1), iDM (2, 3.9 only)
+    skip = 3 * order_max + spinp + 1 + (3 + 2 if version == 3 else 0)
+    for _ in range(skip):
         _blocks(rd, sizes, natn)
     rd.take("i4", 1)
     rd.take("f8", 2 + 6 + 2)
     num_lines = int(rd.take("i4", 1)[0])
     raw = rd.take("u1", 256 * num_lines).tobytes()
+    if rd.pos != len(data):
+        raise DatasetError(
+            f"{path}: the records of a {SCFOUT_VERSIONS[version]} file with SpinP_switch = "
+            f"{spinp} end at byte {rd.pos}, but the file has {len(data)} bytes; it is "
+            "corrupted, misses spin components, or has a layout this reader does not know")
     lines = [raw[k:k + 256].split(b"\0", 1)[0].decode("utf-8", "replace").rstrip("\n")
              for k in range(0, len(raw), 256)]
 
     if symbols is None or basis is None:
-        numbers, ls = _parse_input(lines, atomnum)
+        numbers, parsed_ls = _parse_input(lines, atomnum)
     else:
-        numbers, ls = None, None
+        numbers, parsed_ls = None, None
     if symbols is not None:
         numbers = [atomic_numbers[s] for s in symbols]
         if len(numbers) != atomnum:
             raise ValueError(f"symbols has {len(numbers)} entries, the file {atomnum} atoms")
     if basis is None:
-        basis = basis_from_orbital_types(numbers, ls)
+        basis = basis_from_orbital_types(numbers, parsed_ls)
     ls = [tuple(s.l for s in basis.shells(int(z))) for z in numbers]
+    if parsed_ls is not None:
+        for a, (la, lb) in enumerate(zip(ls, parsed_ls)):
+            if tuple(la) != tuple(lb):
+                raise DatasetError(f"{path}: atom {a + 1} has shells l = {list(lb)} in the "
+                                   f"stored input but the basis gives {list(la)}; use a basis "
+                                   "with the shells of the calculation, in OpenMX's order")
     for a, (la, n) in enumerate(zip(ls, sizes)):
         if sum(2 * l + 1 for l in la) != n:
             raise DatasetError(f"{path}: atom {a + 1} has {n} orbitals in the file but its "
@@ -217,8 +287,17 @@ def read_openmx(
                                "the basis sizes do not match")
     if spinp in (1, 3) and moments is None:
         raise DatasetError(f"{path} is spin-polarized (SpinP_switch = {spinp}); pass "
-                           "moments= (the constrained moments in μB, shape (N, 3))")
-    m = np.zeros((atomnum, 3)) if moments is None else np.asarray(moments, np.float64)
+                           "moments= (the constrained moments in μB, shape (N, 3)) or "
+                           "moments=\"input\" (the initial moments of the stored input)")
+    if isinstance(moments, str):
+        if moments != "input":
+            raise ValueError(f"moments must be an (N, 3) array or \"input\", got {moments!r}")
+        m = _input_moments(path, lines, atomnum, spinp)
+    else:
+        m = np.zeros((atomnum, 3)) if moments is None else np.asarray(moments, np.float64)
+        if m.shape != (atomnum, 3) or not np.isfinite(m).all():
+            raise ValueError(f"moments must be a finite ({atomnum}, 3) array in μB, got shape "
+                             f"{m.shape}")
     geometry = Geometry(bohr_to_angstrom(tv), bohr_to_angstrom(gxyz), numbers, pbc, m)
 
     t = [atom_transform("openmx", la, spinful=True) for la in ls]

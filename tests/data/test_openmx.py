@@ -1,4 +1,4 @@
-"""OpenMX ``.scfout`` (3.9 layout): read back files made by a TEST-ONLY writer.
+"""OpenMX ``.scfout`` (3.9 and 3.7/3.8 layouts): read back files made by a TEST-ONLY writer.
 
 ``_write_scfout`` below exists only to make round-trip tests possible; it is not a supported
 way to produce OpenMX files (it writes zero density matrices and position/momentum overlaps).
@@ -19,10 +19,15 @@ from ase_hamgnn.errors import DatasetError
 TOL = 1e-12
 
 
-def _write_scfout(path, ham, species, *, spinp=3, version=3, soc_share=0.3, order_max=1):
-    """TEST TOOL: OpenMX 3.9 .scfout bytes of ``ham`` (non-collinear, SpinP_switch 3).
-    ``species``: per element (basis string, pseudopotential name).  The imaginary part of
-    H_ud is split between Hks[3] and iHks[2] (``soc_share``) to test that both are read."""
+def _write_scfout(path, ham, species, *, spinp=3, version=3, soc_share=0.3, order_max=1,
+                  omit_ihks=False, angles=None, endian="<"):
+    """TEST TOOL: OpenMX .scfout bytes of ``ham`` (non-collinear, SpinP_switch 3), in the
+    3.9 layout (``version=3``) or the 3.7/3.8 one (``version=0``: no order_max, three
+    position overlaps, no OLPmo, no iDM).  ``species``: per element (basis string,
+    pseudopotential name).  The imaginary part of H_ud is split between Hks[3] and iHks[2]
+    (``soc_share``) to test that both are read.  ``omit_ihks`` leaves the iHks records out
+    (a file missing spin components); ``angles``: per atom (up, down, theta, phi) written to
+    the stored input."""
     geo = ham.geometry
     n_atoms = len(geo.numbers)
     sym = [__import__("ase").data.chemical_symbols[z] for z in geo.numbers]
@@ -39,8 +44,9 @@ def _write_scfout(path, ham, species, *, spinp=3, version=3, soc_share=0.3, orde
                 if (j, c) != (i, 0) and np.abs(ham.block(i, j, r)).max() > 0:
                     lst.append((j, c))
         neigh.append(lst)
-    out = [np.array([n_atoms, spinp + 4 * version, 0, 0, 0, len(rs) - 1], "<i4"),
-           np.array([order_max], "<i4")]
+    out = [np.array([n_atoms, spinp + 4 * version, 0, 0, 0, len(rs) - 1], "<i4")]
+    if version == 3:
+        out += [np.array([order_max], "<i4")]
     cells = np.zeros((len(rs), 4))
     cells[:, 1:] = np.array(rs) @ geo.cell / BOHR_IN_ANGSTROM
     cells_ijk = np.zeros((len(rs), 4), "<i4")
@@ -69,23 +75,27 @@ def _write_scfout(path, ham, species, *, spinp=3, version=3, soc_share=0.3, orde
     out += comp(lambda i, j, r: part(i, j, r, 1, 1).real)
     out += comp(lambda i, j, r: part(i, j, r, 0, 1).real)
     out += comp(lambda i, j, r: (1 - soc_share) * part(i, j, r, 0, 1).imag)
-    out += comp(lambda i, j, r: part(i, j, r, 0, 0).imag)
-    out += comp(lambda i, j, r: part(i, j, r, 1, 1).imag)
-    out += comp(lambda i, j, r: soc_share * part(i, j, r, 0, 1).imag)
+    if not omit_ihks:
+        out += comp(lambda i, j, r: part(i, j, r, 0, 0).imag)
+        out += comp(lambda i, j, r: part(i, j, r, 1, 1).imag)
+        out += comp(lambda i, j, r: soc_share * part(i, j, r, 0, 1).imag)
     out += comp(lambda i, j, r: ts[i].T @ ham.block(i, j, r, overlap=True)[:sizes[i],
                                                                             :sizes[j]].real
                 @ ts[j])
     zero = comp(lambda i, j, r: np.zeros((sizes[i], sizes[j])))
-    for _ in range(3 * order_max + 3 + 4 + 2):
+    n_zero = 3 * order_max + 3 + 4 + 2 if version == 3 else 3 + 4  # OLPpo, OLPmo, DM, iDM
+    for _ in range(n_zero):
         out += zero
     out += [np.array([1], "<i4"), np.zeros(10, "<f8")]
     lines = ["<Definition.of.Atomic.Species"]
     lines += [f"  {el}  {basis_str}  {vps}" for el, (basis_str, vps) in species.items()]
     lines += ["Definition.of.Atomic.Species>", "<Atoms.SpeciesAndCoordinates"]
-    lines += [f" {a + 1} {s} 0.0 0.0 0.0 5.0 5.0" for a, s in enumerate(sym)]
+    angles = angles if angles is not None else [(5.0, 5.0, 0.0, 0.0)] * n_atoms
+    lines += [f" {a + 1} {s} 0.0 0.0 0.0 {u} {d} {t} {p} 0.0 0.0 1 off"
+              for a, (s, (u, d, t, p)) in enumerate(zip(sym, angles))]
     lines += ["Atoms.SpeciesAndCoordinates>"]
     out += [np.array([len(lines)], "<i4")]
-    body = b"".join(x.tobytes() for x in out)
+    body = b"".join(x.astype(x.dtype.newbyteorder(endian)).tobytes() for x in out)
     body += b"".join(ln.encode().ljust(256, b"\0") for ln in lines)
     path.write_bytes(body)
     return path
@@ -99,8 +109,11 @@ def ham(rng, basis, nibr2_like):
     return random_tb(rng, nibr2_like, basis, overlap=True)
 
 
-def test_round_trip(tmp_path, ham, basis, rng):
-    path = _write_scfout(tmp_path / "openmx.scfout", ham, SPECIES)
+@pytest.mark.parametrize("version, endian", [(3, "<"), (0, "<"), (0, ">")])
+def test_round_trip(tmp_path, ham, basis, rng, version, endian):
+    """Both layouts (3.9 and 3.7/3.8), either byte order: exact, same H(k)."""
+    path = _write_scfout(tmp_path / "openmx.scfout", ham, SPECIES, version=version,
+                         endian=endian, order_max=2)
     back = read_openmx(path, moments=ham.geometry.moments)
     assert back.basis == OrbitalBasis({"Ni": ["1s", "3d"], "Br": ["1s", "2p"]})
     again = read_openmx(path, moments=ham.geometry.moments, basis=basis,
@@ -110,6 +123,42 @@ def test_round_trip(tmp_path, ham, basis, rng):
     np.testing.assert_allclose(again.geometry.cell, ham.geometry.cell, atol=1e-13)
     for k in rng.random((3, 3)):
         np.testing.assert_allclose(again.hk(k).toarray(), ham.hk(k).toarray(), atol=TOL)
+        np.testing.assert_allclose(again.sk(k).toarray(), ham.sk(k).toarray(), atol=TOL)
+
+
+def test_layouts_differ_and_are_detected(tmp_path, ham):
+    new = _write_scfout(tmp_path / "new.scfout", ham, SPECIES, version=3, order_max=1)
+    old = _write_scfout(tmp_path / "old.scfout", ham, SPECIES, version=0)
+    # 3.9 adds order_max (4 bytes), OLPmo (3 sets of blocks) and iDM (2 sets)
+    n_blocks = (new.stat().st_size - old.stat().st_size - 4) / 5
+    assert n_blocks > 0 and n_blocks == int(n_blocks)
+    m = ham.geometry.moments
+    assert read_openmx(old, moments=m).max_abs_difference(read_openmx(new, moments=m)) == 0
+
+
+def test_hartree_and_bohr(tmp_path, ham):
+    """The file holds Hartree and Bohr (the bytes are there); the reader gives eV and Å."""
+    path = _write_scfout(tmp_path / "u.scfout", ham, SPECIES)
+    data = path.read_bytes()
+    pos_bohr = ham.geometry.positions[1] / BOHR_IN_ANGSTROM
+    assert np.asarray(pos_bohr, "<f8").tobytes() in data
+    onsite_ev = ham.block(1, 1)[0, 0].real  # Br s, up-up: the same orbital in both orders
+    assert np.asarray([onsite_ev / HARTREE_IN_EV], "<f8").tobytes() in data
+    back = read_openmx(path, moments=ham.geometry.moments, basis=ham.basis)
+    assert abs(back.block(1, 1)[0, 0].real - onsite_ev) < 1e-13
+    np.testing.assert_allclose(back.geometry.positions[1], ham.geometry.positions[1],
+                               atol=1e-13)
+
+
+def test_moments_from_the_stored_input(tmp_path, ham):
+    angles = [(8.0, 6.0, 90.0, 30.0), (3.5, 3.5, 0.0, 0.0), (3.5, 3.5, 0.0, 0.0)]
+    path = _write_scfout(tmp_path / "m.scfout", ham, SPECIES, angles=angles)
+    back = read_openmx(path, moments="input")
+    c, s = np.cos(np.radians(30.0)), np.sin(np.radians(30.0))
+    np.testing.assert_allclose(back.geometry.moments, [[2 * c, 2 * s, 0], [0, 0, 0], [0, 0, 0]],
+                               atol=1e-13)
+    with pytest.raises(ValueError, match="input"):
+        read_openmx(path, moments="initial")
 
 
 def test_errors(tmp_path, ham, basis):
@@ -120,9 +169,12 @@ def test_errors(tmp_path, ham, basis):
     (tmp_path / "t.scfout").write_bytes(data[: len(data) // 2])
     with pytest.raises(DatasetError, match="truncated"):
         read_openmx(tmp_path / "t.scfout", moments=np.zeros((3, 3)))
-    old = _write_scfout(tmp_path / "old.scfout", ham, SPECIES, version=0)
-    with pytest.raises(DatasetError, match="OpenMX 3.9"):
-        read_openmx(old, moments=np.zeros((3, 3)))
+    (tmp_path / "x.scfout").write_bytes(data + b"\0" * 64)
+    with pytest.raises(DatasetError, match="end at byte"):
+        read_openmx(tmp_path / "x.scfout", moments=np.zeros((3, 3)))
+    dev = _write_scfout(tmp_path / "dev.scfout", ham, SPECIES, version=1)
+    with pytest.raises(DatasetError, match="layout version 1.*OpenMX 3.9"):
+        read_openmx(dev, moments=np.zeros((3, 3)))
     bad = bytearray(data)
     bad[4:8] = np.array([2 + 12], "<i4").tobytes()
     (tmp_path / "s.scfout").write_bytes(bytes(bad))
@@ -130,4 +182,16 @@ def test_errors(tmp_path, ham, basis):
         read_openmx(tmp_path / "s.scfout", moments=np.zeros((3, 3)))
     other = OrbitalBasis({"Ni": ["4s", "4p"], "Br": ["4s", "4p"]})
     with pytest.raises(DatasetError, match="basis sizes do not match"):
+        read_openmx(path, moments=np.zeros((3, 3)), basis=other, symbols=["Ni", "Br", "Br"])
+    with pytest.raises(DatasetError, match="stored input"):
         read_openmx(path, moments=np.zeros((3, 3)), basis=other)
+    with pytest.raises(ValueError, match="moments must be"):
+        read_openmx(path, moments=np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("version", [0, 3])
+def test_missing_spin_components(tmp_path, ham, version):
+    """A non-collinear header whose file lacks the imaginary (iHks) records."""
+    path = _write_scfout(tmp_path / "n.scfout", ham, SPECIES, version=version, omit_ihks=True)
+    with pytest.raises(DatasetError, match="misses spin components|truncated"):
+        read_openmx(path, moments=np.zeros((3, 3)))
