@@ -38,7 +38,7 @@ def _cmd_dataset_convert(args: argparse.Namespace) -> int:
     from ase_hamgnn.data.convert import convert_dataset
 
     manifest = convert_dataset(args.source, args.out, source_format=args.source_format,
-                               cutoff=args.cutoff, rng=args.seed)
+                               cutoff=args.cutoff, rng=args.seed, length_unit=args.length_unit)
     counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
     print(f"wrote {manifest['n_records']} records ({counts}) to {args.out}")
     print(f"source: {manifest['description']}")
@@ -78,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--random-magnitudes", action="store_true", help="random moment lengths")
     ds.set_defaults(func=_cmd_dataset, dataset_parser=ds)
     ds_sub = ds.add_subparsers(dest="dataset_action", required=False)
-    cv = ds_sub.add_parser("convert", help="convert DFT Hamiltonians (a folder of DeepH "
-                           "folders) into a dataset folder for `ase-hamgnn train`")
-    cv.add_argument("--from", dest="source_format", choices=("deeph",), required=True,
-                    help="format of the source")
-    cv.add_argument("source", help="folder holding the structure folders")
+    cv = ds_sub.add_parser("convert", help="convert DFT Hamiltonians (DeepH folders, OpenMX "
+                           ".scfout files or HamGNN graph_data.npz) into a dataset folder for "
+                           "`ase-hamgnn train`")
+    cv.add_argument("--from", dest="source_format", choices=("deeph", "openmx", "hamgnn"),
+                    required=True, help="format of the source")
+    cv.add_argument("source", help="deeph: folder holding the structure folders; openmx / "
+                    "hamgnn: a .scfout / .npz file or a folder holding them")
     cv.add_argument("--out", required=True, help="output dataset folder (re-run to resume)")
     cv.add_argument("--cutoff", type=float, default=None,
                     help="graph cutoff in Å (default: covers every stored block)")
@@ -90,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     cv.set_defaults(func=_cmd_dataset_convert)
     tr = sub.add_parser("train", help="train (or resume) a HamGNN++ model from a TOML config")
     tr.add_argument("config", help="TOML file with dataset, out, [model] and training keys")
+    cv.add_argument("--length-unit", choices=("bohr", "angstrom"), default="bohr",
+                    help="hamgnn only: unit of pos and cell in the file (default bohr, as "
+                    "HamGNN's OpenMX scripts write)")
     tr.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     tr.set_defaults(func=_cmd_train)
     return parser

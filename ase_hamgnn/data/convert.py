@@ -3,7 +3,20 @@
 The output is the same on-disk dataset that :func:`ase_hamgnn.data.write_dataset` writes for
 the reference model (``manifest.json`` + ``records/NNNNNN.npz``), so ``ase-hamgnn train``
 works on it unchanged.  The manifest's description names the source format and says the
-data are not synthetic.
+data are not synthetic.  Sources:
+
+``deeph``
+    A folder of DeepH folders (:mod:`ase_hamgnn.data.deeph`); moments from ``magmom.txt``.
+``openmx``
+    ``.scfout`` files (one file, or every ``*.scfout`` below a folder;
+    :mod:`ase_hamgnn.data.openmx`).  The file holds no converged moments: each structure
+    gets the initial moments of the input stored in it, ``up - down`` electrons along the
+    angles ``theta, phi`` of its atom line (for ``scf.Constraint.NC.Spin`` runs these are
+    the constrained directions).  For other moments, read with
+    :func:`~ase_hamgnn.data.openmx.read_openmx` and write DeepH folders.
+``hamgnn``
+    HamGNN ``graph_data.npz`` files (one file, or every ``*.npz`` below a folder;
+    :mod:`ase_hamgnn.data.hamgnn_npz`), every graph of each file one structure.
 """
 
 from __future__ import annotations
@@ -30,11 +43,36 @@ from ase_hamgnn.data.deeph import (
 )
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
+from ase_hamgnn.hamiltonian import TBHamiltonian
 
-__all__ = ["SOURCE_FORMATS", "convert_dataset", "find_deeph_folders"]
+__all__ = ["SOURCE_FORMATS", "convert_dataset", "find_deeph_folders", "find_source_files"]
 
 #: Formats :func:`convert_dataset` reads.
-SOURCE_FORMATS = ("deeph",)
+SOURCE_FORMATS = ("deeph", "openmx", "hamgnn")
+_SUFFIX = {"openmx": ".scfout", "hamgnn": ".npz"}
+
+
+def find_source_files(source: str | os.PathLike, source_format: str) -> list[Path]:
+    """``source`` itself if it is a file, else the files of ``source_format`` below it
+    (``*.scfout`` for ``"openmx"``, ``*.npz`` for ``"hamgnn"``), sorted by relative path.
+
+    Raises
+    ------
+    DatasetError
+        If there is none.
+    """
+    root = Path(source)
+    suffix = _SUFFIX[source_format]
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise DatasetError(f"{root} does not exist; give a {suffix} file or a folder holding "
+                           "them")
+    found = sorted((p for p in root.rglob(f"*{suffix}") if p.is_file()),
+                   key=lambda p: p.relative_to(root).as_posix())
+    if not found:
+        raise DatasetError(f"no {suffix} file under {root}")
+    return found
 
 
 def find_deeph_folders(source: str | os.PathLike) -> list[Path]:
@@ -89,34 +127,128 @@ def _stored_range(folder: Path, geo: Geometry) -> float:
     return worst
 
 
-class _ConvertedHamiltonians:
-    """A predictor over stored DFT Hamiltonians: ``predict(atoms)`` reads the folder whose
-    geometry and moments are exactly those of ``atoms`` (what write_dataset needs)."""
+def _hamiltonian_range(ham: TBHamiltonian) -> float:
+    """Longest distance (Å) between two atoms with a non-zero block of H or S."""
+    geo = ham.geometry
+    offsets = ham.offsets
+    worst = 0.0
+    for store in (ham.h_r, ham.s_r or {}):
+        for r, mat in store.items():
+            coo = mat.tocoo()
+            if coo.nnz == 0:
+                continue
+            ai = np.searchsorted(offsets, coo.row, side="right") - 1
+            aj = np.searchsorted(offsets, coo.col, side="right") - 1
+            pairs = np.unique(np.stack([ai, aj], axis=1), axis=0)
+            d = geo.positions[pairs[:, 1]] + np.asarray(r, float) @ geo.cell \
+                - geo.positions[pairs[:, 0]]
+            worst = max(worst, float(np.linalg.norm(d, axis=1).max()))
+    return worst
 
-    def __init__(self, folders: Sequence[Path], basis: OrbitalBasis, cutoff: float,
-                 description: str, read_kwargs: dict[str, Any]) -> None:
+
+def _common_basis(hams: Sequence[TBHamiltonian]) -> OrbitalBasis:
+    numbers, shells = [], []
+    for ham in hams:
+        for z in ham.geometry.numbers:
+            numbers.append(int(z))
+            shells.append(tuple(s.l for s in ham.basis.shells(int(z))))
+    return basis_from_orbital_types(numbers, shells)
+
+
+def _with_basis(ham: TBHamiltonian, basis: OrbitalBasis, overlap: bool,
+                tol: float) -> TBHamiltonian:
+    """``ham`` with ``basis`` (same shells, maybe other labels) and without S unless
+    ``overlap``."""
+    if ham.basis == basis and (overlap or ham.s_r is None):
+        return ham
+    return TBHamiltonian(basis, ham.geometry, dict(ham.h_r),
+                         dict(ham.s_r) if overlap and ham.s_r is not None else None,
+                         hermiticity_tol=tol)
+
+
+class _ConvertedHamiltonians:
+    """A predictor over stored DFT Hamiltonians: ``predict(atoms)`` loads the structure whose
+    geometry and moments are exactly those of ``atoms`` (what write_dataset needs).
+
+    ``entries``: ``(name, atoms, load)`` with ``load(basis) -> TBHamiltonian``."""
+
+    def __init__(self, entries: Sequence[tuple[str, Any, Any]], basis: OrbitalBasis,
+                 cutoff: float, description: str) -> None:
         self.basis = basis
         self.cutoff = cutoff
         self.source_description = description
-        self._kwargs = read_kwargs
-        self._by_key: dict[str, Path] = {}
+        self._by_key: dict[str, tuple[str, Any]] = {}
         self.atoms = []
-        for folder in folders:
-            geo = read_deeph_geometry(folder, moments=read_kwargs.get("moments"))
-            atoms = geo.to_atoms()
+        for name, atoms, load in entries:
             key = _geometry_key(Geometry.from_atoms(atoms))
             if key in self._by_key:
-                raise DatasetError(f"{folder} and {self._by_key[key]} hold the same structure "
+                raise DatasetError(f"{name} and {self._by_key[key][0]} hold the same structure "
                                    "and moments; remove the duplicate")
-            self._by_key[key] = folder
+            self._by_key[key] = (name, load)
             self.atoms.append(atoms)
 
     def predict(self, atoms):
-        folder = self._by_key[_geometry_key(Geometry.from_atoms(atoms))]
-        ham = read_deeph(folder, basis=self.basis, **self._kwargs)
-        if _geometry_key(ham.geometry) != _geometry_key(Geometry.from_atoms(atoms)):
-            raise DatasetError(f"{folder} changed while converting; run again")
+        key = _geometry_key(Geometry.from_atoms(atoms))
+        name, load = self._by_key[key]
+        ham = load(self.basis)
+        if _geometry_key(ham.geometry) != key:
+            raise DatasetError(f"{name} changed while converting; run again")
         return ham
+
+
+def _deeph_entries(root: Path, basis, overlap, tol):
+    folders = find_deeph_folders(root)
+    if basis is None:
+        numbers, shells = [], []
+        for folder in folders:
+            z = _atomic_numbers(folder)
+            numbers.extend(z.tolist())
+            shells.extend(_orbital_types(folder, len(z)))
+        basis = basis_from_orbital_types(numbers, shells)
+    entries, ranges = [], []
+    for folder in folders:
+        atoms = read_deeph_geometry(folder).to_atoms()
+        ranges.append(lambda f=folder, a=atoms: _stored_range(f, Geometry.from_atoms(a)))
+        entries.append((folder.relative_to(root).as_posix() if folder != root else ".", atoms,
+                        lambda b, f=folder: read_deeph(f, basis=b, overlap=overlap,
+                                                       hermiticity_tol=tol)))
+    return entries, basis, ranges, f"{len(folders)} DeepH folders"
+
+
+def _name(path: Path, root: Path) -> str:
+    return path.name if path == root else path.relative_to(root).as_posix()
+
+
+def _openmx_entries(root: Path, basis, overlap, tol):
+    from ase_hamgnn.data.openmx import read_openmx
+
+    files = find_source_files(root, "openmx")
+    hams, entries = [], []
+    for path in files:
+        ham = read_openmx(path, moments="input", basis=basis, hermiticity_tol=tol)
+        hams.append(ham)
+        entries.append((_name(path, root), ham.to_atoms(),
+                        lambda b, p=path: _with_basis(
+                            read_openmx(p, moments="input", basis=b, hermiticity_tol=tol), b,
+                            overlap, tol)))
+    ranges = [lambda h=h: _hamiltonian_range(h) for h in hams]
+    return entries, basis or _common_basis(hams), ranges, f"{len(files)} OpenMX .scfout files"
+
+
+def _hamgnn_entries(root: Path, basis, overlap, tol, length_unit):
+    from ase_hamgnn.data.hamgnn_npz import read_hamgnn
+
+    files = find_source_files(root, "hamgnn")
+    hams, entries = [], []
+    for path in files:
+        for k, ham in enumerate(read_hamgnn(path, basis=basis, length_unit=length_unit,
+                                            hermiticity_tol=tol)):
+            hams.append(ham)
+            entries.append((f"{_name(path, root)}#{k}", ham.to_atoms(),
+                            lambda b, h=ham: _with_basis(h, b, overlap, tol)))
+    ranges = [lambda h=h: _hamiltonian_range(h) for h in hams]
+    return (entries, basis or _common_basis(hams), ranges,
+            f"{len(hams)} HamGNN graphs in {len(files)} graph_data files")
 
 
 def convert_dataset(
@@ -130,6 +262,7 @@ def convert_dataset(
     rng: np.random.Generator | int | None = 0,
     overlap: bool = True,
     hermiticity_tol: float = 1e-6,
+    length_unit: str = "bohr",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Convert every structure under ``source`` into a dataset folder at ``out_dir``.
@@ -137,13 +270,17 @@ def convert_dataset(
     Parameters
     ----------
     source : path
-        Folder holding one sub-folder per structure (or being one), in ``source_format``.
+        ``"deeph"``: folder holding one sub-folder per structure (or being one);
+        ``"openmx"``: a ``.scfout`` file or a folder with them; ``"hamgnn"``: a
+        ``graph_data.npz`` file or a folder with such files (see the module docstring).
     out_dir : path
         Dataset folder to write (re-running resumes, see :func:`write_dataset`).
-    source_format : {"deeph"}
-        Format of the source (see :mod:`ase_hamgnn.data.deeph`).
+    source_format : {"deeph", "openmx", "hamgnn"}
+        Format of the source.
     basis : OrbitalBasis, optional
-        Basis of all structures; default: from the first folder's ``orbital_types.dat``.
+        Basis of all structures; default: from the source's shells (``orbital_types.dat``,
+        the input stored in a ``.scfout``, the overlap diagonal of a HamGNN graph), with
+        labels as in :func:`~ase_hamgnn.data.deeph.basis_from_orbital_types`.
     cutoff : float, optional
         Graph cutoff in Å; default: the longest distance between two atoms with a stored
         block, over all structures, plus 1e-6 Å (every stored block lies on the graph).
@@ -152,9 +289,11 @@ def convert_dataset(
     rng : numpy.random.Generator or int or None
         Generator or seed of the split.
     overlap : bool
-        Keep the overlaps (``overlaps.h5``) when present.
+        Keep the overlaps when present.
     hermiticity_tol : float
         Largest allowed non-Hermiticity of a source Hamiltonian, eV.
+    length_unit : {"bohr", "angstrom"}
+        Unit of positions and cells in HamGNN files (ignored for other formats).
     progress : bool
         Show a tqdm bar.
 
@@ -172,30 +311,37 @@ def convert_dataset(
     Examples
     --------
     >>> manifest = convert_dataset("dft_runs", "data/mine")  # doctest: +SKIP
+    >>> manifest = convert_dataset("runs", "data/omx", source_format="openmx")  # doctest: +SKIP
     """
     if source_format not in SOURCE_FORMATS:
         raise ValueError(f"unknown source format {source_format!r}; choose one of "
                          f"{', '.join(SOURCE_FORMATS)}")
     root = Path(source)
-    folders = find_deeph_folders(root)
-    if basis is None:
-        numbers, shells = [], []
-        for folder in folders:
-            z = _atomic_numbers(folder)
-            numbers.extend(z.tolist())
-            shells.extend(_orbital_types(folder, len(z)))
-        basis = basis_from_orbital_types(numbers, shells)
-    kwargs = {"overlap": overlap, "hermiticity_tol": hermiticity_tol}
-    names = [p.relative_to(root).as_posix() for p in folders]
-    description = (f"DFT Hamiltonians converted from {len(folders)} DeepH folders "
-                   "(ase_hamgnn.data.convert); not synthetic")
-    predictor = _ConvertedHamiltonians(folders, basis, 1.0, description, kwargs)
+    if source_format == "deeph":
+        entries, basis, ranges, what = _deeph_entries(root, basis, overlap, hermiticity_tol)
+    elif source_format == "openmx":
+        entries, basis, ranges, what = _openmx_entries(root, basis, overlap, hermiticity_tol)
+    else:
+        entries, basis, ranges, what = _hamgnn_entries(root, basis, overlap, hermiticity_tol,
+                                                       length_unit)
+    description = (f"DFT Hamiltonians converted from {what} (ase_hamgnn.data.convert); "
+                   "not synthetic")
+    predictor = _ConvertedHamiltonians(entries, basis, 1.0, description)
     if cutoff is None:
-        cutoff = max(_stored_range(f, Geometry.from_atoms(a))
-                     for f, a in zip(folders, predictor.atoms)) + 1e-6
+        cutoff = max(r() for r in ranges) + 1e-6
     predictor.cutoff = float(cutoff)
-    meta = {"kind": "converted", "source_format": source_format, "folders": names,
-            "overlap": overlap}
+    names = [name for name, _, _ in entries]
+    meta: dict[str, Any] = {"kind": "converted", "source_format": source_format,
+                            "overlap": overlap}
+    if source_format == "deeph":
+        meta["folders"] = names
+    else:
+        meta["sources"] = names
+    if source_format == "openmx":
+        meta["moments"] = ("initial moments of the input stored in each .scfout: up - down "
+                           "electrons along theta, phi")
+    if source_format == "hamgnn":
+        meta["length_unit"] = length_unit
     meta = json.loads(json.dumps(meta))
     return write_dataset(predictor, predictor.atoms, out_dir, cutoff=predictor.cutoff,
                          split=split, rng=rng, metadata=meta, progress=progress)
