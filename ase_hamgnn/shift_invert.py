@@ -1,0 +1,195 @@
+"""Eigenstates near an energy for large Hamiltonians: one sparse factorization of
+``H(k) - sigma S(k)``, reused for state counting and shift-invert Lanczos (ARPACK).
+
+The factorization is a symmetric-pivoting sparse LU (SuperLU in symmetric mode, diagonal
+pivots only), which for a Hermitian matrix is an ``L D L^dagger`` decomposition.  By
+Sylvester's law of inertia the number of negative entries of ``D`` is the exact number of
+eigenvalues of ``H c = E S c`` below ``sigma`` (``S`` positive definite), so the same object
+counts states (:attr:`ShiftInvert.count_below`) and solves ``(H - sigma S) x = b`` for the
+shift-invert iteration.  Solves switch to one step of iterative refinement if a test
+solve is inaccurate, so the lack of off-diagonal pivoting does not cost accuracy.
+
+Energies are in eV, k-points fractional; states are columns normalized to
+``C^dagger S C = 1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+__all__ = ["ShiftInvert"]
+
+# Relative residual of a test solve above which solves use iterative refinement.
+_REFINE_ABOVE = 1e-10
+
+
+class ShiftInvert:
+    """Sparse factorization of ``H(k) - sigma S(k)`` for states near ``sigma``.
+
+    Parameters
+    ----------
+    ham : TBHamiltonian
+        The Hamiltonian (orthogonal or with overlap ``S``).
+    k : array_like, shape (3,)
+        Fractional k-point (any k; ``H(k)`` is complex Hermitian).
+    sigma : float
+        Shift in eV.  If ``H(k) - sigma S(k)`` is exactly singular (``sigma`` is an
+        eigenvalue) the shift is nudged by ~1e-7 eV; :attr:`sigma` is the shift used.
+    gauge : {"lattice", "atomic"}
+        Gauge of the Bloch matrices (changes the states' phases, not the energies).
+
+    Attributes
+    ----------
+    sigma : float
+        The shift actually factorized, eV.
+    dim : int
+        Number of spin-orbitals.
+
+    Examples
+    --------
+    >>> from ase_hamgnn.data import ReferenceTB, nibri
+    >>> ham = ReferenceTB("nibri").predict(nibri((4, 4)))
+    >>> si = ShiftInvert(ham, (0, 0, 0), sigma=3.0)
+    >>> si.count_below                  # exact number of states below 3 eV at Gamma
+    384
+    >>> e, c = si.nearest(4)            # the 4 states nearest 3 eV, S-orthonormal columns
+    >>> e.shape, c.shape
+    ((4,), (448, 4))
+    """
+
+    def __init__(self, ham: Any, k: Any, sigma: float, gauge: str = "lattice") -> None:
+        self.dim = int(ham.n_spin_orbitals)
+        self.k = np.asarray(k, dtype=np.float64).reshape(3)
+        self._h = ham.hk(self.k, gauge).tocsc()
+        self._s = None if ham.orthogonal else ham.sk(self.k, gauge).tocsc()
+        shift = float(sigma)
+        if not np.isfinite(shift):
+            raise ValueError(f"sigma must be a finite energy in eV, got {sigma}")
+        for _ in range(4):
+            a = self._shifted(shift)
+            try:
+                lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                               options={"SymmetricMode": True})
+                if np.all(np.isfinite(lu.U.diagonal())):
+                    break
+            except RuntimeError:  # exactly singular: sigma is an eigenvalue
+                pass
+            shift += 1e-7 * max(1.0, abs(shift))
+        else:
+            raise RuntimeError(
+                f"H(k) - sigma S(k) could not be factorized at sigma = {sigma} eV (singular "
+                "to working precision); move sigma a little away from an eigenvalue"
+            )
+        self.sigma = shift
+        self._a = a
+        self._lu = lu
+        probe = np.exp(2j * np.pi * np.random.default_rng(0).random(self.dim))
+        resid = np.linalg.norm(a @ lu.solve(probe) - probe) / np.linalg.norm(probe)
+        self._refine = bool(resid > _REFINE_ABOVE)
+
+    def _shifted(self, shift: float) -> sp.csc_matrix:
+        eye = sp.identity(self.dim, dtype=np.complex128, format="csc")
+        return (self._h - shift * (eye if self._s is None else self._s)).tocsc()
+
+    @property
+    def count_below(self) -> int | None:
+        """Exact number of eigenvalues below :attr:`sigma` (Sylvester inertia of the
+        ``L D L^dagger`` factors), or ``None`` if the factorization had to pivot off the
+        diagonal (then no count is available; move ``sigma`` slightly)."""
+        lu = self._lu
+        if not np.array_equal(lu.perm_r, lu.perm_c):
+            return None
+        d = lu.U.diagonal()
+        return int(np.count_nonzero(d.real < 0))
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """``(H - sigma S)^-1 b`` for a vector or a block of columns (complex128)."""
+        b = np.asarray(b, dtype=np.complex128)
+        x = self._lu.solve(b)
+        if self._refine:  # an unlucky small pivot: one step of iterative refinement
+            x += self._lu.solve(b - self._a @ x)
+        return x
+
+    def nearest(self, n: int, which: str = "nearest", tol: float = 1e-10,
+                vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """``n`` eigenpairs next to :attr:`sigma` by shift-invert ARPACK.
+
+        Parameters
+        ----------
+        n : int
+            Number of states, ``1 <= n < dim - 2``.
+        which : {"nearest", "below", "above"}
+            The ``n`` states nearest ``sigma`` on either side, or the ``n`` highest states
+            below ``sigma`` (e.g. the top valence bands when ``sigma`` is in the gap), or
+            the ``n`` lowest above it.
+        tol : float
+            ARPACK relative tolerance of the Ritz vectors (0: machine precision); the
+            energies, from a Rayleigh-Ritz step, are accurate to about its square.
+        vectors : bool
+            Return the states too (else ``None``).
+
+        Returns
+        -------
+        energies : (n,) ndarray
+            Eigenvalues in eV, ascending.
+        states : (dim, n) ndarray or None
+            Columns normalized to ``C^dagger S C = 1``; degenerate pairs come out
+            S-orthonormal (a Rayleigh-Ritz step in the converged subspace).
+        """
+        n = int(n)
+        if not 0 < n < self.dim - 2:
+            raise ValueError(f"n must be in 1..{self.dim - 3} for shift-invert; got {n} (use "
+                             "dense diagonalization for that many states)")
+        arpack_which = {"nearest": "LM", "below": "SR", "above": "LR"}.get(which)
+        if arpack_which is None:
+            raise ValueError(f"which must be 'nearest', 'below' or 'above', got {which!r}")
+        nev = min(n + 4, self.dim - 2)
+        ncv = min(self.dim - 1, max(2 * nev + 1, nev + 32))
+        s = self._s
+        op = spla.LinearOperator((self.dim, self.dim), matvec=self.solve, dtype=np.complex128)
+        # OP = (H - sigma S)^-1 S has eigenvalues nu = 1 / (E - sigma): LM is nearest, LR the
+        # lowest states above sigma, SR the highest below.
+        if s is None:
+            opm = op
+        else:
+            opm = spla.LinearOperator((self.dim, self.dim), dtype=np.complex128,
+                                      matvec=lambda v: self.solve(s @ v))
+        nu, vecs = spla.eigs(opm, k=nev, which=arpack_which, ncv=ncv, tol=tol)
+        if which == "above":
+            vecs = vecs[:, nu.real > 0]
+        elif which == "below":
+            vecs = vecs[:, nu.real < 0]
+        e, c = self._rayleigh_ritz(vecs)
+        if which == "above":
+            pick = np.flatnonzero(e > self.sigma)[:n]
+        elif which == "below":
+            pick = np.flatnonzero(e < self.sigma)[-n:]
+        else:
+            pick = np.sort(np.argsort(np.abs(e - self.sigma), kind="stable")[:n])
+        if len(pick) < n:
+            raise RuntimeError(
+                f"shift-invert found only {len(pick)} of {n} states {which} sigma = "
+                f"{self.sigma:.6g} eV; ask for fewer states or move sigma"
+            )
+        return e[pick], (c[:, pick] if vectors else None)
+
+    def _rayleigh_ritz(self, vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact eigenpairs of the pencil projected on span(vecs), S-orthonormal."""
+        sv = vecs if self._s is None else self._s @ vecs
+        ss = vecs.conj().T @ sv
+        # Orthonormalize the basis first: ARPACK vectors of a non-Hermitian OP may be
+        # nearly parallel for degenerate pairs.
+        w, u = np.linalg.eigh(0.5 * (ss + ss.conj().T))
+        keep = w > 1e-12 * w.max()
+        q = vecs @ (u[:, keep] / np.sqrt(w[keep]))
+        hq = self._h @ q
+        sq = q if self._s is None else self._s @ q
+        hs = q.conj().T @ hq
+        qs = q.conj().T @ sq
+        e, y = scipy.linalg.eigh(0.5 * (hs + hs.conj().T), 0.5 * (qs + qs.conj().T))
+        return e, q @ y
