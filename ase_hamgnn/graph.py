@@ -145,21 +145,28 @@ class BlockLayout:
         ro, co = self._coords(atoms, atoms)
         src, dst = self.graph.edge_index
         re, ce = self._coords(src, dst)
-        shifts = np.repeat(self.graph.cell_shifts, self.edge_len, axis=0)
+        keys, inv = self._shift_groups()
         out: dict[tuple, sp.csr_matrix] = {}
-        keys, inv = np.unique(shifts, axis=0, return_inverse=True) if len(shifts) else (
-            np.zeros((0, 3), np.int64), np.zeros(0, np.int64))
-        inv = inv.reshape(-1)
         parts: dict[tuple, list] = {(0, 0, 0): [(ro, co, onsite)]}
+        order = np.argsort(inv, kind="stable")  # entries grouped by cell shift, O(entries)
+        bounds = np.searchsorted(inv[order], np.arange(len(keys) + 1))
         for n, key in enumerate(keys):
-            sel = inv == n
+            sel = order[bounds[n] : bounds[n + 1]]
             parts.setdefault(tuple(int(x) for x in key), []).append((re[sel], ce[sel], edge[sel]))
         for key, plist in parts.items():
             rows = np.concatenate([p[0] for p in plist])
             cols = np.concatenate([p[1] for p in plist])
             data = np.concatenate([p[2] for p in plist])
-            out[key] = sp.csr_matrix((data, (rows, cols)), shape=(self.n, self.n))
+            out[key] = sp.coo_matrix((data, (rows, cols)), shape=(self.n, self.n)).tocsr()
         return out
+
+    def _shift_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct cell shifts of the edges and, per edge-block entry, which one it has."""
+        shifts = self.graph.cell_shifts
+        if len(shifts) == 0:
+            return np.zeros((0, 3), np.int64), np.zeros(0, np.int64)
+        keys, inv = np.unique(shifts, axis=0, return_inverse=True)  # per edge, not per entry
+        return keys, np.repeat(inv.reshape(-1), self.edge_len)
 
     def from_matrices(self, matrices) -> tuple[np.ndarray, np.ndarray]:
         """``{R: H(R)}`` -> flattened on-site and edge blocks (entries outside the graph are
@@ -170,11 +177,9 @@ class BlockLayout:
         onsite = np.asarray(h0[ro, co]).ravel() if h0 is not None else np.zeros(len(ro), complex)
         src, dst = self.graph.edge_index
         re, ce = self._coords(src, dst)
-        shifts = np.repeat(self.graph.cell_shifts, self.edge_len, axis=0)
         edge = np.zeros(len(re), dtype=np.complex128)
-        if len(shifts):
-            keys, inv = np.unique(shifts, axis=0, return_inverse=True)
-            inv = inv.reshape(-1)
+        keys, inv = self._shift_groups()
+        if len(keys):
             for n, key in enumerate(keys):
                 mat = matrices.get(tuple(int(x) for x in key))
                 if mat is None:

@@ -58,9 +58,11 @@ def flatten_blocks(blocks: torch.Tensor, n_row: torch.Tensor, n_col: torch.Tenso
     sizes = 4 * n_row * n_col
     starts = torch.cumsum(sizes, 0) - sizes
     flat = blocks.new_zeros(int(sizes.sum()))
-    pairs = torch.stack([n_row, n_col], 1)
-    for a, b in torch.unique(pairs, dim=0).tolist():
-        sel = torch.nonzero((n_row == a) & (n_col == b)).flatten()
+    span = int(n_col.max()) + 1 if len(n_col) else 1
+    pair_key = n_row * span + n_col  # 1-D keys: torch.unique(dim=0) is slow on long inputs
+    for key in torch.unique(pair_key).tolist():
+        a, b = divmod(int(key), span)
+        sel = torch.nonzero(pair_key == key).flatten()
         ar = torch.arange(a, device=blocks.device)
         br = torch.arange(b, device=blocks.device)
         rows = torch.cat([ar, nmax + ar])
