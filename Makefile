@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.ase-hamgnn-installed
 PYTEST_ARGS ?= -m "not slow" -n 2
 OUT    ?= out
 
-.PHONY: all install demo test test-all bench lint clean
+.PHONY: all install demo test test-all bench lint clean pyscf-data
 
 all: test
 
@@ -33,6 +33,13 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check ase_hamgnn textures tests examples benchmarks
+
+# Ab initio Fe3 cluster dataset (constrained non-collinear GKS with PySCF): about 30-60 s
+# per configuration on one core; resumable. PYSCF_ARGS e.g. "--n 300 --shard 0/2".
+PYSCF_ARGS ?=
+pyscf-data: install
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check "pyscf>=2.6"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) benchmarks/pyscf_dataset.py $(PYSCF_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -225,3 +225,27 @@ def test_fe3_random_directions_within_a_fifth_of_a_degree():
     res = ConstrainedGKS(["Fe"], guess_spin=8).run(atoms)
     assert np.nanmax(res.angle_deviation_deg) < 0.2
     assert res.residual_ha < 1e-3
+
+
+def test_restrict_shells_keeps_exact_sub_blocks():
+    from ase_hamgnn.basis import OrbitalBasis
+    from ase_hamgnn.data.pyscf_dataset import restrict_shells
+
+    basis = OrbitalBasis({"Fe": ["1s", "4s", "2p", "3d"]})
+    atoms = Atoms("Fe2", positions=[[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
+    rng = np.random.default_rng(31)
+    n = 2 * 2 * basis.n_orbitals("Fe")
+    a = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+    ham = TBHamiltonian(basis, atoms, {(0, 0, 0): a + a.conj().T})
+    small = restrict_shells(ham, ["4s", "3d"])
+    assert small.basis.n_orbitals("Fe") == 6
+    # per atom: spin up [s(1) p(3) d(5) ...] -> rows of 4s and 3d, then spin down
+    per_atom = [1] + list(range(5, 10))
+    idx = []
+    for atom in range(2):
+        start = atom * 20
+        idx += [start + i for i in per_atom] + [start + 10 + i for i in per_atom]
+    np.testing.assert_array_equal(small.h_r[(0, 0, 0)].toarray(),
+                                  (a + a.conj().T)[np.ix_(idx, idx)])
+    with pytest.raises(ValueError, match="no shell"):
+        restrict_shells(ham, ["5s"])

@@ -1,0 +1,282 @@
+"""Datasets of ab initio cluster Hamiltonians from constrained GKS (PySCF).
+
+:func:`generate_pyscf_dataset` runs :class:`~ase_hamgnn.data.pyscf_gks.ConstrainedGKS` on
+random-moment configurations of a small magnetic cluster and writes the project's dataset
+format (``manifest.json`` + ``records/``), so ``ase-hamgnn train`` reads it unchanged.
+
+Each finished configuration is first stored atomically as ``raw/NNNNNN.npz`` (the
+:class:`~ase_hamgnn.TBHamiltonian`) plus ``raw/NNNNNN.json`` (SCF diagnostics); a re-run
+with the same arguments skips them, so an interrupted generation resumes.  The dataset
+records are then written from the raw files; ``n_use`` builds the dataset from the first
+configurations that are done, while the rest still run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from tqdm.auto import tqdm
+
+from ase_hamgnn._atomic import atomic_write_bytes
+from ase_hamgnn.basis import OrbitalBasis
+from ase_hamgnn.data.dataset import write_dataset
+from ase_hamgnn.errors import DatasetError, HamGNNError
+from ase_hamgnn.hamiltonian import TBHamiltonian
+
+__all__ = ["afm120_triangle", "fe3_triangle", "generate_pyscf_dataset",
+           "random_moment_configurations", "read_diagnostics", "restrict_shells"]
+
+RAW_DIR = "raw"
+
+
+def fe3_triangle(distance: float = 2.4) -> Atoms:
+    """Equilateral Fe3 triangle in the xy plane, centred at the origin (cluster, no cell).
+
+    Parameters
+    ----------
+    distance : float
+        Fe-Fe distance in Å.
+
+    Examples
+    --------
+    >>> atoms = fe3_triangle()
+    >>> round(float(atoms.get_distance(0, 1)), 6)
+    2.4
+    """
+    r = distance / np.sqrt(3.0)
+    angles = np.radians([90.0, 210.0, 330.0])
+    pos = np.stack([r * np.cos(angles), r * np.sin(angles), np.zeros(3)], axis=1)
+    return Atoms("Fe3", positions=pos, pbc=False)
+
+
+def afm120_triangle(atoms: Atoms | None = None, magnitude: float = 3.0) -> Atoms:
+    """The triangle with in-plane moments at 120° to each other (pointing away from the
+    centre), ``magnitude`` in μB; the non-collinear ground-state type of a frustrated
+    triangle."""
+    atoms = fe3_triangle() if atoms is None else atoms.copy()
+    radial = atoms.positions - atoms.positions.mean(axis=0)
+    radial[:, 2] = 0.0
+    radial /= np.linalg.norm(radial, axis=1, keepdims=True)
+    atoms.set_initial_magnetic_moments(magnitude * radial)
+    return atoms
+
+
+def random_moment_configurations(atoms: Atoms, n: int, magnitude: float = 3.0,
+                                 max_displacement: float = 0.0,
+                                 rng: np.random.Generator | int | None = None) -> list[Atoms]:
+    """``n`` copies of ``atoms`` with uniformly random moment directions (and optionally
+    displaced atoms).
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        The cluster.
+    n : int
+        Number of configurations.
+    magnitude : float
+        Moment length in μB (only the direction is constrained in the SCF).
+    max_displacement : float
+        Each Cartesian coordinate is displaced uniformly in ``±max_displacement`` Å.
+    rng : numpy.random.Generator or int or None
+        Random generator or seed.
+    """
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    rng = np.random.default_rng(rng)
+    out = []
+    for _ in range(int(n)):
+        a = atoms.copy()
+        v = rng.normal(size=(len(a), 3))
+        a.set_initial_magnetic_moments(magnitude * v / np.linalg.norm(v, axis=1, keepdims=True))
+        if max_displacement > 0:
+            a.positions = a.positions + rng.uniform(-max_displacement, max_displacement,
+                                                    size=(len(a), 3))
+        out.append(a)
+    return out
+
+
+def restrict_shells(ham: TBHamiltonian, shells: Sequence[str]) -> TBHamiltonian:
+    """The sub-matrices of H and S on the shells labelled ``shells`` (e.g. ``"3d"``).
+
+    The entries kept are exact matrix elements between those orbitals; this is a smaller
+    non-orthogonal basis, not a downfolding (the eigenvalues of the sub-problem differ from
+    the full ones where the dropped shells mix in).
+
+    Raises
+    ------
+    ValueError
+        If an element keeps no shell.
+    """
+    from ase.data import chemical_symbols
+
+    basis = ham.basis
+    keep = set(shells)
+    kept = {el: [s for s in basis.shells(el) if s.label in keep] for el in basis.elements}
+    empty = [el for el, sh in kept.items() if not sh]
+    if empty:
+        raise ValueError(f"no shell of {', '.join(empty)} is among {sorted(keep)}; the "
+                         f"shells are {[s.label for s in basis.shells(empty[0])]}")
+    new_basis = OrbitalBasis(kept)
+    index: list[int] = []
+    for atom, z in enumerate(ham.geometry.numbers):
+        el = chemical_symbols[int(z)]
+        n = basis.n_orbitals(el)
+        sel = [i for s, sl in zip(basis.shells(el), basis.shell_slices(el)) if s.label in keep
+               for i in range(sl.start, sl.stop)]
+        start = int(ham.offsets[atom])
+        index += [start + i for i in sel] + [start + n + i for i in sel]
+    idx = np.asarray(index, dtype=np.int64)
+
+    def cut(store):
+        return None if store is None else {r: m.tocsr()[idx][:, idx] for r, m in store.items()}
+
+    return TBHamiltonian(new_basis, ham.geometry, cut(ham.h_r), cut(ham.s_r))
+
+
+class _RawResults:
+    """Predictor over the raw files of a generation run (for :func:`write_dataset`)."""
+
+    def __init__(self, root: Path, atoms_list: Sequence[Atoms], basis, cutoff: float,
+                 description: str, shells: Sequence[str] | None) -> None:
+        self.root, self.cutoff, self.shells = root, cutoff, shells
+        self.source_description = description
+        self._index = {_key(a): i for i, a in enumerate(atoms_list)}
+        if shells is not None:
+            basis = OrbitalBasis({el: [s for s in basis.shells(el) if s.label in set(shells)]
+                                  for el in basis.elements})
+        self.basis = basis
+
+    def predict(self, atoms: Atoms) -> TBHamiltonian:
+        ham = TBHamiltonian.load(self.root / f"{self._index[_key(atoms)]:06d}.npz")
+        return ham if self.shells is None else restrict_shells(ham, self.shells)
+
+
+def _key(atoms: Atoms) -> bytes:
+    return (np.round(atoms.positions, 10).tobytes()
+            + np.round(atoms.get_initial_magnetic_moments(), 10).tobytes())
+
+
+def generate_pyscf_dataset(
+    out_dir: str | os.PathLike,
+    n: int = 300,
+    seed: int = 0,
+    *,
+    distance: float = 2.4,
+    magnitude: float = 3.0,
+    max_displacement: float = 0.0,
+    cutoff: float = 6.0,
+    n_use: int | None = None,
+    shells: Sequence[str] | None = None,
+    compute: bool = True,
+    write: bool = True,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    **settings: Any,
+) -> dict[str, Any] | None:
+    """Run constrained GKS on random-moment Fe3 configurations and write a dataset.
+
+    Parameters
+    ----------
+    out_dir : path
+        Dataset folder; raw results go to ``out_dir/raw`` (re-running resumes).
+    n : int
+        Number of configurations.
+    seed : int
+        Seed of the configurations and of the train/val/test split.
+    distance, magnitude, max_displacement : float
+        Fe-Fe distance (Å), moment length (μB), coordinate jitter (Å).
+    cutoff : float
+        Graph cutoff in Å (all pairs of the cluster must lie within it).
+    n_use : int, optional
+        Build the dataset from the first ``n_use`` configurations only (they must be done).
+    shells : sequence of str, optional
+        Write only these shells to the dataset (e.g. ``("4s", "4p", "3d")``, see
+        :func:`restrict_shells`); the raw files always keep all of them.
+    compute : bool
+        Run the missing SCFs; ``False`` only writes the dataset from finished raw files.
+    write : bool
+        Write the dataset folder ``out_dir/dataset-<count>`` from the finished raw files.
+    shard : (int, int)
+        ``(k, m)``: compute only configurations ``i`` with ``i % m == k`` (run ``m``
+        processes side by side, then once more with ``compute=False`` to write).
+    progress : bool
+        tqdm progress bars.
+    **settings
+        Fields of :class:`~ase_hamgnn.data.pyscf_gks.GKSSettings` (e.g. ``grid_level``).
+
+    Returns
+    -------
+    dict or None
+        The manifest, or ``None`` if too few configurations are done for ``n_use``.
+
+    Examples
+    --------
+    >>> generate_pyscf_dataset("data/fe3-pyscf", n=300, seed=0)  # doctest: +SKIP
+    """
+    from ase_hamgnn.data.pyscf_gks import ConstrainedGKS, GKSSettings
+
+    root = Path(out_dir)
+    raw = root / RAW_DIR
+    raw.mkdir(parents=True, exist_ok=True)
+    gks_settings = GKSSettings(**{"guess_spin": 8, **settings})
+    confs = random_moment_configurations(fe3_triangle(distance), n, magnitude,
+                                         max_displacement, rng=seed)
+    params = {"system": "fe3-sto3g-pyscf", "n": n, "seed": seed, "distance": distance,
+              "magnitude": magnitude, "max_displacement": max_displacement,
+              "settings": gks_settings.to_dict()}
+    stamp = raw / "generation.json"
+    if stamp.exists():
+        old = json.loads(stamp.read_text())
+        if old != json.loads(json.dumps(params)):
+            raise DatasetError(f"{raw} was generated with other parameters ({old}); choose a "
+                               "new output folder or delete this one")
+    else:
+        atomic_write_bytes(stamp, json.dumps(params, indent=1).encode())
+    runner = ConstrainedGKS(["Fe"], gks_settings, cutoff=cutoff)
+    if compute:
+        k, m = shard
+        if not (m >= 1 and 0 <= k < m):
+            raise ValueError(f"shard must be (k, m) with 0 <= k < m, got {shard}")
+        todo = [i for i in range(n) if i % m == k and not (raw / f"{i:06d}.npz").exists()]
+        for i in tqdm(todo, desc="constrained GKS", unit="conf", disable=not progress):
+            try:
+                res = runner.run(confs[i])
+            except HamGNNError as exc:  # record the failure, go on with a fresh guess
+                runner._previous = None
+                atomic_write_bytes(raw / f"{i:06d}.failed.json",
+                                   json.dumps({"index": i, "error": str(exc)}).encode())
+                continue
+            res.hamiltonian.save(raw / f"{i:06d}.npz")
+            info = {"index": i, "targets": res.targets.tolist(), **res.diagnostics()}
+            atomic_write_bytes(raw / f"{i:06d}.json", json.dumps(info).encode())
+    if not write:
+        return None
+    done = [i for i in range(n) if (raw / f"{i:06d}.npz").exists()]
+    use = done if n_use is None else done[:n_use]
+    if n_use is not None and len(use) < n_use:
+        return None
+    if not use:
+        return None
+    description = runner.source_description
+    if shells is not None:
+        description += f"; shells {', '.join(shells)} kept (sub-matrices of H and S)"
+    predictor = _RawResults(raw, [confs[i] for i in use], runner.basis, cutoff, description,
+                            shells)
+    params = {**params, "indices": use, "n_done": len(done),
+              "shells": None if shells is None else list(shells)}
+    atoms_list = [confs[i] for i in use]
+    name = f"dataset-{len(use)}" + ("" if shells is None else "-" + "".join(shells))
+    return write_dataset(predictor, atoms_list, root / name, cutoff=cutoff,
+                         rng=seed, metadata=params, progress=progress)
+
+
+def read_diagnostics(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """SCF diagnostics of every finished configuration of a generation run, by index."""
+    raw = Path(out_dir) / RAW_DIR
+    return [json.loads(p.read_text()) for p in sorted(raw.glob("[0-9]*[0-9].json"))]
