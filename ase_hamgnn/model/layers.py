@@ -9,7 +9,13 @@ from e3nn import nn as enn
 from e3nn import o3
 from torch import nn
 
-__all__ = ["BesselBasis", "GaussianBasis", "Interaction", "polynomial_cutoff", "uvu_tensor_product"]
+__all__ = ["BesselBasis",
+    "GaussianBasis",
+    "Interaction",
+    "edge_slices",
+    "polynomial_cutoff",
+    "uvu_tensor_product",
+]
 
 
 def polynomial_cutoff(r: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor:
@@ -44,6 +50,15 @@ class GaussianBasis(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(-0.5 * ((x[:, None] - self.centers.to(x.dtype)) / self.width) ** 2)
+
+
+def edge_slices(n_edges: int, chunk: int | None) -> list[slice]:
+    """Consecutive slices of at most ``chunk`` edges covering ``range(n_edges)``."""
+    if chunk is None or chunk >= n_edges:
+        return [slice(0, n_edges)]
+    if chunk < 1:
+        raise ValueError(f"edge chunk must be a positive number of edges, got {chunk}")
+    return [slice(a, min(a + chunk, n_edges)) for a in range(0, n_edges, chunk)]
 
 
 def uvu_tensor_product(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, keep: o3.Irreps
@@ -82,9 +97,12 @@ class Interaction(nn.Module):
         self.skip = o3.Linear(irreps_node, self.gate.irreps_out)
         self.irreps_out = self.gate.irreps_out
 
-    def forward(self, x, sh, radial, src, dst) -> torch.Tensor:
+    def forward(self, x, sh, radial, src, dst, chunk: int | None = None) -> torch.Tensor:
+        """``chunk``: evaluate the messages of at most this many edges at a time (caps the
+        memory of the tensor products; the sum is accumulated in the same edge order)."""
         h = self.lin_in(x)
-        msg = self.tp(h[dst], sh, self.radial(radial))
-        agg = torch.zeros(x.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device)
-        agg.index_add_(0, src, msg)
+        agg = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
+        for sl in edge_slices(len(src), chunk):
+            msg = self.tp(h[dst[sl]], sh[sl], self.radial(radial[sl]))
+            agg.index_add_(0, src[sl], msg)
         return self.skip(x) + self.gate(self.lin_out(agg / math.sqrt(self.avg_neighbors)))

@@ -30,7 +30,13 @@ from ase_hamgnn.model.assembly import (
 )
 from ase_hamgnn.model.config import ModelConfig
 from ase_hamgnn.model.decoders import pair_decoders, tensor_decoder
-from ase_hamgnn.model.layers import BesselBasis, GaussianBasis, Interaction, uvu_tensor_product
+from ase_hamgnn.model.layers import (
+    BesselBasis,
+    GaussianBasis,
+    Interaction,
+    edge_slices,
+    uvu_tensor_product,
+)
 
 __all__ = ["HamGNNPP"]
 
@@ -51,6 +57,9 @@ class HamGNNPP(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        # runtime knob, not part of the model: evaluate edge tensor products this many
+        # edges at a time (None: all at once); results are identical, peak memory is capped
+        self.edge_chunk: int | None = None
         basis = config.orbital_basis
         self.basis = basis
         zs = [int(o3_z) for o3_z in _numbers(basis.elements)]
@@ -183,7 +192,7 @@ class HamGNNPP(nn.Module):
         sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
         radial = self.radial(r)
         for layer in self.layers:
-            x = layer(x, sh, radial, src, dst)
+            x = layer(x, sh, radial, src, dst, self.edge_chunk)
         return x, sh, radial, species
 
     def _pair_features(self, x, sh, radial, moments, src, dst) -> torch.Tensor:
@@ -191,11 +200,14 @@ class HamGNNPP(nn.Module):
         if self.config.moment_coupling:
             mm = (moments[src] * moments[dst]).sum(1, keepdim=True)
             edge_scalars = torch.cat([radial, mm], 1)
-        weights = self.pair_radial(edge_scalars)
         n_i = self.pair_tp_i.weight_numel
-        return self.pair_mix_i(self.pair_tp_i(x[src], sh, weights[:, :n_i])) + self.pair_mix_j(
-            self.pair_tp_j(x[dst], sh, weights[:, n_i:])
-        )
+        pair = x.new_empty(len(src), self.irreps_pair.dim)
+        for sl in edge_slices(len(src), self.edge_chunk):
+            weights = self.pair_radial(edge_scalars[sl])
+            pair[sl] = self.pair_mix_i(
+                self.pair_tp_i(x[src[sl]], sh[sl], weights[:, :n_i])
+            ) + self.pair_mix_j(self.pair_tp_j(x[dst[sl]], sh[sl], weights[:, n_i:]))
+        return pair
 
     def _onsite_features(self, x, pair, src) -> torch.Tensor:
         """Node features lifted to the pair irreps, plus (``onsite_from_edges``) the

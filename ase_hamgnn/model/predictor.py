@@ -25,6 +25,7 @@ __all__ = ["HamGNNModel", "list_models", "load_model", "resolve_device"]
 
 _CHECKPOINT_FORMAT = "ase-hamgnn-model"
 _CHECKPOINT_VERSION = 1
+DEFAULT_EDGE_CHUNK = 8192  # edges per tensor-product evaluation: ~0.1-0.2 GB in float32
 
 
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:
@@ -48,11 +49,14 @@ class HamGNNModel:
         are always returned in complex128.
     network : an existing :class:`HamGNNPP` (e.g. from a checkpoint); built if omitted.
     seed : seed of the initial weights when the network is built here.
+    edge_chunk : evaluate the edge tensor products this many edges at a time (``None``: all
+        at once).  The result is the same; peak memory stays bounded for large supercells
+        (see ``benchmarks/scale.py`` for the measured memory per edge).
     """
 
     def __init__(self, config: ModelConfig, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, network: HamGNNPP | None = None,
-                 seed: int | None = 0) -> None:
+                 seed: int | None = 0, edge_chunk: int | None = DEFAULT_EDGE_CHUNK) -> None:
         self.config = config
         self.basis = config.orbital_basis
         self.device = resolve_device(device)
@@ -66,12 +70,24 @@ class HamGNNModel:
             finally:
                 torch.random.set_rng_state(gen_state)
         self.network = network.to(device=self.device, dtype=dtype).refresh_constants()
+        self.edge_chunk = edge_chunk
         self.magnetic_elements = tuple(config.magnetic)
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.network.parameters())
         return (f"HamGNNModel(elements={list(self.basis.elements)}, cutoff={self.config.cutoff} Å, "
                 f"parameters={n}, dtype={self.dtype}, device={self.device})")
+
+    @property
+    def edge_chunk(self) -> int | None:
+        """Edges per tensor-product evaluation (``None``: all at once)."""
+        return self.network.edge_chunk
+
+    @edge_chunk.setter
+    def edge_chunk(self, value: int | None) -> None:
+        if value is not None and (int(value) != value or value < 1):
+            raise ValueError(f"edge_chunk must be a positive integer or None, got {value!r}")
+        self.network.edge_chunk = None if value is None else int(value)
 
     @property
     def cutoff(self) -> float:
@@ -146,7 +162,8 @@ def list_models() -> list[str]:
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32) -> HamGNNModel:
+               dtype: torch.dtype = torch.float32,
+               edge_chunk: int | None = DEFAULT_EDGE_CHUNK) -> HamGNNModel:
     """Load a shipped model by name (see :func:`list_models`) or a checkpoint file.
 
     The file is read with ``torch.load(weights_only=True)``: it holds only tensors and
@@ -172,4 +189,6 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip/pickle errors of a truncated or foreign file
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
-    return HamGNNModel.from_state(state, device=device, dtype=dtype, source=str(path))
+    model = HamGNNModel.from_state(state, device=device, dtype=dtype, source=str(path))
+    model.edge_chunk = edge_chunk
+    return model
