@@ -46,6 +46,7 @@ def _cmd_dataset_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from ase_hamgnn.distributed import launch_environment
     from ase_hamgnn.training import load_train_config, train
 
     cfg = load_train_config(args.config)
@@ -53,8 +54,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         cfg = replace(cfg, epochs=args.epochs)
-    result = train(cfg)
-    print(f"best validation MAE {result['best_val_mae_meV']:.3f} meV; model: {result['best']}")
+    result = train(cfg)  # also under torchrun: one process per GPU, see ase_hamgnn.distributed
+    if launch_environment()[0] == 0:  # rank 0 alone reports
+        print(f"best validation MAE {result['best_val_mae_meV']:.3f} meV; "
+              f"model: {result['best']}")
     return 0
 
 

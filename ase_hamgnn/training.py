@@ -5,8 +5,16 @@ written by :func:`ase_hamgnn.data.write_dataset`.  The loss is the mean squared 
 real and imaginary parts of every on-site and edge block, plus ``magnetic_weight`` times the
 same error on the magnetic (time-reversal-odd) parts, which are orders of magnitude smaller
 than the rest and would otherwise be ignored.  Each epoch is validated; ``last.pt`` (with
-optimizer, scheduler, RNG states and history) and ``best.pt`` are written atomically, and a
-run started again with the same configuration resumes from ``last.pt``.
+optimizer, scheduler and history; the shuffling of each epoch is drawn from the seed and the
+epoch number) and ``best.pt`` are written atomically, and a run started again with the
+same configuration resumes from ``last.pt``.
+
+The same :func:`train` runs data-parallel under ``torchrun`` (:mod:`ase_hamgnn.distributed`):
+``batch_size`` is the global batch, split evenly over the processes by a
+``DistributedSampler``, and the loss of every step is normalised by the number of block
+entries of the whole global batch, so that the gradients ``DistributedDataParallel``
+averages are those of one process holding the global batch.  Validation sums are
+all-reduced; only rank 0 writes checkpoints and shows progress.
 """
 
 from __future__ import annotations
@@ -22,11 +30,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DistributedSampler
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from ase_hamgnn import keys as K
 from ase_hamgnn._atomic import atomic_write_bytes
+from ase_hamgnn.distributed import DistributedContext, distributed_context
 from ase_hamgnn.errors import CheckpointError
 from ase_hamgnn.model import HamGNNModel, ModelConfig
 from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
@@ -47,10 +57,14 @@ class TrainConfig:
     model : keyword arguments of :class:`ModelConfig` other than ``basis``/``cutoff``
         (taken from the dataset); ``magnetic`` and ``valence`` default to the reference
         model's for reference datasets.
-    epochs, batch_size, lr, lr_min : Adam with a cosine schedule from ``lr`` to ``lr_min``.
+    epochs, lr, lr_min : Adam with a cosine schedule from ``lr`` to ``lr_min``.
+    batch_size : structures per optimizer step, over all processes of a data-parallel run
+        (it must be a multiple of their number).
     magnetic_weight : weight of the magnetic-part loss.
-    seed : seeds the initial weights and the shuffling.
-    device, dtype : ``"cpu"``/``"cuda"``/``"auto"``; ``"float32"`` or ``"float64"``.
+    seed : seeds the initial weights and the shuffling (a permutation of the training set
+        per epoch, drawn from ``seed + epoch``, the same for any number of processes).
+    device, dtype : ``"cpu"``/``"cuda"``/``"auto"`` (under ``torchrun``, ``"cuda"`` is the GPU
+        of each process's local rank); ``"float32"`` or ``"float64"``.
     max_train, max_val : use only the first records of each split (0 = all).
     """
 
@@ -135,7 +149,11 @@ def _atomic_numbers(symbols):
 
 
 def block_errors(out: dict[str, torch.Tensor], batch, partners) -> dict[str, torch.Tensor]:
-    """Squared and absolute errors (eV) of all entries and of the magnetic parts."""
+    """Squared and absolute errors (eV) of all entries and of the magnetic parts.
+
+    Means (``mse``, ``mse_magnetic``, eV²) and sums (``sq_sum``, ``sq_sum_magnetic``, eV²;
+    ``abs_sum``, ``abs_sum_magnetic``, eV) over the real and imaginary parts of every block
+    entry of ``batch``, and their number ``count`` (the same for both parts)."""
     (on_i, on_s), (ed_i, ed_s) = partners
     target_on = batch[K.H_ONSITE].to(out["onsite"].dtype)
     target_ed = batch[K.H_EDGE].to(out["edge"].dtype)
@@ -148,6 +166,8 @@ def block_errors(out: dict[str, torch.Tensor], batch, partners) -> dict[str, tor
     return {
         "mse": (real**2).mean(),
         "mse_magnetic": (real_mag**2).mean(),
+        "sq_sum": (real**2).sum(),
+        "sq_sum_magnetic": (real_mag**2).sum(),
         "abs_sum": real.abs().sum(),
         "abs_sum_magnetic": real_mag.abs().sum(),
         "count": torch.tensor(real.numel(), dtype=torch.float64),
@@ -157,18 +177,26 @@ def block_errors(out: dict[str, torch.Tensor], batch, partners) -> dict[str, tor
 def evaluate(model: HamGNNModel, loader, partners=None) -> dict[str, float]:
     """Mean absolute errors (meV) over real and imaginary parts of all block entries, and
     of their magnetic parts, on ``loader``."""
-    partners = partners or _Partners(model)
+    return _maes(_error_sums(model, loader, partners or _Partners(model)))
+
+
+def _error_sums(model: HamGNNModel, loader, partners) -> torch.Tensor:
+    """``[sum |error|, sum |magnetic error|, count]`` (eV, float64) over ``loader``."""
     model.network.eval()
-    tot = {"abs": 0.0, "abs_mag": 0.0, "n": 0.0}
+    tot = torch.zeros(3, dtype=torch.float64)
     with torch.no_grad():
         for batch in loader:
             batch = batch.to(model.device)
             err = block_errors(model.network(batch), batch, partners(batch))
-            tot["abs"] += float(err["abs_sum"])
-            tot["abs_mag"] += float(err["abs_sum_magnetic"])
-            tot["n"] += float(err["count"])
-    n = max(tot["n"], 1.0)
-    return {"mae_meV": 1e3 * tot["abs"] / n, "mae_magnetic_meV": 1e3 * tot["abs_mag"] / n}
+            tot += torch.stack([err["abs_sum"].detach().cpu().double(),
+                                err["abs_sum_magnetic"].detach().cpu().double(),
+                                err["count"]])
+    return tot
+
+
+def _maes(sums: torch.Tensor) -> dict[str, float]:
+    n = max(float(sums[2]), 1.0)
+    return {"mae_meV": 1e3 * float(sums[0]) / n, "mae_magnetic_meV": 1e3 * float(sums[1]) / n}
 
 
 def _subset(ds, limit: int):
@@ -180,28 +208,48 @@ def train(cfg: TrainConfig, progress: bool | None = None, max_epochs: int | None
     """Run (or resume) a training run; returns the history and the best validation MAE.
 
     ``max_epochs`` limits the epochs run by this call (a time-boxed chunk of a longer run:
-    calling again resumes from ``last.pt`` with the same schedule).
+    calling again resumes from ``last.pt`` with the same schedule).  Launched by ``torchrun``
+    (several processes), every process runs this function: each trains on its share of
+    every global batch, and rank 0 alone writes the checkpoints and shows progress; the
+    result is returned on every process.  A run may be resumed with another number of
+    processes.  When the training set size is a multiple of the number of processes, a
+    data-parallel run takes the same steps as one process (up to floating-point rounding).
 
     Raises
     ------
     ValueError
-        If ``out`` holds a run with a different configuration.
+        If ``out`` holds a run with a different configuration, or ``batch_size`` is not a
+        multiple of the number of processes.
+
+    Examples
+    --------
+    >>> cfg = load_train_config("configs/nibri-reference.toml")  # doctest: +SKIP
+    >>> train(cfg)["best_val_mae_meV"]  # doctest: +SKIP
     """
+    with distributed_context(cfg.device) as ctx:
+        return _train(cfg, ctx, progress, max_epochs)
+
+
+def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
+           max_epochs: int | None) -> dict[str, Any]:
     from ase_hamgnn.data import HamiltonianDataset
 
+    if cfg.batch_size % ctx.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} (the global batch) must be a multiple "
+                         f"of the number of processes, {ctx.world_size}")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    train_ds = _subset(HamiltonianDataset(cfg.dataset, "train"), cfg.max_train)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    full_train = HamiltonianDataset(cfg.dataset, "train")
+    train_ds = _subset(full_train, cfg.max_train)
     val_ds = _subset(HamiltonianDataset(cfg.dataset, "val"), cfg.max_val)
     if len(train_ds) == 0 or len(val_ds) == 0:
         raise ValueError(f"dataset {cfg.dataset} needs non-empty train and val splits")
-    model_cfg = _model_config(cfg, train_ds.manifest if hasattr(train_ds, "manifest")
-                              else HamiltonianDataset(cfg.dataset, "train").manifest)
-    model = HamGNNModel(model_cfg, device=cfg.device, dtype=_DTYPES[cfg.dtype], seed=cfg.seed)
+    model_cfg = _model_config(cfg, full_train.manifest)
+    model = HamGNNModel(model_cfg, device=ctx.device, dtype=_DTYPES[cfg.dtype], seed=cfg.seed)
     optimizer = torch.optim.Adam(model.network.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs,
                                                            eta_min=cfg.lr_min)
-    generator = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, float]] = []
     best = math.inf
     start_epoch = 0
@@ -217,44 +265,55 @@ def train(cfg: TrainConfig, progress: bool | None = None, max_epochs: int | None
         model.network.refresh_constants()
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        generator.set_state(saved["generator"])
         history = list(saved["history"])
         best = float(saved["best"])
         start_epoch = int(saved["epoch"]) + 1
+    network = ctx.wrap(model.network)
     partners = _Partners(model)
-    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True,
-                              generator=generator)
-    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size)
+    sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
+                                 shuffle=True, seed=cfg.seed)
+    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size // ctx.world_size,
+                              sampler=sampler)
+    # validation: a disjoint share per process (no padding), sums all-reduced
+    val_loader = DataLoader(val_ds[ctx.rank::ctx.world_size], batch_size=cfg.batch_size)
     stop = cfg.epochs if max_epochs is None else min(cfg.epochs, start_epoch + max_epochs)
+    show = ctx.is_main and (progress is None or progress)
     bar = tqdm(range(start_epoch, stop), desc="training", unit="epoch",
-               disable=None if progress is None else not progress)
+               disable=None if show and progress is None else not show)
     for epoch in bar:
         t0 = time.perf_counter()
-        model.network.train()
+        network.train()
+        sampler.set_epoch(epoch)
         losses = []
         for batch in train_loader:
-            batch = batch.to(model.device)
-            err = block_errors(model.network(batch), batch, partners(batch))
-            loss = err["mse"] + cfg.magnetic_weight * err["mse_magnetic"]
+            batch = batch.to(ctx.device)
+            err = block_errors(network(batch), batch, partners(batch))
+            local = err["sq_sum"] + cfg.magnetic_weight * err["sq_sum_magnetic"]
+            # entries and loss of the whole global batch; the local loss is scaled so that
+            # the gradient average over processes is the gradient of the global-batch mean
+            totals = ctx.all_reduce_sum(torch.stack([err["count"], local.detach().cpu().double()]))
+            loss = local * (ctx.world_size / float(totals[0]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(float(totals[1] / totals[0]))
         scheduler.step()
-        metrics = evaluate(model, val_loader, partners)
+        metrics = _maes(ctx.all_reduce_sum(_error_sums(model, val_loader, partners)))
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
                "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in metrics.items()}}
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.2e}", val_mae=f"{metrics['mae_meV']:.2f} meV")
         improved = metrics["mae_meV"] < best
         best = min(best, metrics["mae_meV"])
-        train_state = {"config": _resumable(cfg), "epoch": epoch, "history": history,
-                       "best": best, "optimizer": optimizer.state_dict(),
-                       "scheduler": scheduler.state_dict(), "generator": generator.get_state()}
-        if improved:
-            model.save(out / "best.pt", metrics=metrics, epoch=epoch)
-        model.save(last, train=train_state)
-        atomic_write_bytes(out / "history.json", json.dumps(history, indent=1).encode())
+        if ctx.is_main:
+            train_state = {"config": _resumable(cfg), "epoch": epoch, "history": history,
+                           "best": best, "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "processes": ctx.world_size}
+            if improved:
+                model.save(out / "best.pt", metrics=metrics, epoch=epoch)
+            model.save(last, train=train_state)
+            atomic_write_bytes(out / "history.json", json.dumps(history, indent=1).encode())
+    ctx.barrier()  # the checkpoints exist for every process when train returns
     return {"history": history, "best_val_mae_meV": best, "best": str(out / "best.pt")}
 
 
