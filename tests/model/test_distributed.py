@@ -1,5 +1,6 @@
 """Data-parallel training: two ``torchrun`` processes (CPU, gloo) take the same steps as one
-process on the same global batch, and only rank 0 writes checkpoints."""
+process on the same global batch, resume a run started by one process, and only rank 0
+writes checkpoints."""
 
 from __future__ import annotations
 
@@ -49,16 +50,18 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_two_processes_take_the_steps_of_one(mixed_dataset, tmp_path):
-    common = dict(dataset=str(mixed_dataset), model=dict(TINY_MODEL), epochs=2, batch_size=4,
+    common = dict(dataset=str(mixed_dataset), model=dict(TINY_MODEL), epochs=3, batch_size=4,
                   lr=1e-2, lr_min=1e-3, seed=0, dtype="float64")
+    cfg = TrainConfig(out=str(tmp_path / "ddp"), **common)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each torchrun worker (and fast on a busy machine)
     try:
         single = train(TrainConfig(out=str(tmp_path / "single"), **common), progress=False)
+        train(cfg, progress=False, max_epochs=1)  # one process starts the run ...
     finally:
         torch.set_num_threads(threads)
 
-    cfg = TrainConfig(out=str(tmp_path / "ddp"), **common)
+    # ... and two torchrun processes resume it with the same command a user would run
     (tmp_path / "ddp.toml").write_text(_toml(cfg))
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
@@ -69,7 +72,7 @@ def test_two_processes_take_the_steps_of_one(mixed_dataset, tmp_path):
         env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-    # the same parameters after 4 steps of Adam (float64, different reduction order)
+    # the same parameters after 6 steps of Adam (float64, other reduction order)
     a, b = _weights(tmp_path / "single" / "last.pt"), _weights(tmp_path / "ddp" / "last.pt")
     assert a.keys() == b.keys()
     for key in a:
@@ -82,7 +85,7 @@ def test_two_processes_take_the_steps_of_one(mixed_dataset, tmp_path):
     # one checkpoint writer: rank 0 moved every file into place, rank 1 none; one report
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["exit"] == 0 and r["world_size"] == 2 for r in reports)
-    assert {"last.pt", "best.pt", "history.json"} <= set(reports[0]["moved"])
+    assert {"last.pt", "history.json"} <= set(reports[0]["moved"])
     assert reports[1]["moved"] == []
     assert proc.stdout.count("best validation MAE") == 1
 
