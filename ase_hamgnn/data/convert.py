@@ -16,7 +16,8 @@ data are not synthetic.  Sources:
     :func:`~ase_hamgnn.data.openmx.read_openmx` and write DeepH folders.
 ``hamgnn``
     HamGNN ``graph_data.npz`` files (one file, or every ``*.npz`` below a folder;
-    :mod:`ase_hamgnn.data.hamgnn_npz`), every graph of each file one structure.
+    :mod:`ase_hamgnn.data.hamgnn_npz`), every graph of each file one structure; all
+    graphs are held in memory while converting.
 """
 
 from __future__ import annotations

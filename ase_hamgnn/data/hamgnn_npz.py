@@ -9,8 +9,9 @@ trust.  Per structure (``N`` atoms, ``E`` directed edges, ``n = nao_max``):
 ``z`` ``(N,)``
     Atomic numbers.
 ``pos`` ``(N, 3)``, ``cell`` ``(1, 3, 3)`` (rows are lattice vectors)
-    Bohr in HamGNN's OpenMX scripts (``length_unit="bohr"``, the default here); its newer
-    magnetism scripts store Å (``length_unit="angstrom"``).
+    Bohr in HamGNN's OpenMX scripts (``length_unit="bohr"``, the default here); the
+    non-collinear script of its newer magnetism interface stores Å
+    (``length_unit="angstrom"``).  Check a file you did not write before converting it.
 ``edge_index`` ``(2, E)``, ``cell_shift`` ``(E, 3)``, ``inv_edge_idx`` ``(E,)``, ``nbr_shift``
     Edge ``e`` carries the block ``<src, 0 | H | tar, R>`` with ``src, tar = edge_index[:, e]``
     (0-based) and the integer lattice vector ``R = cell_shift[e]``; ``inv_edge_idx[e]`` is the
