@@ -246,7 +246,7 @@ class _DirectionConstraint:
         e, g = _penalty(m, self.targets, self.active, self.strength, self.mode)
         return e, _penalty_potential(g, self.weights), m
 
-    def get_veff(self, mol=None, dm=None, dm_last=0, vhf_last=0, hermi=1):
+    def get_veff(self, mol=None, dm=None, dm_last=None, vhf_last=None, hermi=1):
         _, _, _, lib = _pyscf()
         v = super().get_veff(mol, dm, dm_last, vhf_last, hermi)
         dm = self.make_rdm1() if dm is None else np.asarray(dm)
