@@ -38,8 +38,8 @@ class ShiftInvert:
     k : array_like, shape (3,)
         Fractional k-point (any k; ``H(k)`` is complex Hermitian).
     sigma : float
-        Shift in eV.  If ``H(k) - sigma S(k)`` is exactly singular (``sigma`` is an
-        eigenvalue) the shift is nudged by ~1e-7 eV; :attr:`sigma` is the shift used.
+        Shift in eV.  If ``H(k) - sigma S(k)`` is singular to working precision (``sigma``
+        is an eigenvalue) the shift is nudged by ~1e-7 eV; :attr:`sigma` is the shift used.
     gauge : {"lattice", "atomic"}
         Gauge of the Bloch matrices (changes the states' phases, not the energies).
 
@@ -75,8 +75,9 @@ class ShiftInvert:
             try:
                 lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                                options={"SymmetricMode": True})
-                if np.all(np.isfinite(lu.U.diagonal())):
-                    break
+                d = np.abs(lu.U.diagonal())
+                if np.all(np.isfinite(d)) and d.min() > 1e-12 * d.max():
+                    break  # else sigma sits on an eigenvalue to working precision
             except RuntimeError:  # exactly singular: sigma is an eigenvalue
                 pass
             shift += 1e-7 * max(1.0, abs(shift))
@@ -101,7 +102,7 @@ class ShiftInvert:
         """Exact number of eigenvalues below :attr:`sigma` (Sylvester inertia of the
         ``L D L^dagger`` factors), or ``None`` if the factorization had to pivot off the
         diagonal (then no count is available; move ``sigma`` slightly)."""
-        lu = self._lu
+        lu = getattr(self, "_lu_count", self._lu)
         if not np.array_equal(lu.perm_r, lu.perm_c):
             return None
         d = lu.U.diagonal()
@@ -114,6 +115,14 @@ class ShiftInvert:
         if self._refine:  # an unlucky small pivot: one step of iterative refinement
             x += self._lu.solve(b - self._a @ x)
         return x
+
+    def _use_pivoting(self) -> None:
+        """Switch solves to a partially pivoted LU (stable next to an eigenvalue); the
+        inertia count keeps using the symmetric factors."""
+        if getattr(self, "_pivoted", False):
+            return
+        lu = spla.splu(self._a)
+        self._lu_count, self._lu, self._refine, self._pivoted = self._lu, lu, True, True
 
     def nearest(self, n: int, which: str = "nearest", tol: float = 1e-10,
                 vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -150,6 +159,40 @@ class ShiftInvert:
             raise ValueError(f"which must be 'nearest', 'below' or 'above', got {which!r}")
         nev = min(n + 4, self.dim - 2)
         ncv = min(self.dim - 1, max(2 * nev + 1, nev + 32))
+        e, c = self._pick(*self._arpack(nev, ncv, arpack_which, which, tol), n, which)
+        scale = max(1.0, float(np.abs(e).max()))
+        if self._residual(e, c) > 1e-8 * scale:  # sigma next to an eigenvalue: pivot
+            self._use_pivoting()
+            e, c = self._pick(*self._arpack(nev, ncv, arpack_which, which, tol), n, which)
+            if self._residual(e, c) > 1e-6 * scale:
+                raise RuntimeError(
+                    f"shift-invert did not converge at sigma = {self.sigma:.6g} eV (sigma "
+                    "is too close to an eigenvalue); move sigma by a small fraction of the "
+                    "level spacing"
+                )
+        return e, (c if vectors else None)
+
+    def _pick(self, e: np.ndarray, c: np.ndarray, n: int, which: str
+              ) -> tuple[np.ndarray, np.ndarray]:
+        if which == "above":
+            pick = np.flatnonzero(e > self.sigma)[:n]
+        elif which == "below":
+            pick = np.flatnonzero(e < self.sigma)[-n:]
+        else:
+            pick = np.sort(np.argsort(np.abs(e - self.sigma), kind="stable")[:n])
+        if len(pick) < n:
+            raise RuntimeError(
+                f"shift-invert found only {len(pick)} of {n} states {which} sigma = "
+                f"{self.sigma:.6g} eV; ask for fewer states or move sigma"
+            )
+        return e[pick], c[:, pick]
+
+    def _residual(self, e: np.ndarray, c: np.ndarray) -> float:
+        sc = c if self._s is None else self._s @ c
+        return float(np.abs(self._h @ c - sc * e).max()) if len(e) else 0.0
+
+    def _arpack(self, nev: int, ncv: int, arpack_which: str, which: str, tol: float
+                ) -> tuple[np.ndarray, np.ndarray]:
         s = self._s
         op = spla.LinearOperator((self.dim, self.dim), matvec=self.solve, dtype=np.complex128)
         # OP = (H - sigma S)^-1 S has eigenvalues nu = 1 / (E - sigma): LM is nearest, LR the
@@ -164,19 +207,7 @@ class ShiftInvert:
             vecs = vecs[:, nu.real > 0]
         elif which == "below":
             vecs = vecs[:, nu.real < 0]
-        e, c = self._rayleigh_ritz(vecs)
-        if which == "above":
-            pick = np.flatnonzero(e > self.sigma)[:n]
-        elif which == "below":
-            pick = np.flatnonzero(e < self.sigma)[-n:]
-        else:
-            pick = np.sort(np.argsort(np.abs(e - self.sigma), kind="stable")[:n])
-        if len(pick) < n:
-            raise RuntimeError(
-                f"shift-invert found only {len(pick)} of {n} states {which} sigma = "
-                f"{self.sigma:.6g} eV; ask for fewer states or move sigma"
-            )
-        return e[pick], (c[:, pick] if vectors else None)
+        return self._rayleigh_ritz(vecs)
 
     def _rayleigh_ritz(self, vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact eigenpairs of the pencil projected on span(vecs), S-orthonormal."""
