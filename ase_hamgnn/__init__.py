@@ -21,13 +21,22 @@ from ase_hamgnn.errors import (
     OverlappingAtomsError,
     StructureError,
 )
+from ase_hamgnn.gap import Gap, MetallicError, find_gap
 from ase_hamgnn.geometry import Geometry, read_moments
 from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.kpm import KPMDOS, kpm_dos
 from ase_hamgnn.predictor import Predictor
+from ase_hamgnn.shift_invert import ShiftInvert
 from ase_hamgnn.spectra import Bands
 
 __all__ = [
+    "KPMDOS",
     "Bands",
+    "Gap",
+    "MetallicError",
+    "ShiftInvert",
+    "find_gap",
+    "kpm_dos",
     "BasisError",
     "BlockShapeError",
     "CheckpointError",

@@ -37,6 +37,11 @@ from ase_hamgnn.analysis.magnetism import (  # noqa: E402
     local_moments,
     rotate_moments,
 )
+from ase_hamgnn.analysis.states import (  # noqa: E402
+    atom_weights,
+    plot_state_density,
+    plot_state_on_texture,
+)
 from ase_hamgnn.analysis.topology import (  # noqa: E402
     E2_OVER_H_SIEMENS,
     BandGroup,
@@ -48,6 +53,11 @@ from ase_hamgnn.analysis.topology import (  # noqa: E402
     plane_directions,
 )
 
+__all__ += [
+    "atom_weights",
+    "plot_state_density",
+    "plot_state_on_texture",
+]
 __all__ += [
     "E2_OVER_H_SIEMENS",
     "AnisotropyEnergy",
