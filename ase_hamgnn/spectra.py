@@ -221,6 +221,9 @@ class Bands:
     path : the ``ase.dft.kpoints.BandPath`` it was computed on, or ``None``.
     local_spin : (n_k, n_bands) Mulliken spin of each state along each atom's own moment
         (positive = majority), or ``None`` (no spin, or no moments).
+    window : ``True`` when only the bands nearest an energy were computed (shift-invert):
+        band ``i`` at one k and at the next need not be the same band, so plots draw
+        points, not lines.
     """
 
     kpts: np.ndarray
@@ -228,6 +231,7 @@ class Bands:
     spin: np.ndarray | None = None
     path: Any = None
     local_spin: np.ndarray | None = None
+    window: bool = False
 
     def to_ase(self, reference: float = 0.0):
         """As an ASE ``BandStructure`` (one spin channel: the states are spinors)."""
@@ -264,7 +268,10 @@ class Bands:
             x = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(self.kpts, axis=0), axis=1))])
             xlabels, labels = [], []
         e = self.energies - reference
-        ax.plot(x, e, color="0.7", lw=0.8, zorder=1)
+        if not self.window:
+            ax.plot(x, e, color="0.7", lw=0.8, zorder=1)
+        if self.spin is None and self.window:
+            ax.plot(x, e, ".", color="0.4", ms=size**0.5, zorder=1)
         if self.spin is not None:
             colour = self.spin_along(axis)
             xx = np.repeat(x[:, None], e.shape[1], axis=1)
@@ -331,4 +338,4 @@ def bands(ham, path: Any, spin: bool = True, n: int | None = None, sigma: float 
         if axes is not None:
             local.append(mulliken_charge_spin(ham, kk, c, axes)[1].sum(axis=0))
     return Bands(k, np.array(energies), np.array(spins) if spin else None, bp,
-                 np.array(local) if axes is not None else None)
+                 np.array(local) if axes is not None else None, window=n is not None)

@@ -1,0 +1,214 @@
+"""Benchmark: prediction and spectra of NiBrI antiskyrmion supercells from 300 to 10,000 atoms.
+
+System: an antiskyrmion (``textures.antiskyrmion``, radius 10 Å, or a quarter of the cell
+for small cells) in an ``n x n`` supercell of monolayer NiBrI, Hamiltonian predicted by the
+shipped demonstration model ``nibri-reference`` (trained on the SYNTHETIC reference model,
+not DFT).  Every size runs in a fresh subprocess so that its peak memory (max RSS) is its own.
+
+For each size the report gives:
+
+* prediction: neighbour graph, network and sparse-matrix assembly wall times, edges and
+  spin-orbitals, peak RSS; a log-log fit of time against atoms gives the scaling exponent;
+* near-gap states: 32 states around the gap at Γ by shift-invert (one sparse factorization,
+  :func:`ase_hamgnn.spectra.shift_invert_eigh` around the midgap found by
+  :func:`ase_hamgnn.gap.find_gap`) and, where the dense matrix fits (``--dense-max``), a
+  dense ``eigh`` of the same matrix in the same run; the ratio is the speed-up;
+* KPM DOS: :func:`ase_hamgnn.kpm.kpm_dos` at Γ with 512 moments and 8 random vectors.
+
+Targets (issue 9): 3468 atoms predicted in <= 3 s, exponent <= 1.1, <= 4 GB at 10,000
+atoms, near-gap states >= 100x faster than dense, KPM DOS of 10,000 atoms in <= 30 s.
+
+Run::
+
+    python benchmarks/scale.py                 # n = 10, 20, 34, 58 (300 ... 10,092 atoms)
+    python benchmarks/scale.py --quick         # n = 6, 10
+    python benchmarks/scale.py --threads 2     # torch and BLAS threads per run
+
+Writes ``benchmarks/reports/scale.json`` and ``scale.md`` atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPORT_DIR = Path(__file__).resolve().parent / "reports"
+TARGETS = {"predict_3468_s": 3.0, "exponent": 1.1, "rss_10k_gb": 4.0, "sparse_speedup": 100.0,
+           "kpm_10k_s": 30.0}
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[10, 20, 34, 58],
+                   help="supercell sizes n (n x n NiBrI cells, 3 atoms each)")
+    p.add_argument("--quick", action="store_true", help="sizes 6 and 10 only")
+    p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads per run")
+    p.add_argument("--dense-max", type=int, default=1200,
+                   help="largest system (atoms) also diagonalized densely")
+    p.add_argument("--out", type=Path, default=REPORT_DIR, help="report folder")
+    p.add_argument("--worker", choices=["predict", "spectra"], help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--ham", type=Path, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _structure(n: int):
+    import textures
+    from ase_hamgnn.data.structures import nibri
+
+    cells = textures.supercell(nibri(), (n, n, 1))
+    radius = min(10.0, 0.25 * float(min(cells.cell.lengths()[:2])))
+    atoms = textures.antiskyrmion(cells, radius=radius, magnetic=("Ni",), magnitude=2.0)
+    return atoms, radius, float(textures.topological_charge(atoms))
+
+
+def _max_rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # kB on Linux
+
+
+def _worker_predict(args) -> dict:
+    import torch
+
+    from ase_hamgnn.geometry import Geometry
+    from ase_hamgnn.graph import BlockLayout
+    from ase_hamgnn.hamiltonian import TBHamiltonian
+    from ase_hamgnn.model import load_model
+    from ase_hamgnn.model.inputs import graph_inputs
+
+    torch.set_num_threads(args.threads)
+    atoms, radius, charge = _structure(args.n)
+    model = load_model("nibri-reference")
+    rss_before = _max_rss_gb()
+    model.predict(atoms[:3] if len(atoms) > 3 else atoms)  # warm-up (first-call overheads)
+    t0 = time.perf_counter()
+    geometry = Geometry.from_atoms(atoms)
+    data, graph = graph_inputs(geometry, model.cutoff)
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        out = model.network.eval()(data)
+    t2 = time.perf_counter()
+    layout = BlockLayout(model.basis, geometry.numbers, graph)
+    ham = TBHamiltonian(model.basis, geometry,
+                        layout.to_matrices(out["onsite"].numpy().astype("complex128"),
+                                           out["edge"].numpy().astype("complex128")),
+                        hermiticity_tol=1e-6)
+    t3 = time.perf_counter()
+    if args.ham is not None:
+        ham.save(args.ham)
+    return {"atoms": len(atoms), "edges": int(graph.edge_index.shape[1]),
+            "spin_orbitals": ham.n_spin_orbitals, "radius_A": radius, "Q": round(charge, 3),
+            "graph_s": t1 - t0, "network_s": t2 - t1, "matrices_s": t3 - t2,
+            "predict_s": t3 - t0, "peak_rss_gb": _max_rss_gb(),
+            "rss_after_import_gb": rss_before}
+
+
+def _worker_spectra(args) -> dict:
+    import numpy as np
+
+    from ase_hamgnn.gap import find_gap
+    from ase_hamgnn.hamiltonian import TBHamiltonian
+    from ase_hamgnn.kpm import kpm_dos
+    from ase_hamgnn.model import load_model
+    from ase_hamgnn.spectra import dense_eigh, shift_invert_eigh
+
+    ham = TBHamiltonian.load(args.ham)
+    atoms = ham.to_atoms()
+    n_el = int(round(load_model("nibri-reference").n_electrons(atoms)))
+    gamma = (0.0, 0.0, 0.0)
+    t0 = time.perf_counter()
+    gap = find_gap(ham, n_el, method="sparse", progress=False)
+    t1 = time.perf_counter()
+    mid = 0.5 * (gap.vbm + gap.cbm)
+    e_sparse, _ = shift_invert_eigh(ham, gamma, 32, sigma=mid)
+    t2 = time.perf_counter()
+    row = {"gap_eV": gap.cbm - gap.vbm, "vbm_eV": gap.vbm, "cbm_eV": gap.cbm,
+           "find_gap_s": t1 - t0, "states32_s": t2 - t1}
+    kpm = kpm_dos(ham, n_moments=512, n_vectors=8, rng=0, progress=False)
+    row["kpm_s"] = time.perf_counter() - t2
+    row["kpm_resolution_eV"] = float(kpm.resolution)
+    if len(atoms) <= args.dense_max:
+        t3 = time.perf_counter()
+        e_dense = dense_eigh(ham, gamma, vectors=False)
+        e_dense = e_dense[0] if isinstance(e_dense, tuple) else e_dense
+        row["dense_eigh_s"] = time.perf_counter() - t3
+        near = np.sort(np.asarray(e_dense)[np.argsort(np.abs(np.asarray(e_dense) - mid))[:32]])
+        row["max_dev_vs_dense_eV"] = float(np.abs(near - e_sparse).max())
+        row["dense_gap_eV"] = float(np.sort(e_dense)[n_el] - np.sort(e_dense)[n_el - 1])
+        row["speedup"] = row["dense_eigh_s"] / row["states32_s"]
+    row["peak_rss_gb"] = _max_rss_gb()
+    return row
+
+
+def _run_worker(kind: str, n: int, threads: int, ham: Path, dense_max: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), MPLBACKEND="Agg")
+    cmd = [sys.executable, __file__, "--worker", kind, "--n", str(n), "--threads", str(threads),
+           "--ham", str(ham), "--dense-max", str(dense_max)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"{kind} worker for n={n} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _fit_exponent(atoms, seconds) -> float:
+    import numpy as np
+
+    if len(atoms) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(atoms), np.log(seconds), 1)[0])
+
+
+def main(argv=None) -> int:
+    args = _parse(argv)
+    if args.worker:
+        fn = _worker_predict if args.worker == "predict" else _worker_spectra
+        print(json.dumps(fn(args)))
+        return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _report import write_report
+
+    sizes = [6, 10] if args.quick else args.sizes
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            ham = Path(tmp) / f"ham-{n}.npz"
+            row = {"n": n, **_run_worker("predict", n, args.threads, ham, args.dense_max)}
+            print(f"n={n}: {row['atoms']} atoms, predicted in {row['predict_s']:.2f} s "
+                  f"(network {row['network_s']:.2f} s), peak {row['peak_rss_gb']:.2f} GB",
+                  flush=True)
+            spec = _run_worker("spectra", n, args.threads, ham, args.dense_max)
+            row.update({f"spectra_{k}" if k == "peak_rss_gb" else k: v for k, v in spec.items()})
+            print(f"   gap {spec['gap_eV']:.3f} eV, 32 states {spec['states32_s']:.2f} s, "
+                  f"KPM {spec['kpm_s']:.2f} s"
+                  + (f", dense {spec['dense_eigh_s']:.1f} s" if "dense_eigh_s" in spec else ""),
+                  flush=True)
+            rows.append(row)
+    exponent = _fit_exponent([r["atoms"] for r in rows], [r["predict_s"] for r in rows])
+    net_exponent = _fit_exponent([r["atoms"] for r in rows], [r["network_s"] for r in rows])
+    summary = {"prediction_exponent": exponent, "network_exponent": net_exponent,
+               "threads": args.threads, "targets": TARGETS}
+    table = [{"atoms": r["atoms"], "edges": r["edges"], "predict_s": r["predict_s"],
+              "network_s": r["network_s"], "peak_GB": r["peak_rss_gb"],
+              "gap_eV": r["gap_eV"], "32_states_s": r["states32_s"],
+              "dense_s": r.get("dense_eigh_s", "-"), "speedup": r.get("speedup", "-"),
+              "kpm_s": r["kpm_s"]} for r in rows]
+    notes = (f"Prediction time ~ atoms^{exponent:.2f} (network alone ^{net_exponent:.2f}); "
+             f"{args.threads} thread(s).  Model: shipped `nibri-reference` (trained on the "
+             "SYNTHETIC reference model, not DFT).  Targets: " + ", ".join(
+                 f"{k} {v}" for k, v in TARGETS.items()) + ".")
+    md = write_report("scale", {"summary": summary, "details": rows}, table, out=args.out,
+                      notes=notes)
+    print(f"wrote {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
