@@ -60,6 +60,9 @@ class HamGNNPP(nn.Module):
         # runtime knob, not part of the model: evaluate edge tensor products this many
         # edges at a time (None: all at once); results are identical, peak memory is capped
         self.edge_chunk: int | None = None
+        # runtime knob: dtype of the spin assembly H0 + H_mag (None: the network's dtype);
+        # float64 with a float32 network sums the exchange fields without float32 rounding
+        self.assembly_dtype: torch.dtype | None = None
         basis = config.orbital_basis
         self.basis = basis
         zs = [int(o3_z) for o3_z in _numbers(basis.elements)]
@@ -277,21 +280,10 @@ class HamGNNPP(nn.Module):
         h0_n = 0.5 * (h0_n + tr(h0_n))
         soc_n = 0.5 * (soc_n - tr(soc_n))
 
-        return assemble_blocks(
-            h0_n,
-            soc_n,
-            w_n,
-            a_n,
-            h0_e,
-            soc_e,
-            w_e,
-            j_e,
-            moments,
-            src,
-            dst,
-            self.n_orbitals[species],
-            nmax,
-        )
+        parts = (h0_n, soc_n, w_n, a_n, h0_e, soc_e, w_e, j_e, moments)
+        if self.assembly_dtype is not None:
+            parts = tuple(t.to(self.assembly_dtype) for t in parts)
+        return assemble_blocks(*parts, src, dst, self.n_orbitals[species], nmax)
 
 
     # -- the ablation baseline: the general form of the paper's Eq. (7) ---------------------

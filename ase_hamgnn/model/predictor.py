@@ -101,14 +101,24 @@ class HamGNNModel:
             raise ValueError(f"no valence electron count for {sorted(missing)} in this model")
         return float(sum(self.config.valence[s] for s in atoms.get_chemical_symbols()))
 
-    def predict(self, atoms: Atoms | Geometry) -> TBHamiltonian:
-        """Hamiltonian of ``atoms`` (moments from ``initial_magmoms``)."""
+    def predict(self, atoms: Atoms | Geometry, assembly_dtype: torch.dtype = torch.float64
+                ) -> TBHamiltonian:
+        """Hamiltonian of ``atoms`` (moments from ``initial_magmoms``).
+
+        The network runs in :attr:`dtype`; the spin assembly ``H0 + H_mag`` (exchange fields
+        ``b_k = Σ_j J_kj M_j`` and the spin blocks) runs in ``assembly_dtype``, float64 by
+        default (``None``: the network's dtype, as in training)."""
         geometry = atoms if isinstance(atoms, Geometry) else Geometry.from_atoms(atoms)
         self.basis.check_numbers(geometry.numbers)
         data, graph = graph_inputs(geometry, self.cutoff, dtype=self.dtype, device=self.device)
         self.network.eval()
-        with torch.no_grad():
-            out = self.network(data)
+        previous = self.network.assembly_dtype
+        self.network.assembly_dtype = assembly_dtype
+        try:
+            with torch.no_grad():
+                out = self.network(data)
+        finally:
+            self.network.assembly_dtype = previous
         layout = BlockLayout(self.basis, geometry.numbers, graph)
         onsite = out["onsite"].detach().cpu().numpy().astype(np.complex128)
         edge = out["edge"].detach().cpu().numpy().astype(np.complex128)

@@ -48,3 +48,20 @@ def test_edge_slices_cover_every_edge_once():
 def test_bad_edge_chunk_is_rejected(small_model):
     with pytest.raises(ValueError, match="edge_chunk"):
         small_model.edge_chunk = 0
+
+
+def test_float32_network_with_float64_assembly(small_model, textured_supercell):
+    """A float32 network agrees with the float64 one to float32 precision, whichever dtype the
+    spin assembly uses; the float64 assembly output is complex128."""
+    import torch
+
+    from ase_hamgnn.model import HamGNNModel
+
+    fast = HamGNNModel(small_model.config, dtype=torch.float32, seed=1)
+    exact = small_model.predict(textured_supercell)
+    scale = max(abs(m).max() for m in exact.h_r.values())
+    for assembly in (torch.float64, None):
+        ham = fast.predict(textured_supercell, assembly_dtype=assembly)
+        worst = max(abs(ham.h_r[r] - m).max() for r, m in exact.h_r.items())
+        assert worst <= 2e-5 * scale
+    assert fast.network.assembly_dtype is None  # restored after predict
