@@ -3,9 +3,10 @@
 At every k the ``n_electrons``-th and ``(n_electrons + 1)``-th states (spinor states, one
 electron each) are located without dense diagonalization: the exact number of states below a
 trial energy comes from the inertia of one sparse factorization of ``H(k) - sigma S(k)``
-(:class:`~ase_hamgnn.shift_invert.ShiftInvert`); bisection on that count puts ``sigma`` in
-the gap, and shift-invert iterations on the same factorization give the highest state below
-and the lowest above.  Small systems are diagonalized densely.  Energies in eV.
+(:class:`~ase_hamgnn.shift_invert.ShiftInvert`).  Starting from a coarse KPM estimate of the
+Fermi level (or the given one), bisection on that count puts ``sigma`` in the gap, and
+shift-invert iterations on the same factorization give the highest state below and the
+lowest above.  Small systems are diagonalized densely.  Energies in eV.
 """
 
 from __future__ import annotations
@@ -189,11 +190,15 @@ def _check_filling(ne: int, dim: int, energy: float) -> None:
 def _sparse_edges(ham: Any, k: np.ndarray, ne: int | None, guess: float | None,
                   states: bool, tol: float):
     """(vbm, cbm, (vbm_state, cbm_state), ne, energy in the gap) at one k, sparse."""
-    from ase_hamgnn.kpm import spectral_bounds
+    from ase_hamgnn.kpm import kpm_dos, spectral_bounds
 
     dim = int(ham.n_spin_orbitals)
     lo_e, hi_e = spectral_bounds(ham, k, rng=0)
-    sigma = 0.5 * (lo_e + hi_e) if guess is None else guess
+    if guess is None:  # a coarse KPM filling saves most bisection steps
+        coarse = kpm_dos(ham, np.zeros(1), kpts=[k], n_moments=256, n_vectors=4,
+                         bounds=(lo_e, hi_e), rng=0, progress=False)
+        guess = coarse.fermi_level(ne, tol=1e-3)
+    sigma = guess
     lo, hi = lo_e, hi_e  # brackets: fewer than ne states below lo, more than ne below hi
     for _ in range(100):
         si = ShiftInvert(ham, k, sigma)

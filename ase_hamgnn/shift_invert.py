@@ -2,12 +2,15 @@
 ``H(k) - sigma S(k)``, reused for state counting and shift-invert Lanczos (ARPACK).
 
 The factorization is a symmetric-pivoting sparse LU (SuperLU in symmetric mode, diagonal
-pivots only), which for a Hermitian matrix is an ``L D L^dagger`` decomposition.  By
-Sylvester's law of inertia the number of negative entries of ``D`` is the exact number of
-eigenvalues of ``H c = E S c`` below ``sigma`` (``S`` positive definite), so the same object
-counts states (:attr:`ShiftInvert.count_below`) and solves ``(H - sigma S) x = b`` for the
-shift-invert iteration.  Solves switch to one step of iterative refinement if a test
-solve is inaccurate, so the lack of off-diagonal pivoting does not cost accuracy.
+pivots only, after a nested-dissection ordering of the atoms computed from the sparsity
+graph: far less fill than minimum degree for a periodic 2D layer), which for a Hermitian
+matrix is an ``L D L^dagger`` decomposition.  By Sylvester's law of inertia the number of
+negative entries of ``D`` is the exact number of eigenvalues of ``H c = E S c`` below
+``sigma`` (``S`` positive definite), so the same object counts states
+(:attr:`ShiftInvert.count_below`) and solves ``(H - sigma S) x = b`` for the shift-invert
+iteration.  Solves switch to one step of iterative refinement if a test solve is
+inaccurate, and to a pivoted LU if the states do not converge, so the lack of off-diagonal
+pivoting does not cost accuracy.
 
 Energies are in eV, k-points fractional; states are columns normalized to
 ``C^dagger S C = 1``.
@@ -21,6 +24,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.sparse import csgraph
 
 __all__ = ["ShiftInvert"]
 
@@ -70,11 +74,13 @@ class ShiftInvert:
         shift = float(sigma)
         if not np.isfinite(shift):
             raise ValueError(f"sigma must be a finite energy in eV, got {sigma}")
+        self._perm = _nested_dissection(self._h, np.asarray(ham.offsets))
+        self._inv = np.argsort(self._perm)
         for _ in range(4):
             a = self._shifted(shift)
             try:
-                lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                               options={"SymmetricMode": True})
+                lu = spla.splu(a[self._perm][:, self._perm].tocsc(), permc_spec="NATURAL",
+                               diag_pivot_thresh=0.0, options={"SymmetricMode": True})
                 d = np.abs(lu.U.diagonal())
                 if np.all(np.isfinite(d)) and d.min() > 1e-12 * d.max():
                     break  # else sigma sits on an eigenvalue to working precision
@@ -89,8 +95,9 @@ class ShiftInvert:
         self.sigma = shift
         self._a = a
         self._lu = lu
+        self._refine = False
         probe = np.exp(2j * np.pi * np.random.default_rng(0).random(self.dim))
-        resid = np.linalg.norm(a @ lu.solve(probe) - probe) / np.linalg.norm(probe)
+        resid = np.linalg.norm(a @ self.solve(probe) - probe) / np.linalg.norm(probe)
         self._refine = bool(resid > _REFINE_ABOVE)
 
     def _shifted(self, shift: float) -> sp.csc_matrix:
@@ -111,10 +118,15 @@ class ShiftInvert:
     def solve(self, b: np.ndarray) -> np.ndarray:
         """``(H - sigma S)^-1 b`` for a vector or a block of columns (complex128)."""
         b = np.asarray(b, dtype=np.complex128)
-        x = self._lu.solve(b)
+        x = self._solve_once(b)
         if self._refine:  # an unlucky small pivot: one step of iterative refinement
-            x += self._lu.solve(b - self._a @ x)
+            x += self._solve_once(b - self._a @ x)
         return x
+
+    def _solve_once(self, b: np.ndarray) -> np.ndarray:
+        if getattr(self, "_pivoted", False):
+            return self._lu.solve(b)
+        return self._lu.solve(b[self._perm])[self._inv]
 
     def _use_pivoting(self) -> None:
         """Switch solves to a partially pivoted LU (stable next to an eigenvalue); the
@@ -224,3 +236,45 @@ class ShiftInvert:
         qs = q.conj().T @ sq
         e, y = scipy.linalg.eigh(0.5 * (hs + hs.conj().T), 0.5 * (qs + qs.conj().T))
         return e, q @ y
+
+
+def _nested_dissection(matrix: sp.spmatrix, offsets: np.ndarray, leaf: int = 32) -> np.ndarray:
+    """Fill-reducing order of the spin-orbitals: nested dissection of the atom graph (atoms
+    coupled by any nonzero block), separators from breadth-first level sets (George's
+    automatic nested dissection; no coordinates needed, periodic cells included).  Each
+    atom's spin-orbitals stay together."""
+    n_atoms = len(offsets) - 1
+    owner = np.repeat(np.arange(n_atoms), np.diff(offsets))
+    coo = matrix.tocoo()
+    graph = sp.csr_matrix((np.ones(coo.nnz), (owner[coo.row], owner[coo.col])),
+                          shape=(n_atoms, n_atoms))
+    pieces: list[np.ndarray] = []
+    # Iterative post-order: each entry is split into (left, right, separator) and the
+    # separator is placed after both halves.
+    order_stack: list[tuple[str, np.ndarray]] = [("split", np.arange(n_atoms))]
+    while order_stack:
+        kind, nodes = order_stack.pop()
+        if kind == "emit" or len(nodes) <= leaf:
+            pieces.append(nodes)
+            continue
+        sub = graph[nodes][:, nodes]
+        n_comp, label = csgraph.connected_components(sub, directed=False)
+        if n_comp > 1:
+            for c in reversed(range(n_comp)):
+                order_stack.append(("split", nodes[label == c]))
+            continue
+        dist = csgraph.shortest_path(sub, indices=0, unweighted=True, directed=False)
+        far = int(np.argmax(dist))
+        level = csgraph.shortest_path(sub, indices=far, unweighted=True,
+                                      directed=False).astype(np.int64)
+        if level.max() < 2:
+            pieces.append(nodes)
+            continue
+        cut = int(np.searchsorted(np.cumsum(np.bincount(level)), len(nodes) / 2))
+        cut = min(max(cut, 1), int(level.max()) - 1)
+        # popped last-in first-out: left, then right, then the separator
+        order_stack.append(("emit", nodes[level == cut]))
+        order_stack.append(("split", nodes[level > cut]))
+        order_stack.append(("split", nodes[level < cut]))
+    atoms = np.concatenate(pieces)
+    return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in atoms])
