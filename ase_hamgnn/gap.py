@@ -129,7 +129,7 @@ def find_gap(ham: Any, n_electrons: int | None = None, kpts: Any = None, *,
     --------
     >>> from ase_hamgnn.data import ReferenceTB, nibri
     >>> ref = ReferenceTB("nibri")
-    >>> atoms = nibri((6, 6))
+    >>> atoms = nibri((4, 4))
     >>> ham = ref.predict(atoms)
     >>> g = find_gap(ham, ref.n_electrons(atoms), method="sparse")
     >>> round(g.gap, 3) == round(find_gap(ham, ref.n_electrons(atoms), method="dense").gap, 3)
@@ -210,10 +210,8 @@ def _sparse_edges(ham: Any, k: np.ndarray, ne: int | None, guess: float | None,
             ne = count
             _check_filling(ne, dim, sigma)
         if count == ne:  # sigma is in the gap
-            ev, cv = si.nearest(1, "below", vectors=states)
-            ea, ca = si.nearest(1, "above", vectors=states)
-            vecs = (cv[:, -1], ca[:, 0]) if states else (None, None)
-            return float(ev[-1]), float(ea[0]), vecs, ne, si.sigma
+            (vbm, vv), (cbm, cv) = _edges_from_gap(ham, k, si, ne, states)
+            return vbm, cbm, (vv, cv), ne, 0.5 * (vbm + cbm)
         if abs(count - ne) < _WINDOW // 2:  # the edges may sit in a window around sigma
             e, c = si.nearest(_WINDOW, vectors=states)
             first = count - int(np.count_nonzero(e < si.sigma))
@@ -233,3 +231,39 @@ def _sparse_edges(ham: Any, k: np.ndarray, ne: int | None, guess: float | None,
             )
         sigma = 0.5 * (lo + hi)
     raise RuntimeError(f"gap search did not converge at k = {k.tolist()}")
+
+
+def _edges_from_gap(ham: Any, k: np.ndarray, si: ShiftInvert, ne: int, states: bool):
+    """((vbm, state), (cbm, state)) from a factorization whose shift lies in the gap.
+
+    The state nearest a shift inside the gap is the edge on its side.  The shift then moves
+    across the gap in steps of twice that distance (each new shift still counted, so the
+    edge found stays the edge), until the nearest state is on the other side or the count
+    shows that the other edge was passed; then the few states in between are the answer.
+    Nearest-state solves converge fast, unlike one-sided ones from an off-centre shift.
+    """
+    found: dict[str, tuple[float, np.ndarray | None]] = {}
+    for _ in range(60):
+        e, c = si.nearest(1, vectors=states)
+        side = "below" if e[0] < si.sigma else "above"
+        found.setdefault(side, (float(e[0]), c[:, 0] if states else None))
+        if len(found) == 2:
+            return found["below"], found["above"]
+        step = 2.0 * abs(float(e[0]) - si.sigma)
+        target = si.sigma + (step if side == "below" else -step)
+        for _ in range(60):
+            trial = ShiftInvert(ham, k, target)
+            passed = trial.count_below - ne if side == "below" else ne - trial.count_below
+            if passed <= _WINDOW:
+                break
+            target = 0.5 * (si.sigma + target)  # too many states passed: smaller step
+        if passed <= 0:  # still in the gap
+            si = trial
+            continue
+        which = "below" if side == "below" else "above"  # states between the two shifts
+        e2, c2 = trial.nearest(passed, which, vectors=states)
+        i = 0 if side == "below" else -1
+        found["above" if side == "below" else "below"] = (
+            float(e2[i]), c2[:, i] if states else None)
+        return found["below"], found["above"]
+    raise RuntimeError(f"could not reach both band edges at k = {k.tolist()}")

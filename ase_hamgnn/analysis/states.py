@@ -177,7 +177,7 @@ def plot_state_on_texture(atoms: Any, weights: np.ndarray, *, title: str = "VBM 
     >>> from ase_hamgnn.data import ReferenceTB, nibri
     >>> from ase_hamgnn.gap import find_gap
     >>> ref = ReferenceTB("nibri")
-    >>> atoms = textures.antiskyrmion(nibri((6, 6)), radius=5.0, magnetic=("Ni",))
+    >>> atoms = textures.antiskyrmion(nibri((4, 4)), radius=4.0, magnetic=("Ni",))
     >>> ham = ref.predict(atoms)
     >>> g = find_gap(ham, ref.n_electrons(atoms), states=True)
     >>> fig = plot_state_on_texture(atoms, atom_weights(ham, g.k_vbm, g.vbm_state))
