@@ -197,7 +197,7 @@ def _sparse_edges(ham: Any, k: np.ndarray, ne: int | None, guess: float | None,
     if guess is None:  # a coarse KPM filling saves most bisection steps
         coarse = kpm_dos(ham, np.zeros(1), kpts=[k], n_moments=256, n_vectors=4,
                          bounds=(lo_e, hi_e), rng=0, progress=False)
-        guess = coarse.fermi_level(ne, tol=1e-3)
+        guess = _plateau_centre(coarse, coarse.fermi_level(ne, tol=1e-3), dim / (hi_e - lo_e))
     sigma = guess
     lo, hi = lo_e, hi_e  # brackets: fewer than ne states below lo, more than ne below hi
     for _ in range(100):
@@ -231,6 +231,23 @@ def _sparse_edges(ham: Any, k: np.ndarray, ne: int | None, guess: float | None,
             )
         sigma = 0.5 * (lo + hi)
     raise RuntimeError(f"gap search did not converge at k = {k.tolist()}")
+
+
+def _plateau_centre(coarse: Any, crossing: float, mean_dos: float) -> float:
+    """Centre of the near-zero stretch of a coarse KPM DOS next to ``crossing`` (eV), where
+    its integrated count reaches the filling; ``crossing`` itself if there is none.  The
+    stochastic count is off by a few states, which puts the crossing near a band edge."""
+    grid = np.linspace(crossing - 3.0, crossing + 3.0, 601)
+    empty = coarse.evaluate(grid) < 0.02 * mean_dos
+    if not empty.any():
+        return crossing
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], empty.astype(np.int8), [0]])))
+    runs = edges.reshape(-1, 2)  # [start, stop) of each empty stretch
+    centres = 0.5 * (grid[runs[:, 0]] + grid[runs[:, 1] - 1])
+    dist = np.where((grid[runs[:, 0]] <= crossing) & (crossing <= grid[runs[:, 1] - 1]), 0.0,
+                    np.minimum(np.abs(grid[runs[:, 0]] - crossing),
+                               np.abs(grid[runs[:, 1] - 1] - crossing)))
+    return float(centres[np.argmin(dist)])
 
 
 def _edges_from_gap(ham: Any, k: np.ndarray, si: ShiftInvert, ne: int, states: bool):
