@@ -6,13 +6,15 @@ Three variants (``configs/ablation-*.toml``, identical except for one model flag
 * ``coupled``: the physics form with H0 also depending on ``M_i·M_j`` (``moment_coupling``);
 * ``general``: the general eight-block form of the paper's Eq. (7) (``form="general"``).
 
-Each is trained (or its finished run resumed) on the first training configurations of the
-2x2 NiBrI reference set ``data/nibri-2x2``, its best checkpoint is evaluated with
-:func:`accuracy.compare` on held-out configurations (the test split of that set plus the
-held-out set of the accuracy benchmark) and on out-of-distribution NiBrI textures (120° AFM,
-skyrmion).  Reported per variant: parameters, training wall time, held-out and OOD MAE
-(meV) of all Hamiltonian entries and of the magnetic part.  The reference data are
-synthetic (``ase_hamgnn.data.ReferenceTB``), not DFT.
+Each is trained (or its finished run resumed: ``ase-hamgnn train configs/ablation-NAME.toml``
+trains one variant on its own) on the first training configurations of the 2x2 NiBrI
+reference set ``data/nibri-2x2``; its best checkpoint is evaluated with
+:func:`accuracy.compare` on held-out configurations (the test split of that set, then the
+held-out set of the accuracy benchmark) and on out-of-distribution NiBrI textures (120°
+AFM by default; ``--ood afm120 skyrmion`` adds the 6x6 skyrmion).  Reported per variant:
+parameters, training wall time, held-out and OOD MAE (meV) of all Hamiltonian entries and
+of the magnetic part.  The reference data are synthetic (``ase_hamgnn.data.ReferenceTB``),
+not DFT.
 
 Run: python benchmarks/ablation.py [--quick]
 Writes benchmarks/reports/ablation.json and ablation.md (``--quick``: a smoke test with a
@@ -46,7 +48,6 @@ VARIANTS = {
     "coupled": "physics + M_i·M_j in H0",
     "general": "general Eq. (7) baseline",
 }
-OOD_KINDS = ("afm120", "skyrmion")
 
 
 def ensure_datasets(train_root: Path, heldout_root: Path) -> None:
@@ -66,18 +67,34 @@ def quick_config(cfg: TrainConfig, runs: Path, name: str) -> TrainConfig:
                                max_train=8, max_val=4)
 
 
-def evaluate_variant(best: Path, test_paths: list[Path], n_ood: int) -> dict[str, float]:
+def evaluate_variant(best: Path, test_paths: list[Path], ood: list[str], n_ood: int
+                     ) -> dict[str, float]:
     """Mean :func:`accuracy.compare` metrics of a checkpoint on the held-out records and on
     each out-of-distribution set (NiBrI, seeded as in the accuracy benchmark)."""
     model = load_model(best)
     held = [compare(model, record_to_hamiltonian(p)) for p in test_paths]
     row = {k: float(np.mean([r[k] for r in held])) for k in ("mae_meV", "mae_magnetic_meV")}
-    for kind in OOD_KINDS:
+    for kind in ood:
         configs = ood_configurations(kind, n_ood, np.random.default_rng(1))
         res = [compare(model, ReferenceTB("nibri").predict(c)) for c in configs]
         row[f"{kind}_mae_meV"] = float(np.mean([r["mae_meV"] for r in res]))
         row[f"{kind}_mae_magnetic_meV"] = float(np.mean([r["mae_magnetic_meV"] for r in res]))
     return row
+
+
+def coupling_floor(test_paths: list[Path]) -> float:
+    """MAE (meV, all entries) between the held-out reference Hamiltonians and the same
+    reference model without its ``M_i·M_j`` hopping scaling (``beta``).
+
+    For isotropic random moments the best H0 that ignores ``M_i·M_j`` is the one with
+    ``beta = 0`` (the angle average), so this is the error a model without ``M_i·M_j`` in H0
+    cannot go below on these configurations."""
+    ref = ReferenceTB("nibri")
+    params = ref.parameters
+    pairs = {k: dataclasses.replace(v, moment_coupling=0.0) for k, v in params.pairs.items()}
+    plain = ReferenceTB("nibri", parameters=dataclasses.replace(params, pairs=pairs))
+    return float(np.mean([compare(plain, record_to_hamiltonian(p))["mae_meV"]
+                          for p in test_paths]))
 
 
 def run_variant(cfg: TrainConfig, progress: bool) -> dict[str, Any]:
@@ -100,7 +117,9 @@ def main() -> None:
     parser.add_argument("--configs", default="configs", help="folder of ablation-*.toml")
     parser.add_argument("--heldout", default="data/nibri-2x2-heldout",
                         help="extra held-out set (generated, seed 12345, if missing)")
-    parser.add_argument("--n-test", type=int, default=40, help="held-out configurations")
+    parser.add_argument("--n-test", type=int, default=24, help="held-out configurations")
+    parser.add_argument("--ood", nargs="+", choices=("afm120", "skyrmion"), default=["afm120"],
+                        help="out-of-distribution NiBrI sets (default afm120)")
     parser.add_argument("--n-ood", type=int, default=3, help="configurations per OOD set")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny budget")
     parser.add_argument("--out", default="benchmarks/reports")
@@ -125,32 +144,33 @@ def main() -> None:
     for name, cfg in cfgs.items():
         run = run_variant(cfg, progress=not args.no_progress)
         t0 = time.perf_counter()
-        metrics = evaluate_variant(Path(run["best"]), test_paths, args.n_ood)
+        metrics = evaluate_variant(Path(run["best"]), test_paths, args.ood, args.n_ood)
         details[name] = {**run, **metrics, "eval_s": time.perf_counter() - t0,
                          "model": cfg.model}
         rows.append({"variant": f"{name}: {VARIANTS[name]}", "parameters": run["parameters"],
                      "train_min": run["train_s"] / 60, "held_mae_meV": metrics["mae_meV"],
                      "held_mag_meV": metrics["mae_magnetic_meV"],
-                     "afm120_mae_meV": metrics["afm120_mae_meV"],
-                     "afm120_mag_meV": metrics["afm120_mae_magnetic_meV"],
-                     "skyrmion_mae_meV": metrics["skyrmion_mae_meV"]})
+                     **{f"{k}_{m}_meV": metrics[f"{k}_mae{p}_meV"] for k in args.ood
+                        for m, p in (("mae", ""), ("mag", "_magnetic"))}})
         print(rows[-1], flush=True)
 
     base = cfgs["physics"]
     n_val = min(base.max_val or 10**9, len(HamiltonianDataset(train_root, "val")))
     n_train = min(base.max_train or 10**9, len(HamiltonianDataset(train_root, "train")))
     budget = {"train_configurations": n_train, "val_configurations": n_val,
-              "test_configurations": len(test_paths), "ood_configurations": args.n_ood,
+              "test_configurations": len(test_paths), "ood_sets": args.ood,
+              "ood_configurations": args.n_ood,
               "epochs": base.epochs, "batch_size": base.batch_size, "dtype": base.dtype,
               "device": base.device, "quick": args.quick}
     name = "ablation-quick" if args.quick else "ablation"
-    notes = _notes(budget, details, Path(args.out) / "accuracy.json")
-    md = write_report(name, {"budget": budget, "targets_meV": TARGETS, "variants": details},
-                      rows, args.out, notes)
+    floor = coupling_floor(test_paths)
+    notes = _notes(budget, details, floor, Path(args.out) / "accuracy.json")
+    md = write_report(name, {"budget": budget, "targets_meV": TARGETS, "variants": details,
+                             "mimj_floor_meV": floor}, rows, args.out, notes)
     print(md.read_text())
 
 
-def _notes(budget: dict[str, Any], details: dict[str, dict[str, Any]],
+def _notes(budget: dict[str, Any], details: dict[str, dict[str, Any]], floor: float,
            accuracy_json: Path) -> str:
     """The budget, the gap to the issue's targets and where it comes from, in words."""
     phys = details["physics"]
@@ -162,7 +182,7 @@ def _notes(budget: dict[str, Any], details: dict[str, dict[str, Any]],
         f"validation configurations of 2x2 NiBrI, {budget['epochs']} epochs (batch "
         f"{budget['batch_size']}, {budget['dtype']}, {budget['device']}, one thread), "
         f"{budget['test_configurations']} held-out configurations, "
-        f"{budget['ood_configurations']} per OOD set (NiBrI 120° AFM √3×√3, skyrmion). "
+        f"{budget['ood_configurations']} per OOD set ({', '.join(budget['ood_sets'])}, NiBrI). "
         "Every variant sees the same data, order and schedule; only the model flag differs "
         "(configs/ablation-*.toml). train_min is the wall time of the training epochs "
         "(validation included) on a shared 2-core machine. Reference data: synthetic "
@@ -188,6 +208,23 @@ def _notes(budget: dict[str, Any], details: dict[str, dict[str, Any]],
             f"{held['mae_magnetic_meV']:.3f} meV, still a factor "
             f"{held['mae_meV'] / TARGETS['mae_meV']:.0f} / "
             f"{held['mae_magnetic_meV'] / TARGETS['mae_magnetic_meV']:.1f} above the targets.")
+    lines += [
+        "",
+        "Why: (1) the reference model scales Ni-Ni hoppings by 1 + beta cos(M_i, M_j) "
+        "(beta 0.15), a beyond-Heisenberg term that the default physics form cannot "
+        "represent (its H0 sees only |M|): on these held-out configurations that term alone "
+        f"is {floor:.3f} meV MAE, {floor / TARGETS['mae_meV']:.1f}x the total target, so the "
+        "default form cannot go below about this error at any budget; "
+        "`moment_coupling=True` removes this floor. (2) Budget: small models (about 47k "
+        "parameters, half the default widths) trained on at most a few hundred "
+        "configurations for a few epochs on 2 CPU cores, instead of 800 configurations "
+        "trained to convergence; the shipped model's validation error had flattened (2.98 "
+        "to 2.90 meV over its last 4 epochs, at the end of its cosine schedule), so more "
+        "epochs alone would not close a factor of 15; more data, wider models and longer "
+        "schedules were not affordable here. (3) The magnetic part is fitted through the "
+        "same (weighted) loss and its error falls with the total error (shipped model: 1.58 "
+        "to 0.22 meV while the total fell from 42 to 2.9 meV), so the same budget limits it.",
+    ]
     return "\n".join(lines)
 
 
