@@ -142,11 +142,11 @@ def restrict_shells(ham: TBHamiltonian, shells: Sequence[str]) -> TBHamiltonian:
 class _RawResults:
     """Predictor over the raw files of a generation run (for :func:`write_dataset`)."""
 
-    def __init__(self, root: Path, atoms_list: Sequence[Atoms], basis, cutoff: float,
-                 description: str, shells: Sequence[str] | None) -> None:
+    def __init__(self, root: Path, atoms_list: Sequence[Atoms], indices: Sequence[int], basis,
+                 cutoff: float, description: str, shells: Sequence[str] | None) -> None:
         self.root, self.cutoff, self.shells = root, cutoff, shells
         self.source_description = description
-        self._index = {_key(a): i for i, a in enumerate(atoms_list)}
+        self._index = {_key(a): int(i) for a, i in zip(atoms_list, indices)}
         if shells is not None:
             basis = OrbitalBasis({el: [s for s in basis.shells(el) if s.label in set(shells)]
                                   for el in basis.elements})
@@ -266,8 +266,8 @@ def generate_pyscf_dataset(
     description = runner.source_description
     if shells is not None:
         description += f"; shells {', '.join(shells)} kept (sub-matrices of H and S)"
-    predictor = _RawResults(raw, [confs[i] for i in use], runner.basis, cutoff, description,
-                            shells)
+    predictor = _RawResults(raw, [confs[i] for i in use], use, runner.basis, cutoff,
+                            description, shells)
     params = {**params, "indices": use, "n_done": len(done),
               "shells": None if shells is None else list(shells)}
     atoms_list = [confs[i] for i in use]
