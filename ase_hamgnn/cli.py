@@ -92,12 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--cutoff", type=float, default=None,
                     help="graph cutoff in Å (default: covers every stored block)")
     cv.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
-    cv.set_defaults(func=_cmd_dataset_convert)
-    tr = sub.add_parser("train", help="train (or resume) a HamGNN++ model from a TOML config")
-    tr.add_argument("config", help="TOML file with dataset, out, [model] and training keys")
     cv.add_argument("--length-unit", choices=("bohr", "angstrom"), default="bohr",
                     help="hamgnn only: unit of pos and cell in the file (default bohr, as "
                     "HamGNN's OpenMX scripts write)")
+    cv.set_defaults(func=_cmd_dataset_convert)
+    tr = sub.add_parser("train", help="train (or resume) a HamGNN++ model from a TOML config")
+    tr.add_argument("config", help="TOML file with dataset, out, [model] and training keys")
     tr.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     tr.set_defaults(func=_cmd_train)
     return parser
