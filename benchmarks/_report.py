@@ -39,3 +39,29 @@ def write_report(name: str, data: dict[str, Any], rows: list[dict[str, Any]],
     md = out / f"{name}.md"
     atomic_write_bytes(md, ("\n".join(lines) + "\n").encode())
     return md
+
+
+def entry_errors(pred, ref, basis, cutoff: float):
+    """Prediction minus reference on every H entry the graph holds, and its magnetic
+    (time-reversal-odd) part: two complex arrays in eV, on-site blocks then edges."""
+    import numpy as np
+    import torch
+
+    from ase_hamgnn.graph import BlockLayout, neighbor_graph
+    from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
+
+    geom = ref.geometry
+    layout = BlockLayout(basis, geom.numbers, neighbor_graph(geom, cutoff))
+
+    def flat(ham):
+        on, ed = layout.from_matrices(ham.h_r)
+        return np.concatenate([on, ed])
+
+    n = torch.as_tensor(layout.sizes // 2)
+    src, dst = layout.graph.edge_index
+    on_i, on_s = time_reversal_partner(n, n)
+    ed_i, ed_s = time_reversal_partner(n[src], n[dst])
+    index = torch.cat([on_i, ed_i + int(4 * (n**2).sum())])
+    sign = torch.cat([on_s, ed_s])
+    diff = torch.as_tensor(flat(pred) - flat(ref))
+    return diff.numpy(), time_reversal_odd(diff, index, sign).numpy()

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from _report import write_report
+from _report import entry_errors, write_report
 
 from ase_hamgnn.data import (
     HamiltonianDataset,
@@ -26,33 +25,16 @@ from ase_hamgnn.data import (
     ood_configurations,
     record_to_hamiltonian,
 )
-from ase_hamgnn.graph import BlockLayout, neighbor_graph
 from ase_hamgnn.model import load_model
-from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
 
 TARGETS = {"mae_meV": 0.2, "mae_magnetic_meV": 0.05, "ood_mae_meV": 0.5}
-
-
-def _flat(ham, layout):
-    on, ed = layout.from_matrices(ham.h_r)
-    return np.concatenate([on, ed])
 
 
 def compare(model, reference_ham) -> dict[str, float]:
     """MAEs (meV) of all entries and magnetic parts, and near-gap eigenvalue error at Γ."""
     atoms = reference_ham.to_atoms()
     pred = model.predict(atoms)
-    geom = reference_ham.geometry
-    layout = BlockLayout(model.basis, geom.numbers, neighbor_graph(geom, model.cutoff))
-    a, b = _flat(pred, layout), _flat(reference_ham, layout)
-    n = torch.as_tensor(layout.sizes // 2)
-    src, dst = layout.graph.edge_index
-    on_i, on_s = time_reversal_partner(n, n)
-    ed_i, ed_s = time_reversal_partner(n[src], n[dst])
-    index = torch.cat([on_i, ed_i + int(4 * (n**2).sum())])
-    sign = torch.cat([on_s, ed_s])
-    diff = torch.as_tensor(a - b)
-    mag = time_reversal_odd(diff, index, sign).numpy()
+    diff, mag = entry_errors(pred, reference_ham, model.basis, model.cutoff)
     e_ref = reference_ham.eigvalsh([0, 0, 0])
     e_pred = pred.eigvalsh([0, 0, 0])
     n_el = int(round(ReferenceTB("nibri").n_electrons(atoms)))

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.linalg
-import torch
-from _report import write_report
+from _report import entry_errors, write_report
 
 from ase_hamgnn._atomic import atomic_write_bytes
 from ase_hamgnn.data import HamiltonianDataset, read_manifest, record_to_hamiltonian
@@ -36,10 +35,8 @@ from ase_hamgnn.data.pyscf_dataset import (
     read_diagnostics,
     restrict_shells,
 )
-from ase_hamgnn.graph import BlockLayout, neighbor_graph
 from ase_hamgnn.hamiltonian import TBHamiltonian
 from ase_hamgnn.model import load_model
-from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
 
 LAMBDAS = (0.005, 0.01, 0.02, 0.05)
 COLUMNS = ("what", "cycles", "time_s", "angle_dev_deg", "moment_muB", "mae_meV",
@@ -51,26 +48,11 @@ def _row(**values) -> dict:
     return {c: values.get(c, "-") for c in COLUMNS}
 
 
-def _flat(ham, layout):
-    on, ed = layout.from_matrices(ham.h_r)
-    return np.concatenate([on, ed])
-
-
 def compare(pred: TBHamiltonian, ref: TBHamiltonian, cutoff: float,
             n_electrons: int) -> dict[str, float]:
     """MAEs (meV) of all entries and of the magnetic part, and eigenvalue errors (meV) of
     ``H c = E S c`` with the reference S: all states, and states within 3 eV of mid-gap."""
-    geom = ref.geometry
-    layout = BlockLayout(ref.basis, geom.numbers, neighbor_graph(geom, cutoff))
-    a, b = _flat(pred, layout), _flat(ref, layout)
-    n = torch.as_tensor(layout.sizes // 2)
-    src, dst = layout.graph.edge_index
-    on_i, on_s = time_reversal_partner(n, n)
-    ed_i, ed_s = time_reversal_partner(n[src], n[dst])
-    index = torch.cat([on_i, ed_i + int(4 * (n**2).sum())])
-    sign = torch.cat([on_s, ed_s])
-    diff = torch.as_tensor(a - b)
-    mag = time_reversal_odd(diff, index, sign).numpy()
+    diff, mag = entry_errors(pred, ref, ref.basis, cutoff)
     s = ref.s_r[(0, 0, 0)].toarray()
     e_ref = scipy.linalg.eigh(ref.h_r[(0, 0, 0)].toarray(), s, eigvals_only=True)
     e_pred = scipy.linalg.eigh(pred.h_r[(0, 0, 0)].toarray(), s, eigvals_only=True)

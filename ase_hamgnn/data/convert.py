@@ -42,6 +42,7 @@ from ase_hamgnn.data.deeph import (
     read_deeph,
     read_deeph_geometry,
 )
+from ase_hamgnn.data.records import block_range
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.hamiltonian import TBHamiltonian
@@ -125,25 +126,6 @@ def _stored_range(folder: Path, geo: Geometry) -> float:
         d = geo.positions[j - 1] + np.array([rx, ry, rz], float) @ geo.cell \
             - geo.positions[i - 1]
         worst = max(worst, float(np.linalg.norm(d)))
-    return worst
-
-
-def _hamiltonian_range(ham: TBHamiltonian) -> float:
-    """Longest distance (Å) between two atoms with a non-zero block of H or S."""
-    geo = ham.geometry
-    offsets = ham.offsets
-    worst = 0.0
-    for store in (ham.h_r, ham.s_r or {}):
-        for r, mat in store.items():
-            coo = mat.tocoo()
-            if coo.nnz == 0:
-                continue
-            ai = np.searchsorted(offsets, coo.row, side="right") - 1
-            aj = np.searchsorted(offsets, coo.col, side="right") - 1
-            pairs = np.unique(np.stack([ai, aj], axis=1), axis=0)
-            d = geo.positions[pairs[:, 1]] + np.asarray(r, float) @ geo.cell \
-                - geo.positions[pairs[:, 0]]
-            worst = max(worst, float(np.linalg.norm(d, axis=1).max()))
     return worst
 
 
@@ -232,7 +214,7 @@ def _openmx_entries(root: Path, basis, overlap, tol):
                         lambda b, p=path: _with_basis(
                             read_openmx(p, moments="input", basis=b, hermiticity_tol=tol), b,
                             overlap, tol)))
-    ranges = [lambda h=h: _hamiltonian_range(h) for h in hams]
+    ranges = [lambda h=h: block_range(h) for h in hams]
     return entries, basis or _common_basis(hams), ranges, f"{len(files)} OpenMX .scfout files"
 
 
@@ -247,7 +229,7 @@ def _hamgnn_entries(root: Path, basis, overlap, tol, length_unit):
             hams.append(ham)
             entries.append((f"{_name(path, root)}#{k}", ham.to_atoms(),
                             lambda b, h=ham: _with_basis(h, b, overlap, tol)))
-    ranges = [lambda h=h: _hamiltonian_range(h) for h in hams]
+    ranges = [lambda h=h: block_range(h) for h in hams]
     return (entries, basis or _common_basis(hams), ranges,
             f"{len(hams)} HamGNN graphs in {len(files)} graph_data files")
 

@@ -64,6 +64,7 @@ __all__ = [
     "RECORD_FORMAT",
     "RECORD_FORMAT_VERSION",
     "HamiltonianData",
+    "block_range",
     "hamiltonian_to_record",
     "read_record",
     "record_to_data",
@@ -89,7 +90,7 @@ _RERUN = (
 )
 
 
-def _block_range(ham: TBHamiltonian) -> float:
+def block_range(ham: TBHamiltonian) -> float:
     """Longest distance (Å) between two atoms with a non-zero block in H or S."""
     geo = ham.geometry
     offsets = ham.offsets
@@ -128,7 +129,7 @@ def hamiltonian_to_record(
     for what, store in stores.items():
         missed = layout.coverage(store)
         if missed > 0:
-            need = _block_range(ham)
+            need = block_range(ham)
             unit = " eV" if what == "H" else ""
             raise DatasetError(
                 f"the graph cutoff {cutoff:.4f} Å misses {what} blocks (largest dropped entry "
