@@ -9,8 +9,11 @@ of NiBrI, not on DFT: gaps and band shapes are those of the synthetic model (its
 
 Run::
 
-    python examples/nibri_antiskyrmion.py                  # 34 x 34 cells, 3468 atoms
+    python examples/nibri_antiskyrmion.py --band-points 3  # 34 x 34 cells, 3468 atoms
     python examples/nibri_antiskyrmion.py --size 12 --out out/anti   # 432 atoms, quick
+
+At full size this is long on a small machine: about 22 minutes on 2 cores (prediction 12 s,
+gap search 10 min, three band k-points 11 min, KPM 28 s); ``--size 12`` takes about a minute.
 
 Figures (PNG) go to ``--out``: the texture next to the VBM and CBM densities per atom,
 bands near the gap along M-Γ-K of the supercell, and the KPM DOS.  A short summary is
