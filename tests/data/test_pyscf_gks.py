@@ -36,7 +36,9 @@ from ase_hamgnn.symmetry import (  # noqa: E402
 
 # Tolerances, all measured with conv_tol 1e-10 on grid level 3 (see the docstrings).
 ANGLE_TOL_DEG = 1.0  # O2 with lambda = 0.1 Ha/μB² lands within 0.2-0.65 degrees
-TIME_REVERSAL_TOL_EV = 5e-5  # same grid, only SCF convergence differs (measured 6e-6)
+# same grid, only SCF convergence differs: conv_tol 1e-10 means an orbital gradient of
+# 1e-5 Ha (2.7e-4 eV); measured 6e-6 to 1.3e-4 eV depending on the SCF path
+TIME_REVERSAL_TOL_EV = 3e-4
 ROTATION_TOL_EV = 1e-3  # the DFT grid is fixed in the lab frame (measured 1.5e-4)
 
 
