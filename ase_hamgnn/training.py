@@ -41,7 +41,8 @@ from ase_hamgnn.errors import CheckpointError
 from ase_hamgnn.model import HamGNNModel, ModelConfig
 from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
 
-__all__ = ["TrainConfig", "block_errors", "evaluate", "load_train_config", "train"]
+__all__ = ["TrainConfig", "block_errors", "evaluate", "load_train_config", "mean_onsite_h0",
+           "train"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -268,6 +269,8 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
         history = list(saved["history"])
         best = float(saved["best"])
         start_epoch = int(saved["epoch"]) + 1
+    elif model_cfg.onsite_bias:  # a fresh run starts from the average on-site block
+        model.network.set_onsite_bias(mean_onsite_h0(train_ds, model.basis))
     network = ctx.wrap(model.network)
     partners = _Partners(model)
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
@@ -315,6 +318,26 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
             atomic_write_bytes(out / "history.json", json.dumps(history, indent=1).encode())
     ctx.barrier()  # the checkpoints exist for every process when train returns
     return {"history": history, "best_val_mae_meV": best, "best": str(out / "best.pt")}
+
+
+def mean_onsite_h0(dataset, basis) -> dict[int, np.ndarray]:
+    """Average spin-independent on-site block ``h0 = Re(H_↑↑ + H_↓↓) / 2`` (eV) per atomic
+    number over the records of ``dataset``."""
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = {}
+    for record in dataset:
+        z = record[K.ATOMIC_NUMBERS].numpy()
+        flat = record[K.H_ONSITE].numpy()
+        n = np.array([basis.n_orbitals(int(zi)) for zi in z])
+        starts = np.concatenate([[0], np.cumsum(4 * n * n)[:-1]])
+        for zi in np.unique(z):
+            ni = basis.n_orbitals(int(zi))
+            sel = starts[z == zi]
+            blocks = flat[sel[:, None] + np.arange(4 * ni * ni)].reshape(-1, 2 * ni, 2 * ni)
+            h0 = 0.5 * (blocks[:, :ni, :ni] + blocks[:, ni:, ni:]).real
+            sums[int(zi)] = sums.get(int(zi), 0.0) + h0.sum(0)
+            counts[int(zi)] = counts.get(int(zi), 0) + len(sel)
+    return {zi: sums[zi] / counts[zi] for zi in sums}
 
 
 def _resumable(cfg: TrainConfig) -> dict[str, Any]:

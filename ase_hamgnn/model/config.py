@@ -40,6 +40,10 @@ class ModelConfig:
         ablation baseline of the paper's Eq. (7), unconstrained spin blocks from features
         that see the moment vectors, made time-reversal equivariant by averaging the network
         at ``M`` and ``-M``.
+    onsite_bias : add a learnable on-site energy per species and pair of shells with equal
+        l (identity in m, so every symmetry stays exact).  Training starts it at the training
+        set's average on-site block, so the network learns only the deviations from it; this
+        matters for ab initio data, whose on-site levels lie eV apart.  (``"physics"`` form.)
     """
 
     basis: dict[str, list[list[int]]]
@@ -58,6 +62,7 @@ class ModelConfig:
     moment_coupling: bool = False
     onsite_from_edges: bool = True
     form: str = "physics"
+    onsite_bias: bool = False
 
     def __post_init__(self) -> None:
         basis = OrbitalBasis(self.basis)  # validates
@@ -73,6 +78,8 @@ class ModelConfig:
             raise ValueError("n_layers >= 0, pair_multiplicity >= 1 and n_radial >= 1 required")
         if self.form not in ("physics", "general"):
             raise ValueError(f"form must be 'physics' or 'general', got {self.form!r}")
+        if self.onsite_bias and self.form != "physics":
+            raise ValueError("onsite_bias needs form='physics'")
         irreps = o3.Irreps(self.node_irreps)
         if not any(ir.l == 0 and ir.p == 1 for _, ir in irreps):
             raise ValueError("node_irreps needs scalars (0e)")

@@ -148,6 +148,12 @@ class HamGNNPP(nn.Module):
             shells = basis.shells(zi)
             self.onsite_weight[str(zi)] = nn.Parameter(torch.ones(len(shells), len(shells)))
             self._constant(f"wmask_{zi}", _weight_masks(basis, zi))
+        # on-site energies per species and pair of equal-l shells (config.onsite_bias)
+        self.onsite_bias = nn.ParameterDict()
+        if config.onsite_bias:
+            for zi in zs:
+                n_shells = len(basis.shells(zi))
+                self.onsite_bias[str(zi)] = nn.Parameter(torch.zeros(n_shells, n_shells))
         self.refresh_constants()
 
     # ------------------------------------------------------------------------------------
@@ -177,6 +183,24 @@ class HamGNNPP(nn.Module):
                     if exact.shape == buf.shape:
                         setattr(module, name, exact.to(dtype=buf.dtype, device=buf.device))
         return self
+
+    def set_onsite_bias(self, mean_h0: dict[int, np.ndarray]) -> None:
+        """Set the on-site energies (``config.onsite_bias``) from average spin-independent
+        on-site blocks ``h0`` (eV, real (n, n) per atomic number): each equal-l pair of
+        shells gets the trace of its sub-block over the shell size, the part of ``h0`` that
+        is the same in every orientation."""
+        if not self.config.onsite_bias:
+            raise ValueError("this model has no on-site bias (ModelConfig.onsite_bias=False)")
+        for zi, mean in mean_h0.items():
+            shells, slices = self.basis.shells(zi), self.basis.shell_slices(zi)
+            value = np.zeros((len(shells), len(shells)))
+            for a, (sa, ia) in enumerate(zip(shells, slices)):
+                for b, (sb, ib) in enumerate(zip(shells, slices)):
+                    if sa.l == sb.l:
+                        value[a, b] = np.trace(np.asarray(mean)[ia, ib]) / sa.size
+            param = self.onsite_bias[str(int(zi))]
+            with torch.no_grad():
+                param.copy_(torch.as_tensor(value, dtype=param.dtype))
 
     def node_features(self, inputs, moments: torch.Tensor) -> tuple[torch.Tensor, ...]:
         z = inputs[K.ATOMIC_NUMBERS]
@@ -271,10 +295,14 @@ class HamGNNPP(nn.Module):
             ni = int(self.n_orbitals[a])
             k = ni * ni
             out = self.node_heads[str(zi)](selfpair[sel]) @ getattr(self, f"dec_node_{zi}")
-            h0_n[sel, :ni, :ni] = out[:, :k].reshape(-1, ni, ni)
+            wmask = getattr(self, f"wmask_{zi}").to(dtype)  # (shells, shells, ni, ni)
+            h0 = out[:, :k].reshape(-1, ni, ni)
+            if str(zi) in self.onsite_bias:
+                bias = self.onsite_bias[str(zi)].to(dtype)
+                h0 = h0 + torch.einsum("ab,abij->ij", 0.5 * (bias + bias.T), wmask)
+            h0_n[sel, :ni, :ni] = h0
             soc_n[sel, :, :ni, :ni] = out[:, k : 4 * k].reshape(-1, 3, ni, ni)
             a_n[sel] = out[:, 4 * k :].reshape(-1, 3, 3)
-            wmask = getattr(self, f"wmask_{zi}").to(dtype)  # (shells, shells, ni, ni)
             wpar = self.onsite_weight[str(zi)].to(dtype)
             w_n[sel, :ni, :ni] = torch.einsum("ab,abij->ij", 0.5 * (wpar + wpar.T), wmask)
         h0_n = 0.5 * (h0_n + tr(h0_n))

@@ -35,3 +35,17 @@ def coupled_model() -> HamGNNModel:
 def general_model() -> HamGNNModel:
     """The ablation baseline (paper's Eq. 7 form)."""
     return HamGNNModel(ModelConfig(**SMALL, form="general"), dtype=torch.float64, seed=3)
+
+
+@pytest.fixture(scope="session")
+def biased_model() -> HamGNNModel:
+    """On-site energies per shell pair (``onsite_bias``), set to random values; Ni carries two
+    s shells, so the bias has an off-diagonal (4s-5s) entry as well."""
+    import numpy as np
+
+    config = ModelConfig(**{**SMALL, "basis": {"Ni": ["4s", "5s", "3d"], "Br": ["4s", "4p"]}},
+                         moment_coupling=True, onsite_bias=True)
+    model = HamGNNModel(config, dtype=torch.float64, seed=4)
+    gen = np.random.default_rng(4)
+    model.network.set_onsite_bias({28: gen.normal(size=(7, 7)), 35: gen.normal(size=(4, 4))})
+    return model

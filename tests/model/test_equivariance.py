@@ -9,6 +9,7 @@ import pytest
 from ase_hamgnn.symmetry import random_rotation, transform_atoms, transform_hamiltonian
 
 TOL = 1e-10
+MODELS = ["small_model", "coupled_model", "general_model", "biased_model"]
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def _scale(ham):
     return max(abs(m).max() for m in ham.h_r.values())
 
 
-@pytest.mark.parametrize("model_name", ["small_model", "coupled_model", "general_model"])
+@pytest.mark.parametrize("model_name", MODELS)
 def test_rotation_with_inversion(request, model_name, textured, rng):
     model = request.getfixturevalue(model_name)
     ham = model.predict(textured)
@@ -40,7 +41,7 @@ def test_rotation_with_inversion(request, model_name, textured, rng):
         assert rotated.max_abs_difference(expected) <= TOL * _scale(ham)
 
 
-@pytest.mark.parametrize("model_name", ["small_model", "coupled_model", "general_model"])
+@pytest.mark.parametrize("model_name", MODELS)
 def test_time_reversal(request, model_name, textured):
     model = request.getfixturevalue(model_name)
     ham = model.predict(textured)

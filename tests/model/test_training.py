@@ -113,3 +113,52 @@ def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tmp_path):
     resumed = train(cfg, progress=False)
     np.testing.assert_allclose([h["loss"] for h in resumed["history"]],
                                [h["loss"] for h in full["history"]], rtol=1e-6)
+
+
+def test_onsite_bias_starts_at_the_mean_onsite_block(tiny_dataset, tmp_path):
+    from ase_hamgnn.data import HamiltonianDataset, record_to_hamiltonian
+    from ase_hamgnn.training import mean_onsite_h0
+
+    ds = HamiltonianDataset(tiny_dataset, "train")
+    model = HamGNNModel(ModelConfig(**SMALL, onsite_bias=True), dtype=torch.float64, seed=0)
+    means = mean_onsite_h0(ds, model.basis)
+    # literal reference: average the on-site blocks of the full Hamiltonians
+    blocks: dict[int, list[np.ndarray]] = {}
+    for path in ds.paths:
+        ham = record_to_hamiltonian(path)
+        for i, z in enumerate(ham.geometry.numbers):
+            b = ham.block(i, i)
+            n = b.shape[0] // 2
+            blocks.setdefault(int(z), []).append(0.5 * (b[:n, :n] + b[n:, n:]).real)
+    assert sorted(means) == sorted(blocks)
+    for z, mats in blocks.items():
+        np.testing.assert_allclose(means[z], np.mean(mats, axis=0), atol=1e-12)
+    assert np.ptp(np.diag(means[35])) > 0.5  # Br 4s and 4p levels lie eV apart
+
+    # with zero heads, the predicted on-site block is the shell average of the mean
+    net = model.network
+    for head in net.node_heads.values():
+        torch.nn.init.zeros_(head.weight)
+    net.set_onsite_bias(means)
+    ham = model.predict(record_to_hamiltonian(ds.paths[0]).to_atoms())
+    for i, z in enumerate(ham.geometry.numbers):
+        b = ham.block(i, i)
+        n = b.shape[0] // 2
+        h0 = 0.5 * (b[:n, :n] + b[n:, n:]).real
+        for shell, sl in zip(model.basis.shells(int(z)), model.basis.shell_slices(int(z))):
+            level = np.trace(means[int(z)][sl, sl]) / shell.size
+            np.testing.assert_allclose(np.diag(h0)[sl], level, atol=1e-10)
+
+    # a training run with onsite_bias starts from the mean and stores the bias
+    cfg = TrainConfig(dataset=str(tiny_dataset), out=str(tmp_path / "b"),
+                      model={**TINY_MODEL, "onsite_bias": True}, epochs=1, batch_size=4,
+                      lr=1e-2, lr_min=1e-3, seed=0)
+    train(cfg, progress=False)
+    trained = load_model(tmp_path / "b" / "best.pt")
+    assert trained.config.onsite_bias
+    levels = trained.network.onsite_bias["35"].detach().double().numpy()
+    assert np.allclose(np.diag(levels), [means[35][0, 0], np.trace(means[35][1:, 1:]) / 3],
+                       atol=0.1)
+
+    with pytest.raises(ValueError, match="onsite_bias"):
+        ModelConfig(**SMALL, onsite_bias=True, form="general")
