@@ -144,15 +144,21 @@ class BlockLayout:
         atoms = np.arange(len(self.numbers))
         ro, co = self._coords(atoms, atoms)
         src, dst = self.graph.edge_index
-        re, ce = self._coords(src, dst)
-        keys, inv = self._shift_groups()
-        out: dict[tuple, sp.csr_matrix] = {}
         parts: dict[tuple, list] = {(0, 0, 0): [(ro, co, onsite)]}
-        order = np.argsort(inv, kind="stable")  # entries grouped by cell shift, O(entries)
-        bounds = np.searchsorted(inv[order], np.arange(len(keys) + 1))
-        for n, key in enumerate(keys):
-            sel = order[bounds[n] : bounds[n + 1]]
-            parts.setdefault(tuple(int(x) for x in key), []).append((re[sel], ce[sel], edge[sel]))
+        shifts = self.graph.cell_shifts
+        if len(shifts):
+            keys, inv = np.unique(shifts, axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+            order = np.argsort(inv, kind="stable")  # edges grouped by cell shift, O(edges)
+            bounds = np.searchsorted(inv[order], np.arange(len(keys) + 1))
+            for n, key in enumerate(keys):
+                edges = order[bounds[n] : bounds[n + 1]]
+                lens = self.edge_len[edges]
+                entries = (np.repeat(self.edge_start[edges] - (np.cumsum(lens) - lens), lens)
+                           + np.arange(int(lens.sum())))
+                re, ce = self._coords(src[edges], dst[edges])
+                parts.setdefault(tuple(int(x) for x in key), []).append((re, ce, edge[entries]))
+        out: dict[tuple, sp.csr_matrix] = {}
         for key, plist in parts.items():
             rows = np.concatenate([p[0] for p in plist])
             cols = np.concatenate([p[1] for p in plist])

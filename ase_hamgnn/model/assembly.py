@@ -74,28 +74,27 @@ def flatten_blocks(blocks: torch.Tensor, n_row: torch.Tensor, n_col: torch.Tenso
 
 
 def assemble_blocks(h0_n, soc_n, w_n, a_n, h0_e, soc_e, w_e, j_e, moments, src, dst,
-                    n_orb, nmax) -> dict[str, torch.Tensor]:
-    """Full and magnetic flattened blocks (on-site in atom order, edges in edge order)."""
+                    n_orb, nmax, magnetic: bool = True) -> dict[str, torch.Tensor]:
+    """Full and (``magnetic``) magnetic flattened blocks (on-site in atom order, edges in
+    edge order)."""
     b = exchange_field(j_e, a_n, moments, src, dst)
     b_edge = b[src] + b[dst]
-    zero_n = torch.zeros_like(h0_n)
-    zero_e = torch.zeros_like(h0_e)
-    mag_n = spin_blocks(zero_n, torch.zeros_like(soc_n), w_n, b)
-    mag_e = spin_blocks(zero_e, torch.zeros_like(soc_e), 0.5 * w_e, b_edge)
-    full_n = spin_blocks(h0_n, soc_n, zero_n, b) + mag_n
-    full_e = spin_blocks(h0_e, soc_e, zero_e, b_edge) + mag_e
     ni, nj = n_orb[src], n_orb[dst]
-    return {
-        "onsite": flatten_blocks(full_n, n_orb, n_orb, nmax),
-        "edge": flatten_blocks(full_e, ni, nj, nmax),
-        "onsite_magnetic": flatten_blocks(mag_n, n_orb, n_orb, nmax),
-        "edge_magnetic": flatten_blocks(mag_e, ni, nj, nmax),
+    out = {
+        "onsite": flatten_blocks(spin_blocks(h0_n, soc_n, w_n, b), n_orb, n_orb, nmax),
+        "edge": flatten_blocks(spin_blocks(h0_e, soc_e, 0.5 * w_e, b_edge), ni, nj, nmax),
         "exchange_field": b,
         "J": j_e,
         "A": a_n,
         "w_edge": w_e,
         "w_node": w_n,
     }
+    if magnetic:
+        mag_n = spin_blocks(torch.zeros_like(h0_n), torch.zeros_like(soc_n), w_n, b)
+        mag_e = spin_blocks(torch.zeros_like(h0_e), torch.zeros_like(soc_e), 0.5 * w_e, b_edge)
+        out["onsite_magnetic"] = flatten_blocks(mag_n, n_orb, n_orb, nmax)
+        out["edge_magnetic"] = flatten_blocks(mag_e, ni, nj, nmax)
+    return out
 
 
 def time_reversal_partner(n_row: torch.Tensor, n_col: torch.Tensor

@@ -97,12 +97,18 @@ class Interaction(nn.Module):
         self.skip = o3.Linear(irreps_node, self.gate.irreps_out)
         self.irreps_out = self.gate.irreps_out
 
-    def forward(self, x, sh, radial, src, dst, chunk: int | None = None) -> torch.Tensor:
+    def forward(self, x, sh, radial, src, dst, chunk: int | None = None,
+                self_index: torch.Tensor | None = None) -> torch.Tensor:
         """``chunk``: evaluate the messages of at most this many edges at a time (caps the
-        memory of the tensor products; the sum is accumulated in the same edge order)."""
+        memory of the tensor products; the sum is accumulated in the same edge order).
+
+        ``self_index``: update only the nodes ``x[self_index]`` (rows of the output), with
+        ``src`` indexing the output rows and ``dst`` the rows of ``x``; the default updates
+        every node."""
         h = self.lin_in(x)
-        agg = x.new_zeros(x.shape[0], self.tp.irreps_out.dim)
+        x_self = x if self_index is None else x[self_index]
+        agg = x.new_zeros(x_self.shape[0], self.tp.irreps_out.dim)
         for sl in edge_slices(len(src), chunk):
             msg = self.tp(h[dst[sl]], sh[sl], self.radial(radial[sl]))
             agg.index_add_(0, src[sl], msg)
-        return self.skip(x) + self.gate(self.lin_out(agg / math.sqrt(self.avg_neighbors)))
+        return self.skip(x_self) + self.gate(self.lin_out(agg / math.sqrt(self.avg_neighbors)))

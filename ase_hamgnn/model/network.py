@@ -37,6 +37,7 @@ from ase_hamgnn.model.layers import (
     edge_slices,
     uvu_tensor_product,
 )
+from ase_hamgnn.model.sharing import EnvironmentClasses
 
 __all__ = ["HamGNNPP"]
 
@@ -245,23 +246,98 @@ class HamGNNPP(nn.Module):
             out = out + agg / math.sqrt(self.config.avg_neighbors)
         return out
 
-    def forward(self, inputs) -> dict[str, torch.Tensor]:
+    def forward(self, inputs, classes: EnvironmentClasses | None = None,
+                magnetic: bool = True) -> dict[str, torch.Tensor]:
+        """Blocks of the structure in ``inputs``.  ``classes`` (from
+        :func:`~ase_hamgnn.model.sharing.environment_classes` with ``n_layers + 1`` levels)
+        lets atoms and bonds with equal environments share the network's work; the result
+        is the same (see :mod:`ase_hamgnn.model.sharing`).  ``magnetic=False`` skips the
+        separate magnetic parts (``onsite_magnetic``, ``edge_magnetic``), which only the
+        training loss needs (the ``"general"`` form always returns them)."""
         moments = inputs[K.MOMENTS].to(self.embed_out.weight.dtype)
         if self.general:
             return self._forward_general(inputs, moments)
+        if classes is not None:
+            return self._forward_shared(inputs, moments, classes, magnetic)
         x, sh, radial, species = self.node_features(inputs, moments)
         src, dst = inputs[K.EDGE_INDEX]
-        reverse = inputs[K.EDGE_REVERSE]
-        n_nodes, n_edges, nmax = x.shape[0], src.shape[0], self.n_max
-        dtype = x.dtype
-
-        # ---- edge outputs (padded to n_max orbitals) ----
         pair = self._pair_features(x, sh, radial, moments, src, dst)
-        h0_e = x.new_zeros(n_edges, nmax, nmax)
-        soc_e = x.new_zeros(n_edges, 3, nmax, nmax)
-        w_e = x.new_zeros(n_edges, nmax, nmax)
-        j_e = x.new_zeros(n_edges, 3, 3)
-        si, sj = species[src], species[dst]
+        edge_parts = self._edge_outputs(pair, species[src], species[dst], inputs[K.EDGE_REVERSE])
+        node_parts = self._node_outputs(self._onsite_features(x, pair, src), species)
+        return self._assemble(node_parts, edge_parts, moments, src, dst, species, magnetic)
+
+    def _forward_shared(self, inputs, moments, classes: EnvironmentClasses, magnetic: bool):
+        if self.config.moment_coupling:
+            raise ValueError("environment sharing needs moment_coupling=False (the bond "
+                             "outputs depend on M_i.M_j)")
+        if len(classes.node) != self.config.n_layers + 2:
+            raise ValueError(f"classes have {len(classes.node) - 1} refinement levels; the "
+                             f"network needs n_layers + 1 = {self.config.n_layers + 1}")
+        dev = moments.device
+        dtype = self.embed_out.weight.dtype
+        as_t = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
+        node = [as_t(c) for c in classes.node]
+        reps = [as_t(r) for r in classes.node_reps]
+        edge_cls, edge_reps = as_t(classes.edge), as_t(classes.edge_reps)
+        src, dst = inputs[K.EDGE_INDEX]
+        n_atoms = moments.shape[0]
+        species = self.z_to_index[inputs[K.ATOMIC_NUMBERS]]
+        if (species < 0).any():
+            raise ValueError("structure has elements outside the model's species")
+        vec = inputs[K.EDGE_VECTORS].to(dtype)
+
+        def edges_of(rep):  # edges leaving the atoms ``rep``, and their local source index
+            local = torch.full((n_atoms,), -1, dtype=torch.long, device=dev)
+            local[rep] = torch.arange(len(rep), device=dev)
+            sel = torch.nonzero(local[src] >= 0).flatten()
+            return sel, local[src[sel]]
+
+        def geometry(sel):
+            v = vec[sel]
+            sh = o3.spherical_harmonics(self.irreps_sh, v, normalize=True,
+                                        normalization="component")
+            return sh, self.radial(torch.linalg.norm(v, dim=1))
+
+        # node features per class: level-0 classes embed species and |M|, each layer t
+        # updates one atom of each level-t class from the level-(t-1) features
+        rep0 = reps[0]
+        onehot = torch.nn.functional.one_hot(species[rep0], len(self.species)).to(dtype)
+        m_abs = torch.linalg.norm(moments[rep0], dim=1)
+        x = self.embed_out(self.embed(torch.cat([onehot, self.moment_basis(m_abs)], dim=1)))
+        for t, layer in enumerate(self.layers, start=1):
+            sel, local = edges_of(reps[t])
+            sh, radial = geometry(sel)
+            x = layer(x, sh, radial, local, node[t - 1][dst[sel]], self.edge_chunk,
+                      self_index=node[t - 1][reps[t]])
+        level = self.config.n_layers  # x is indexed by the level-L classes
+        # pair features and bond outputs per edge class
+        sh, radial = geometry(edge_reps)
+        cls_src, cls_dst = node[level][src[edge_reps]], node[level][dst[edge_reps]]
+        pair = self._pair_features(x, sh, radial, None, cls_src, cls_dst)
+        reverse = edge_cls[inputs[K.EDGE_REVERSE][edge_reps]]
+        edge_parts = self._edge_outputs(pair, species[src[edge_reps]],
+                                        species[dst[edge_reps]], reverse)
+        # on-site features per level-(L+1) class: lifted node features plus the bond sum
+        top = reps[level + 1]
+        sel, local = edges_of(top)
+        selfpair = self.node_lift(x[node[level][top]])
+        if self.config.onsite_from_edges:
+            agg = torch.zeros_like(selfpair).index_add_(0, local, pair[edge_cls[sel]])
+            selfpair = selfpair + agg / math.sqrt(self.config.avg_neighbors)
+        node_parts = self._node_outputs(selfpair, species[top])
+        node_parts = tuple(p[node[level + 1]] for p in node_parts)
+        edge_parts = tuple(p[edge_cls] for p in edge_parts)
+        return self._assemble(node_parts, edge_parts, moments, src, dst, species, magnetic)
+
+    def _edge_outputs(self, pair, si, sj, reverse):
+        """``h0``, SOC, ``w`` and ``J`` of the edges with features ``pair`` and species
+        indices ``si``, ``sj`` (padded to ``n_max`` orbitals), symmetrized with the edges
+        ``reverse``."""
+        n_edges, nmax = pair.shape[0], self.n_max
+        h0_e = pair.new_zeros(n_edges, nmax, nmax)
+        soc_e = pair.new_zeros(n_edges, 3, nmax, nmax)
+        w_e = pair.new_zeros(n_edges, nmax, nmax)
+        j_e = pair.new_zeros(n_edges, 3, 3)
         for a, zi in enumerate(self.species):
             for b, zj in enumerate(self.species):
                 sel = torch.nonzero((si == a) & (sj == b)).flatten()
@@ -277,17 +353,16 @@ class HamGNNPP(nn.Module):
                 w_e[sel, :ni, :nj] = out[:, 4 * k : 5 * k].reshape(-1, ni, nj)
                 j_e[sel] = out[:, 5 * k :].reshape(-1, 3, 3)
         tr = lambda t: t.transpose(-1, -2)  # noqa: E731
-        h0_e = 0.5 * (h0_e + tr(h0_e[reverse]))
-        soc_e = 0.5 * (soc_e - tr(soc_e[reverse]))
-        w_e = 0.5 * (w_e + tr(w_e[reverse]))
-        j_e = 0.5 * (j_e + tr(j_e[reverse]))
+        return (0.5 * (h0_e + tr(h0_e[reverse])), 0.5 * (soc_e - tr(soc_e[reverse])),
+                0.5 * (w_e + tr(w_e[reverse])), 0.5 * (j_e + tr(j_e[reverse])))
 
-        # ---- node outputs ----
-        selfpair = self._onsite_features(x, pair, src)
-        h0_n = x.new_zeros(n_nodes, nmax, nmax)
-        soc_n = x.new_zeros(n_nodes, 3, nmax, nmax)
-        w_n = x.new_zeros(n_nodes, nmax, nmax)
-        a_n = x.new_zeros(n_nodes, 3, 3)
+    def _node_outputs(self, selfpair, species):
+        """``h0``, SOC, ``w`` and ``A`` of atoms with on-site features ``selfpair``."""
+        n_nodes, nmax, dtype = selfpair.shape[0], self.n_max, selfpair.dtype
+        h0_n = selfpair.new_zeros(n_nodes, nmax, nmax)
+        soc_n = selfpair.new_zeros(n_nodes, 3, nmax, nmax)
+        w_n = selfpair.new_zeros(n_nodes, nmax, nmax)
+        a_n = selfpair.new_zeros(n_nodes, 3, 3)
         for a, zi in enumerate(self.species):
             sel = torch.nonzero(species == a).flatten()
             if sel.numel() == 0:
@@ -305,14 +380,15 @@ class HamGNNPP(nn.Module):
             a_n[sel] = out[:, 4 * k :].reshape(-1, 3, 3)
             wpar = self.onsite_weight[str(zi)].to(dtype)
             w_n[sel, :ni, :ni] = torch.einsum("ab,abij->ij", 0.5 * (wpar + wpar.T), wmask)
-        h0_n = 0.5 * (h0_n + tr(h0_n))
-        soc_n = 0.5 * (soc_n - tr(soc_n))
+        tr = lambda t: t.transpose(-1, -2)  # noqa: E731
+        return 0.5 * (h0_n + tr(h0_n)), 0.5 * (soc_n - tr(soc_n)), w_n, a_n
 
-        parts = (h0_n, soc_n, w_n, a_n, h0_e, soc_e, w_e, j_e, moments)
+    def _assemble(self, node_parts, edge_parts, moments, src, dst, species, magnetic):
+        parts = (*node_parts, *edge_parts, moments)
         if self.assembly_dtype is not None:
             parts = tuple(t.to(self.assembly_dtype) for t in parts)
-        return assemble_blocks(*parts, src, dst, self.n_orbitals[species], nmax)
-
+        return assemble_blocks(*parts, src, dst, self.n_orbitals[species], self.n_max,
+                               magnetic=magnetic)
 
     # -- the ablation baseline: the general form of the paper's Eq. (7) ---------------------
     def _general_blocks(self, inputs, moments):

@@ -15,11 +15,12 @@ from ase import Atoms
 from ase_hamgnn._atomic import atomic_write_bytes
 from ase_hamgnn.errors import CheckpointError
 from ase_hamgnn.geometry import Geometry
-from ase_hamgnn.graph import BlockLayout
+from ase_hamgnn.graph import BlockLayout, NeighborGraph
 from ase_hamgnn.hamiltonian import TBHamiltonian
 from ase_hamgnn.model.config import ModelConfig
 from ase_hamgnn.model.inputs import graph_inputs
 from ase_hamgnn.model.network import HamGNNPP
+from ase_hamgnn.model.sharing import EnvironmentClasses, environment_classes
 
 __all__ = ["HamGNNModel", "list_models", "load_model", "resolve_device"]
 
@@ -52,11 +53,18 @@ class HamGNNModel:
     edge_chunk : evaluate the edge tensor products this many edges at a time (``None``: all
         at once).  The result is the same; peak memory stays bounded for large supercells
         (see ``benchmarks/scale.py`` for the measured memory per edge).
+    share_environments : let atoms and bonds whose environments agree within
+        ``environment_tol`` (Å, μB) share the network's work in :meth:`predict` (see
+        :mod:`ase_hamgnn.model.sharing`): a texture on an ideal supercell costs about as much
+        network time as its unit cell.  The Hamiltonian is the same; structures without
+        repeated environments fall back to the plain evaluation.  Only for models with
+        ``moment_coupling=False`` and the ``"physics"`` form; ignored otherwise.
     """
 
     def __init__(self, config: ModelConfig, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, network: HamGNNPP | None = None,
-                 seed: int | None = 0, edge_chunk: int | None = DEFAULT_EDGE_CHUNK) -> None:
+                 seed: int | None = 0, edge_chunk: int | None = DEFAULT_EDGE_CHUNK,
+                 share_environments: bool = True, environment_tol: float = 1e-6) -> None:
         self.config = config
         self.basis = config.orbital_basis
         self.device = resolve_device(device)
@@ -71,6 +79,10 @@ class HamGNNModel:
                 torch.random.set_rng_state(gen_state)
         self.network = network.to(device=self.device, dtype=dtype).refresh_constants()
         self.edge_chunk = edge_chunk
+        self.share_environments = bool(share_environments)
+        if not environment_tol > 0:
+            raise ValueError(f"environment_tol must be positive, got {environment_tol}")
+        self.environment_tol = float(environment_tol)
         self.magnetic_elements = tuple(config.magnetic)
 
     def __repr__(self) -> str:
@@ -111,12 +123,13 @@ class HamGNNModel:
         geometry = atoms if isinstance(atoms, Geometry) else Geometry.from_atoms(atoms)
         self.basis.check_numbers(geometry.numbers)
         data, graph = graph_inputs(geometry, self.cutoff, dtype=self.dtype, device=self.device)
+        classes = self.environment_classes(geometry, graph)
         self.network.eval()
         previous = self.network.assembly_dtype
         self.network.assembly_dtype = assembly_dtype
         try:
             with torch.no_grad():
-                out = self.network(data)
+                out = self.network(data, classes=classes, magnetic=False)
         finally:
             self.network.assembly_dtype = previous
         layout = BlockLayout(self.basis, geometry.numbers, graph)
@@ -125,6 +138,24 @@ class HamGNNModel:
         tol = 1e-6 if self.dtype == torch.float32 else 1e-10
         return TBHamiltonian(self.basis, geometry, layout.to_matrices(onsite, edge),
                              hermiticity_tol=tol)
+
+    @property
+    def can_share_environments(self) -> bool:
+        """Whether this model's outputs allow environment sharing (``moment_coupling`` off,
+        ``"physics"`` form)."""
+        return not self.config.moment_coupling and self.config.form == "physics"
+
+    def environment_classes(self, geometry: Geometry, graph: NeighborGraph
+                            ) -> EnvironmentClasses | None:
+        """Environment classes :meth:`predict` uses for ``geometry`` (``None``: plain
+        evaluation, because sharing is off, not possible for this model, or no two bonds of
+        the structure share an environment)."""
+        if not (self.share_environments and self.can_share_environments):
+            return None
+        classes = environment_classes(geometry.numbers, geometry.moments, graph.edge_index,
+                                      graph.vectors, self.config.n_layers + 1,
+                                      tol=self.environment_tol)
+        return classes if len(classes.edge_reps) < classes.n_edges else None
 
     # -- checkpoints --------------------------------------------------------------------
     def state(self, **extra: Any) -> dict[str, Any]:
