@@ -219,15 +219,22 @@ def main() -> None:
                             "last_val_mae_meV": hist[-1]["val_mae_meV"]}
         trained = (f" Trained {len(hist)} epochs in {data['training']['seconds'] / 60:.0f} min "
                    f"(best validation MAE {best['val_mae_meV']:.1f} meV at epoch "
-                   f"{best['epoch']}, still falling).")
+                   f"{best['epoch']}).")
     lin = next(r for r in rows if r["what"].startswith("linear-in-M baseline: held-out test"))
     net = next(r for r in rows if r["what"].startswith("HamGNN++: held-out test"))
-    verdict = ("The HamGNN++ model is NOT yet accurate on these data: held-out MAE "
-               f"{net['mae_meV']:.0f} meV against {lin['mae_meV']:.1f} meV for a per-entry "
-               "linear fit in the moments, so the data are learnable and the model is "
-               "under-trained (likely cause: the output heads have no bias, so the large "
-               "on-site constants, -14 to -6 eV here, are learned slowly)."
-               if net["mae_meV"] > lin["mae_meV"] else "")
+    mean = next(r for r in rows if r["what"].startswith("mean-H baseline: held-out test"))
+    if net["mae_meV"] > mean["mae_meV"]:
+        verdict = (f"The HamGNN++ model is NOT accurate on these data: held-out MAE "
+                   f"{net['mae_meV']:.0f} meV is worse than the average training Hamiltonian "
+                   f"({mean['mae_meV']:.0f} meV), while a per-entry linear fit in the moments "
+                   f"reaches {lin['mae_meV']:.1f} meV, so the data are learnable.")
+    elif net["mae_meV"] > lin["mae_meV"]:
+        verdict = (f"The HamGNN++ model beats the average training Hamiltonian "
+                   f"({net['mae_meV']:.0f} vs {mean['mae_meV']:.0f} meV held-out) but not the "
+                   f"per-entry linear fit in the moments ({lin['mae_meV']:.1f} meV), which "
+                   "only exists because the geometry is fixed.")
+    else:
+        verdict = ""
     notes = (f"Fe3 triangle (Fe-Fe {gen['distance']} Å), {settings['basis']}, "
              f"{settings['xc']} non-collinear, grid level {settings['grid_level']}, "
              f"conv_tol {settings['conv_tol']}, penalty lambda {settings['strength_ha']} "
