@@ -203,22 +203,32 @@ class HamGNNPP(nn.Module):
             with torch.no_grad():
                 param.copy_(torch.as_tensor(value, dtype=param.dtype))
 
-    def node_features(self, inputs, moments: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        z = inputs[K.ATOMIC_NUMBERS]
-        species = self.z_to_index[z]
+    def _species(self, inputs) -> torch.Tensor:
+        species = self.z_to_index[inputs[K.ATOMIC_NUMBERS]]
         if (species < 0).any():
             raise ValueError("structure has elements outside the model's species")
+        return species
+
+    def _embed(self, species: torch.Tensor, moments: torch.Tensor) -> torch.Tensor:
+        """Initial node features from the species and the moment sizes."""
         dtype = self.embed_out.weight.dtype
-        m_abs = torch.linalg.norm(moments, dim=1)
         onehot = torch.nn.functional.one_hot(species, len(self.species)).to(dtype)
-        x = self.embed_out(self.embed(torch.cat([onehot, self.moment_basis(m_abs)], dim=1)))
+        m_abs = torch.linalg.norm(moments, dim=1)
+        return self.embed_out(self.embed(torch.cat([onehot, self.moment_basis(m_abs)], dim=1)))
+
+    def _edge_geometry(self, vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spherical harmonics and radial basis of edge vectors."""
+        vec = vec.to(self.embed_out.weight.dtype)
+        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
+        return sh, self.radial(torch.linalg.norm(vec, dim=1))
+
+    def node_features(self, inputs, moments: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        species = self._species(inputs)
+        x = self._embed(species, moments)
         if self.general:
             x = x + self.moment_in(moments)
         src, dst = inputs[K.EDGE_INDEX]
-        vec = inputs[K.EDGE_VECTORS].to(dtype)
-        r = torch.linalg.norm(vec, dim=1)
-        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
-        radial = self.radial(r)
+        sh, radial = self._edge_geometry(inputs[K.EDGE_VECTORS])
         for layer in self.layers:
             x = layer(x, sh, radial, src, dst, self.edge_chunk)
         return x, sh, radial, species
@@ -274,17 +284,14 @@ class HamGNNPP(nn.Module):
             raise ValueError(f"classes have {len(classes.node) - 1} refinement levels; the "
                              f"network needs n_layers + 1 = {self.config.n_layers + 1}")
         dev = moments.device
-        dtype = self.embed_out.weight.dtype
         as_t = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
         node = [as_t(c) for c in classes.node]
         reps = [as_t(r) for r in classes.node_reps]
         edge_cls, edge_reps = as_t(classes.edge), as_t(classes.edge_reps)
         src, dst = inputs[K.EDGE_INDEX]
         n_atoms = moments.shape[0]
-        species = self.z_to_index[inputs[K.ATOMIC_NUMBERS]]
-        if (species < 0).any():
-            raise ValueError("structure has elements outside the model's species")
-        vec = inputs[K.EDGE_VECTORS].to(dtype)
+        species = self._species(inputs)
+        vec = inputs[K.EDGE_VECTORS]
 
         def edges_of(rep):  # edges leaving the atoms ``rep``, and their local source index
             local = torch.full((n_atoms,), -1, dtype=torch.long, device=dev)
@@ -292,26 +299,17 @@ class HamGNNPP(nn.Module):
             sel = torch.nonzero(local[src] >= 0).flatten()
             return sel, local[src[sel]]
 
-        def geometry(sel):
-            v = vec[sel]
-            sh = o3.spherical_harmonics(self.irreps_sh, v, normalize=True,
-                                        normalization="component")
-            return sh, self.radial(torch.linalg.norm(v, dim=1))
-
         # node features per class: level-0 classes embed species and |M|, each layer t
         # updates one atom of each level-t class from the level-(t-1) features
-        rep0 = reps[0]
-        onehot = torch.nn.functional.one_hot(species[rep0], len(self.species)).to(dtype)
-        m_abs = torch.linalg.norm(moments[rep0], dim=1)
-        x = self.embed_out(self.embed(torch.cat([onehot, self.moment_basis(m_abs)], dim=1)))
+        x = self._embed(species[reps[0]], moments[reps[0]])
         for t, layer in enumerate(self.layers, start=1):
             sel, local = edges_of(reps[t])
-            sh, radial = geometry(sel)
+            sh, radial = self._edge_geometry(vec[sel])
             x = layer(x, sh, radial, local, node[t - 1][dst[sel]], self.edge_chunk,
                       self_index=node[t - 1][reps[t]])
         level = self.config.n_layers  # x is indexed by the level-L classes
         # pair features and bond outputs per edge class
-        sh, radial = geometry(edge_reps)
+        sh, radial = self._edge_geometry(vec[edge_reps])
         cls_src, cls_dst = node[level][src[edge_reps]], node[level][dst[edge_reps]]
         pair = self._pair_features(x, sh, radial, None, cls_src, cls_dst)
         reverse = edge_cls[inputs[K.EDGE_REVERSE][edge_reps]]
