@@ -13,6 +13,15 @@ and, since ``W_k`` has blocks ``(k, k) = w_kk`` and ``(k, j) = (j, k)ᵀ = w_kj 
 This costs O(edges) instead of O(edges²); ``tests/model`` checks it against a literal
 term-by-term evaluation of Eq. (10).
 
+Exchange channels (``ModelConfig.exchange_channels = C``, beyond the paper): H_mag is a sum of
+C copies of Eq. (10), each with its own weight operator and tensors,
+``H_mag = Σ_c W^c ⊗ (b^c · σ)``.  With one channel every orbital block of atom k couples to
+the moments through the same matrix ``w_kk``; ab initio exchange is not that rigid (the field
+of a neighbour's moment polarizes other orbitals than the atom's own moment does), and C
+channels let C such patterns add up.  Every symmetry stays exact channel by channel.  The
+channel axis sits before the matrix axes: ``w`` (..., C, n, m), ``J``/``A`` (..., C, 3, 3),
+``b`` (..., C, 3); inputs without it are one channel.
+
 Spin-major blocks of ``h0 ⊗ σ0 + i Σ_α h^α ⊗ σ_α + w ⊗ (b · σ)`` are
 
     [[h0 + i h^z + w b_z,        h^y + i h^x + w (b_x - i b_y)],
@@ -34,21 +43,43 @@ __all__ = [
 
 
 def exchange_field(j_edge, a_node, moments, src, dst) -> torch.Tensor:
-    """``b_k = Σ_j J_kj M_j + (A_k + A_kᵀ) M_k`` (eV), shape (N, 3)."""
-    b = torch.einsum("nab,nb->na", a_node + a_node.transpose(-1, -2), moments)
-    return b.index_add(0, src, torch.einsum("eab,eb->ea", j_edge, moments[dst]))
+    """``b^c_k = Σ_j J^c_kj M_j + (A^c_k + A^cᵀ_k) M_k`` (eV), shape (N, C, 3) for tensors
+    (E, C, 3, 3) and (N, C, 3, 3), or (N, 3) without the channel axis."""
+    b = torch.einsum("n...ab,nb->n...a", a_node + a_node.transpose(-1, -2), moments)
+    return b.index_add(0, src, torch.einsum("e...ab,eb->e...a", j_edge, moments[dst]))
+
+
+def _along(w, b, axis: int) -> torch.Tensor:
+    """``Σ_c w^c b^c_axis``: weights (..., C, n, m), field (..., C, 3) -> (..., n, m)."""
+    return torch.einsum("...cij,...c->...ij", w, b[..., axis])
 
 
 def spin_blocks(h0, soc, w, b) -> torch.Tensor:
-    """Complex spin-major blocks from real ``h0`` (..., n, m), ``soc`` (..., 3, n, m), ``w``
-    (..., n, m) and exchange field ``b`` (..., 3)."""
+    """Complex spin-major blocks from real ``h0`` (..., n, m), ``soc`` (..., 3, n, m), channel
+    weights ``w`` (..., C, n, m) and exchange fields ``b`` (..., C, 3)."""
     hx, hy, hz = soc.unbind(-3)
-    bx, by, bz = (b[..., a, None, None] for a in range(3))
-    uu = torch.complex(h0 + w * bz, hz)
-    dd = torch.complex(h0 - w * bz, -hz)
-    ud = torch.complex(hy + w * bx, hx - w * by)
-    du = torch.complex(-hy + w * bx, hx + w * by)
-    return torch.cat([torch.cat([uu, ud], -1), torch.cat([du, dd], -1)], -2)
+    wx, wy, wz = (_along(w, b, a) for a in range(3))
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (h0, soc, w, b)):
+        uu = torch.complex(h0 + wz, hz)
+        dd = torch.complex(h0 - wz, -hz)
+        ud = torch.complex(hy + wx, hx - wy)
+        du = torch.complex(wx - hy, hx + wy)
+        return torch.cat([torch.cat([uu, ud], -1), torch.cat([du, dd], -1)], -2)
+    # inference: write real and imaginary parts in place (no complex temporaries, no cat)
+    n, m = h0.shape[-2:]
+    dtype = torch.complex128 if h0.dtype == torch.float64 else torch.complex64
+    out = torch.empty(*h0.shape[:-2], 2 * n, 2 * m, dtype=dtype, device=h0.device)
+    parts = torch.view_as_real(out)  # (..., 2n, 2m, 2)
+    up, dn, left, right = slice(0, n), slice(n, 2 * n), slice(0, m), slice(m, 2 * m)
+    torch.add(h0, wz, out=parts[..., up, left, 0])
+    parts[..., up, left, 1] = hz
+    torch.sub(h0, wz, out=parts[..., dn, right, 0])
+    torch.neg(hz, out=parts[..., dn, right, 1])
+    torch.add(hy, wx, out=parts[..., up, right, 0])
+    torch.sub(hx, wy, out=parts[..., up, right, 1])
+    torch.sub(wx, hy, out=parts[..., dn, left, 0])
+    torch.add(hx, wy, out=parts[..., dn, left, 1])
+    return out
 
 
 def flatten_blocks(blocks: torch.Tensor, n_row: torch.Tensor, n_col: torch.Tensor, nmax: int
@@ -76,7 +107,10 @@ def flatten_blocks(blocks: torch.Tensor, n_row: torch.Tensor, n_col: torch.Tenso
 def assemble_blocks(h0_n, soc_n, w_n, a_n, h0_e, soc_e, w_e, j_e, moments, src, dst,
                     n_orb, nmax, magnetic: bool = True) -> dict[str, torch.Tensor]:
     """Full and (``magnetic``) magnetic flattened blocks (on-site in atom order, edges in
-    edge order)."""
+    edge order).  ``w_n``, ``a_n``, ``w_e``, ``j_e`` carry a channel axis after the first
+    (see the module docstring); without it they are one channel."""
+    if w_n.dim() == h0_n.dim():  # one channel, no channel axis
+        w_n, a_n, w_e, j_e = (t.unsqueeze(1) for t in (w_n, a_n, w_e, j_e))
     b = exchange_field(j_e, a_n, moments, src, dst)
     b_edge = b[src] + b[dst]
     ni, nj = n_orb[src], n_orb[dst]

@@ -44,6 +44,15 @@ class ModelConfig:
         l (identity in m, so every symmetry stays exact).  Training starts it at the training
         set's average on-site block, so the network learns only the deviations from it; this
         matters for ab initio data, whose on-site levels lie eV apart.  (``"physics"`` form.)
+    exchange_channels : number C of weight operators in H_mag (``"physics"`` form).  1 is the
+        paper's Eq. (10); C > 1 sums C copies, each with its own ``w``, ``J`` and ``A``
+        (see :mod:`ase_hamgnn.model.assembly`), so that the moments of an atom and of its
+        neighbours may polarize different orbitals.  Beyond the paper; symmetries stay exact.
+    onsite_weight : ``"shell"`` (the paper: ``w_kk`` is one learnable scalar per species and
+        pair of equal-l shells, identity in m) or ``"orbital"``: that scalar plus an
+        equivariant, environment-dependent symmetric block from the on-site features, so the
+        exchange splitting of an atom may differ between orbitals of one shell (e.g. d
+        orbitals pointing at a neighbour).  Beyond the paper; symmetries stay exact.
     """
 
     basis: dict[str, list[list[int]]]
@@ -63,6 +72,8 @@ class ModelConfig:
     onsite_from_edges: bool = True
     form: str = "physics"
     onsite_bias: bool = False
+    exchange_channels: int = 1
+    onsite_weight: str = "shell"
 
     def __post_init__(self) -> None:
         basis = OrbitalBasis(self.basis)  # validates
@@ -80,6 +91,15 @@ class ModelConfig:
             raise ValueError(f"form must be 'physics' or 'general', got {self.form!r}")
         if self.onsite_bias and self.form != "physics":
             raise ValueError("onsite_bias needs form='physics'")
+        if not (isinstance(self.exchange_channels, int) and self.exchange_channels >= 1):
+            raise ValueError(f"exchange_channels must be an integer >= 1, got "
+                             f"{self.exchange_channels!r}")
+        if self.onsite_weight not in ("shell", "orbital"):
+            raise ValueError(f"onsite_weight must be 'shell' or 'orbital', got "
+                             f"{self.onsite_weight!r}")
+        if self.form != "physics" and (self.exchange_channels != 1
+                                       or self.onsite_weight != "shell"):
+            raise ValueError("exchange_channels and onsite_weight belong to form='physics'")
         irreps = o3.Irreps(self.node_irreps)
         if not any(ir.l == 0 and ir.p == 1 for _, ir in irreps):
             raise ValueError("node_irreps needs scalars (0e)")

@@ -133,22 +133,36 @@ class HamGNNPP(nn.Module):
                 h0, soc = self._decoders[_key(zi, zj)]
                 if self.general:  # Re A, Im A, Re B, Im B of A (x) s0 + B.s
                     parts = [h0, h0, soc, soc]
-                else:  # h0, SOC, w, J
-                    parts = [h0, soc, h0, j_dec]
+                else:  # h0, SOC, then w and J per exchange channel
+                    parts = [h0, soc] + [h0, j_dec] * config.exchange_channels
                 out = sum((d.irreps for d in parts[1:]), parts[0].irreps)
                 self.edge_heads[_key(zi, zj)] = o3.Linear(pair_irreps, out)
                 self._constant(f"dec_edge_{_key(zi, zj)}", _block_diag([d.matrix for d in parts]))
             h0, soc = self._decoders[_key(zi, zi)]
-            parts = [h0, h0, soc, soc] if self.general else [h0, soc, a_dec]
+            if self.general:
+                parts = [h0, h0, soc, soc]
+            else:  # h0, SOC, A per channel, then (onsite_weight="orbital") w per channel
+                parts = [h0, soc] + [a_dec] * config.exchange_channels
+                if config.onsite_weight == "orbital":
+                    parts += [h0] * config.exchange_channels
             out = sum((d.irreps for d in parts[1:]), parts[0].irreps)
             self.node_heads[str(zi)] = o3.Linear(pair_irreps, out)
             self._constant(f"dec_node_{zi}", _block_diag([d.matrix for d in parts]))
-        # on-site weights w_ii: one learnable scalar per species and pair of shells with equal l
+        # on-site weights w_ii: one learnable scalar per species and pair of shells with equal
+        # l (per exchange channel; a channel axis only when there are several)
         self.onsite_weight = nn.ParameterDict()
+        n_ch = config.exchange_channels
         for zi in zs:
             shells = basis.shells(zi)
-            self.onsite_weight[str(zi)] = nn.Parameter(torch.ones(len(shells), len(shells)))
+            shape = (len(shells), len(shells)) if n_ch == 1 else (n_ch, len(shells), len(shells))
+            self.onsite_weight[str(zi)] = nn.Parameter(torch.ones(shape))
             self._constant(f"wmask_{zi}", _weight_masks(basis, zi))
+        # onsite_weight="orbital": the equivariant part enters through a gate per species
+        # that starts at zero, so training starts from the paper's shell-scalar weights
+        self.onsite_weight_gate = nn.ParameterDict()
+        if config.onsite_weight == "orbital":
+            for zi in zs:
+                self.onsite_weight_gate[str(zi)] = nn.Parameter(torch.zeros(()))
         # on-site energies per species and pair of equal-l shells (config.onsite_bias)
         self.onsite_bias = nn.ParameterDict()
         if config.onsite_bias:
@@ -328,14 +342,14 @@ class HamGNNPP(nn.Module):
         return self._assemble(node_parts, edge_parts, moments, src, dst, species, magnetic)
 
     def _edge_outputs(self, pair, si, sj, reverse):
-        """``h0``, SOC, ``w`` and ``J`` of the edges with features ``pair`` and species
-        indices ``si``, ``sj`` (padded to ``n_max`` orbitals), symmetrized with the edges
-        ``reverse``."""
-        n_edges, nmax = pair.shape[0], self.n_max
+        """``h0``, SOC, ``w`` and ``J`` (the last two per exchange channel) of the edges with
+        features ``pair`` and species indices ``si``, ``sj`` (padded to ``n_max`` orbitals),
+        symmetrized with the edges ``reverse``."""
+        n_edges, nmax, n_ch = pair.shape[0], self.n_max, self.config.exchange_channels
         h0_e = pair.new_zeros(n_edges, nmax, nmax)
         soc_e = pair.new_zeros(n_edges, 3, nmax, nmax)
-        w_e = pair.new_zeros(n_edges, nmax, nmax)
-        j_e = pair.new_zeros(n_edges, 3, 3)
+        w_e = pair.new_zeros(n_edges, n_ch, nmax, nmax)
+        j_e = pair.new_zeros(n_edges, n_ch, 3, 3)
         for a, zi in enumerate(self.species):
             for b, zj in enumerate(self.species):
                 sel = torch.nonzero((si == a) & (sj == b)).flatten()
@@ -348,19 +362,23 @@ class HamGNNPP(nn.Module):
                 k = ni * nj
                 h0_e[sel, :ni, :nj] = out[:, :k].reshape(-1, ni, nj)
                 soc_e[sel, :, :ni, :nj] = out[:, k : 4 * k].reshape(-1, 3, ni, nj)
-                w_e[sel, :ni, :nj] = out[:, 4 * k : 5 * k].reshape(-1, ni, nj)
-                j_e[sel] = out[:, 5 * k :].reshape(-1, 3, 3)
+                for c in range(n_ch):
+                    at = 4 * k + c * (k + 9)
+                    w_e[sel, c, :ni, :nj] = out[:, at : at + k].reshape(-1, ni, nj)
+                    j_e[sel, c] = out[:, at + k : at + k + 9].reshape(-1, 3, 3)
         tr = lambda t: t.transpose(-1, -2)  # noqa: E731
         return (0.5 * (h0_e + tr(h0_e[reverse])), 0.5 * (soc_e - tr(soc_e[reverse])),
                 0.5 * (w_e + tr(w_e[reverse])), 0.5 * (j_e + tr(j_e[reverse])))
 
     def _node_outputs(self, selfpair, species):
-        """``h0``, SOC, ``w`` and ``A`` of atoms with on-site features ``selfpair``."""
+        """``h0``, SOC, ``w`` and ``A`` (the last two per exchange channel) of atoms with
+        on-site features ``selfpair``."""
         n_nodes, nmax, dtype = selfpair.shape[0], self.n_max, selfpair.dtype
+        n_ch = self.config.exchange_channels
         h0_n = selfpair.new_zeros(n_nodes, nmax, nmax)
         soc_n = selfpair.new_zeros(n_nodes, 3, nmax, nmax)
-        w_n = selfpair.new_zeros(n_nodes, nmax, nmax)
-        a_n = selfpair.new_zeros(n_nodes, 3, 3)
+        w_n = selfpair.new_zeros(n_nodes, n_ch, nmax, nmax)
+        a_n = selfpair.new_zeros(n_nodes, n_ch, 3, 3)
         for a, zi in enumerate(self.species):
             sel = torch.nonzero(species == a).flatten()
             if sel.numel() == 0:
@@ -375,11 +393,18 @@ class HamGNNPP(nn.Module):
                 h0 = h0 + torch.einsum("ab,abij->ij", 0.5 * (bias + bias.T), wmask)
             h0_n[sel, :ni, :ni] = h0
             soc_n[sel, :, :ni, :ni] = out[:, k : 4 * k].reshape(-1, 3, ni, ni)
-            a_n[sel] = out[:, 4 * k :].reshape(-1, 3, 3)
-            wpar = self.onsite_weight[str(zi)].to(dtype)
-            w_n[sel, :ni, :ni] = torch.einsum("ab,abij->ij", 0.5 * (wpar + wpar.T), wmask)
+            a_n[sel] = out[:, 4 * k : 4 * k + 9 * n_ch].reshape(-1, n_ch, 3, 3)
+            n_shells = wmask.shape[0]
+            wpar = self.onsite_weight[str(zi)].to(dtype).reshape(n_ch, n_shells, n_shells)
+            w = torch.einsum("cab,abij->cij", wpar + wpar.transpose(-1, -2), wmask) / 2
+            if self.config.onsite_weight == "orbital":
+                at = 4 * k + 9 * n_ch
+                gate = self.onsite_weight_gate[str(zi)].to(dtype)
+                w = w + gate * out[:, at : at + n_ch * k].reshape(-1, n_ch, ni, ni)
+            w_n[sel, :, :ni, :ni] = w
         tr = lambda t: t.transpose(-1, -2)  # noqa: E731
-        return 0.5 * (h0_n + tr(h0_n)), 0.5 * (soc_n - tr(soc_n)), w_n, a_n
+        return (0.5 * (h0_n + tr(h0_n)), 0.5 * (soc_n - tr(soc_n)), 0.5 * (w_n + tr(w_n)),
+                a_n)
 
     def _assemble(self, node_parts, edge_parts, moments, src, dst, species, magnetic):
         parts = (*node_parts, *edge_parts, moments)

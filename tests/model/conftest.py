@@ -49,3 +49,15 @@ def biased_model() -> HamGNNModel:
     gen = np.random.default_rng(4)
     model.network.set_onsite_bias({28: gen.normal(size=(7, 7)), 35: gen.normal(size=(4, 4))})
     return model
+
+
+@pytest.fixture(scope="session")
+def channel_model() -> HamGNNModel:
+    """Three exchange channels and orbital-resolved on-site weights (beyond the paper)."""
+    config = ModelConfig(**SMALL, moment_coupling=True, exchange_channels=3,
+                         onsite_weight="orbital")
+    model = HamGNNModel(config, dtype=torch.float64, seed=5)
+    with torch.no_grad():  # the orbital part starts switched off; switch it on
+        for gate in model.network.onsite_weight_gate.values():
+            gate.fill_(0.7)
+    return model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from ase_hamgnn.model.assembly import assemble_blocks
@@ -51,17 +52,11 @@ def _literal_eq10(n_orb, edges, J, A, w_node, w_edge, M):
     return H, off
 
 
-def test_fast_assembly_equals_literal_eq10():
-    rng = np.random.default_rng(7)
-    n_orb = np.array([2, 3, 1, 3])
-    nmax = 3
-    n_atoms = len(n_orb)
-    edges = [(i, j) for i in range(n_atoms) for j in range(n_atoms) if i != j]
-    index = {e: k for k, e in enumerate(edges)}
-    reverse = [index[(j, i)] for i, j in edges]
-    E = len(edges)
+def _random_channel(rng, n_orb, edges, reverse, nmax):
+    """J (J_ji = J_ijᵀ), A, symmetric w_node and w_edge (w_ji = w_ijᵀ) of one channel."""
+    E, n_atoms = len(edges), len(n_orb)
     J = rng.normal(size=(E, 3, 3))
-    J = 0.5 * (J + J[reverse].transpose(0, 2, 1))  # J_ji = J_ij^T
+    J = 0.5 * (J + J[reverse].transpose(0, 2, 1))
     w_edge = np.zeros((E, nmax, nmax))
     raw = rng.normal(size=(E, nmax, nmax))
     for e, (i, j) in enumerate(edges):
@@ -71,8 +66,26 @@ def test_fast_assembly_equals_literal_eq10():
     for k in range(n_atoms):
         s = rng.normal(size=(n_orb[k], n_orb[k]))
         w_node[k, : n_orb[k], : n_orb[k]] = s + s.T
-    A = rng.normal(size=(n_atoms, 3, 3))
+    return J, rng.normal(size=(n_atoms, 3, 3)), w_node, w_edge
+
+
+@pytest.mark.parametrize("n_channels", [None, 1, 3])
+def test_fast_assembly_equals_literal_eq10(n_channels):
+    """One channel (with or without the channel axis) is the paper's Eq. (10); several
+    channels are the sum of one Eq. (10) per channel."""
+    rng = np.random.default_rng(7)
+    n_orb = np.array([2, 3, 1, 3])
+    nmax = 3
+    n_atoms = len(n_orb)
+    edges = [(i, j) for i in range(n_atoms) for j in range(n_atoms) if i != j]
+    index = {e: k for k, e in enumerate(edges)}
+    reverse = [index[(j, i)] for i, j in edges]
+    E = len(edges)
+    channels = [_random_channel(rng, n_orb, edges, reverse, nmax) for _ in range(n_channels or 1)]
     M = rng.normal(size=(n_atoms, 3))
+    J, A, w_node, w_edge = (np.stack(parts, axis=1) for parts in zip(*channels))
+    if n_channels is None:
+        J, A, w_node, w_edge = J[:, 0], A[:, 0], w_node[:, 0], w_edge[:, 0]
 
     t = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
     src = torch.tensor([i for i, _ in edges])
@@ -93,7 +106,10 @@ def test_fast_assembly_equals_literal_eq10():
         torch.as_tensor(n_orb),
         nmax,
     )
-    literal, off = _literal_eq10(n_orb, edges, J, A, w_node, w_edge, M)
+    literal = 0
+    for J_c, A_c, wn_c, we_c in channels:
+        term, off = _literal_eq10(n_orb, edges, J_c, A_c, wn_c, we_c, M)
+        literal = literal + term
 
     # place the fast flattened blocks into a dense matrix
     fast = np.zeros_like(literal)
@@ -118,6 +134,9 @@ def test_fast_assembly_equals_literal_eq10():
     np.testing.assert_allclose(fast, fast.conj().T, atol=1e-12)
     # with no SOC/h0 the full blocks are the magnetic ones
     np.testing.assert_array_equal(out["edge"].numpy(), edge)
+    if n_channels == 3:  # the channels do not collapse to one
+        one, _ = _literal_eq10(n_orb, edges, *channels[0], M)
+        assert np.abs(fast - one).max() > 0.1 * np.abs(fast).max()
 
 
 def test_magnetic_output_is_the_time_reversal_odd_part(small_model, nibr2_like):

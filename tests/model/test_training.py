@@ -162,3 +162,18 @@ def test_onsite_bias_starts_at_the_mean_onsite_block(tiny_dataset, tmp_path):
 
     with pytest.raises(ValueError, match="onsite_bias"):
         ModelConfig(**SMALL, onsite_bias=True, form="general")
+
+
+def test_exchange_channel_options_are_checked_and_survive_a_checkpoint(tmp_path):
+    for bad in (dict(exchange_channels=0), dict(exchange_channels=1.5),
+                dict(onsite_weight="full"), dict(exchange_channels=2, form="general")):
+        with pytest.raises(ValueError, match="exchange_channels|onsite_weight"):
+            ModelConfig(**SMALL, **bad)
+    config = ModelConfig(**SMALL, exchange_channels=2, onsite_weight="orbital")
+    model = HamGNNModel(config, dtype=torch.float64, seed=6)
+    assert model.network.onsite_weight["28"].shape == (2, 2, 2)
+    model.save(tmp_path / "c.pt")
+    again = load_model(tmp_path / "c.pt")
+    assert again.config == config
+    for name, value in model.network.state_dict().items():
+        torch.testing.assert_close(again.network.state_dict()[name].double(), value.double())
