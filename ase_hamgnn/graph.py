@@ -140,11 +140,16 @@ class BlockLayout:
         return self.offsets[rows_atoms][block_id] + r, self.offsets[cols_atoms][block_id] + c
 
     def to_matrices(self, onsite: np.ndarray, edge: np.ndarray) -> dict[tuple, sp.csr_matrix]:
-        """Flattened on-site and edge blocks -> ``{R: H(R)}`` sparse matrices."""
-        atoms = np.arange(len(self.numbers))
-        ro, co = self._coords(atoms, atoms)
+        """Flattened on-site and edge blocks -> ``{R: H(R)}`` sparse matrices.
+
+        Each ``H(R)`` is written straight in canonical CSR form (sorted column indices, no
+        duplicates): blocks sorted by (row atom, column atom) fill every row of their row
+        atom left to right, so the position of each entry follows from the row widths, with
+        no coordinate sort."""
+        n_atoms = len(self.numbers)
+        atoms = np.arange(n_atoms)
         src, dst = self.graph.edge_index
-        parts: dict[tuple, list] = {(0, 0, 0): [(ro, co, onsite)]}
+        groups = {(0, 0, 0): [(atoms, atoms, self.onsite_start, onsite)]}
         shifts = self.graph.cell_shifts
         if len(shifts):
             keys, inv = np.unique(shifts, axis=0, return_inverse=True)
@@ -152,19 +157,49 @@ class BlockLayout:
             order = np.argsort(inv, kind="stable")  # edges grouped by cell shift, O(edges)
             bounds = np.searchsorted(inv[order], np.arange(len(keys) + 1))
             for n, key in enumerate(keys):
-                edges = order[bounds[n] : bounds[n + 1]]
-                lens = self.edge_len[edges]
-                entries = (np.repeat(self.edge_start[edges] - (np.cumsum(lens) - lens), lens)
-                           + np.arange(int(lens.sum())))
-                re, ce = self._coords(src[edges], dst[edges])
-                parts.setdefault(tuple(int(x) for x in key), []).append((re, ce, edge[entries]))
-        out: dict[tuple, sp.csr_matrix] = {}
-        for key, plist in parts.items():
-            rows = np.concatenate([p[0] for p in plist])
-            cols = np.concatenate([p[1] for p in plist])
-            data = np.concatenate([p[2] for p in plist])
-            out[key] = sp.coo_matrix((data, (rows, cols)), shape=(self.n, self.n)).tocsr()
-        return out
+                e = order[bounds[n] : bounds[n + 1]]
+                groups.setdefault(tuple(int(x) for x in key), []).append(
+                    (src[e], dst[e], self.edge_start[e], edge))
+        return {key: self._csr(parts) for key, parts in groups.items()}
+
+    def _csr(self, parts) -> sp.csr_matrix:
+        """One CSR matrix from lists of (row atoms, column atoms, flat starts, flat values)
+        of distinct blocks."""
+        rows = np.concatenate([p[0] for p in parts])
+        cols = np.concatenate([p[1] for p in parts])
+        starts = np.concatenate([p[2] for p in parts])
+        source = np.concatenate([np.full(len(p[0]), k) for k, p in enumerate(parts)])
+        order = np.lexsort((cols, rows))
+        rows, cols, starts, source = rows[order], cols[order], starts[order], source[order]
+        si, sj = self.sizes[rows], self.sizes[cols]
+        width = np.bincount(rows, weights=sj, minlength=len(self.sizes)).astype(np.int64)
+        before = np.cumsum(sj) - sj  # columns of earlier blocks, over all rows
+        first = np.searchsorted(rows, rows, side="left")  # first block of the same row atom
+        col_start = before - before[first]
+        indptr = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(np.repeat(width, self.sizes), out=indptr[1:])
+        nnz = int(indptr[-1])
+        dtype = np.result_type(*(p[3].dtype for p in parts))
+        data = np.empty(nnz, dtype=dtype)
+        indices = np.empty(nnz, dtype=np.int64)
+        # blocks of one (rows, cols) size and one source at a time: regular 3-D index grids
+        size_key = (si * (int(sj.max()) + 1) + sj) * len(parts) + source
+        for key in np.unique(size_key):
+            sel = np.nonzero(size_key == key)[0]
+            a, b, k = int(si[sel[0]]), int(sj[sel[0]]), int(source[sel[0]])
+            r = np.arange(a)[None, :, None]
+            c = np.arange(b)[None, None, :]
+            first_pos = indptr[self.offsets[rows[sel]]] + col_start[sel]
+            dest = first_pos[:, None, None] + r * width[rows[sel]][:, None, None] + c
+            values = parts[k][3]
+            data[dest] = values[starts[sel][:, None] + np.arange(a * b)].reshape(-1, a, b)
+            indices[dest] = self.offsets[cols[sel]][:, None, None] + c
+        if nnz and self.n < np.iinfo(np.int32).max and nnz < np.iinfo(np.int32).max:
+            indices, indptr = indices.astype(np.int32), indptr.astype(np.int32)
+        mat = sp.csr_matrix((data, indices, indptr), shape=(self.n, self.n))
+        mat.has_sorted_indices = True
+        mat.has_canonical_format = True
+        return mat
 
     def _shift_groups(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct cell shifts of the edges and, per edge-block entry, which one it has."""
