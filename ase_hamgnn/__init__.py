@@ -21,7 +21,7 @@ from ase_hamgnn.errors import (
     OverlappingAtomsError,
     StructureError,
 )
-from ase_hamgnn.gap import Gap, MetallicError, find_gap
+from ase_hamgnn.gap import EdgeStates, Gap, MetallicError, edge_states, find_gap
 from ase_hamgnn.geometry import Geometry, read_moments
 from ase_hamgnn.hamiltonian import TBHamiltonian
 from ase_hamgnn.kpm import KPMDOS, kpm_dos
@@ -32,9 +32,11 @@ from ase_hamgnn.spectra import Bands
 __all__ = [
     "KPMDOS",
     "Bands",
+    "EdgeStates",
     "Gap",
     "MetallicError",
     "ShiftInvert",
+    "edge_states",
     "find_gap",
     "kpm_dos",
     "BasisError",

@@ -3,10 +3,12 @@
 At every k the ``n_electrons``-th and ``(n_electrons + 1)``-th states (spinor states, one
 electron each) are located without dense diagonalization: the exact number of states below a
 trial energy comes from the inertia of one sparse factorization of ``H(k) - sigma S(k)``
-(:class:`~ase_hamgnn.shift_invert.ShiftInvert`).  Starting from a coarse KPM estimate of the
-Fermi level (or the given one), bisection on that count puts ``sigma`` in the gap, and
-shift-invert iterations on the same factorization give the highest state below and the
-lowest above.  Small systems are diagonalized densely.  Energies in eV.
+(:class:`~ase_hamgnn.shift_invert.ShiftInvert`).  With ``n_electrons`` known, a coarse KPM
+DOS gives the empty stretch around the filling and each edge is found by shift-invert from
+a shift at its own end of that stretch (:func:`edge_states`, which also returns any number
+of states on each side).  With only a Fermi-level guess, bisection on the count puts
+``sigma`` in the gap and shift-invert on the same factorization gives the highest state
+below and the lowest above.  Small systems are diagonalized densely.  Energies in eV.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ase_hamgnn.errors import HamGNNError
 from ase_hamgnn.shift_invert import ShiftInvert
 from ase_hamgnn.spectra import dense_eigh, progress_bar
 
-__all__ = ["Gap", "MetallicError", "find_gap"]
+__all__ = ["EdgeStates", "Gap", "MetallicError", "edge_states", "find_gap"]
 
 # Up to this many spin-orbitals ``method="auto"`` diagonalizes densely.
 _DENSE_GAP_LIMIT = 800
@@ -193,6 +195,10 @@ def _sparse_edges(ham: Any, k: np.ndarray, ne: int | None, guess: float | None,
     from ase_hamgnn.kpm import kpm_dos, spectral_bounds
 
     dim = int(ham.n_spin_orbitals)
+    if ne is not None and guess is None:  # one shift next to each edge (see edge_states)
+        es = edge_states(ham, ne, k, 1, 1, vectors=states)
+        vecs = (es.states[:, 0], es.states[:, 1]) if states else (None, None)
+        return es.vbm, es.cbm, vecs, ne, 0.5 * (es.vbm + es.cbm)
     lo_e, hi_e = spectral_bounds(ham, k, rng=0)
     if guess is None:  # a coarse KPM filling saves most bisection steps
         coarse = kpm_dos(ham, np.zeros(1), kpts=[k], n_moments=256, n_vectors=4,
@@ -231,6 +237,185 @@ def _sparse_edges(ham: Any, k: np.ndarray, ne: int | None, guess: float | None,
             )
         sigma = 0.5 * (lo + hi)
     raise RuntimeError(f"gap search did not converge at k = {k.tolist()}")
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeStates:
+    """States around the gap at one k (see :func:`edge_states`).
+
+    Attributes
+    ----------
+    energies : (n_below + n_above,) float64
+        Ascending, eV: the ``n_below`` highest occupied states, then the ``n_above`` lowest
+        empty ones.
+    indices : (n_below + n_above,) int64
+        Their positions in the whole spectrum at this k (0-based; the VBM is
+        ``n_electrons - 1``), exact from the inertia counts.
+    states : (dim, n_below + n_above) complex128 or None
+        S-orthonormal columns when asked for.
+    k : (3,) float64
+        The fractional k-point.
+    n_electrons : int
+    shifts : tuple of float
+        The two factorized shifts (eV), next to the valence and the conduction edge.
+    """
+
+    energies: np.ndarray
+    indices: np.ndarray
+    states: np.ndarray | None
+    k: np.ndarray
+    n_electrons: int
+    shifts: tuple[float, float]
+
+    @property
+    def vbm(self) -> float:
+        return float(self.energies[self.indices == self.n_electrons - 1][0])
+
+    @property
+    def cbm(self) -> float:
+        return float(self.energies[self.indices == self.n_electrons][0])
+
+    @property
+    def gap(self) -> float:
+        return self.cbm - self.vbm
+
+
+def edge_states(ham: Any, n_electrons: int, k: Any = (0.0, 0.0, 0.0), n_below: int = 16,
+                n_above: int = 16, *, vectors: bool = False, n_moments: int = 512,
+                rng: np.random.Generator | int | None = 0) -> EdgeStates:
+    """The ``n_below`` highest occupied and ``n_above`` lowest empty states at one k.
+
+    Shift-invert is fast only for states close to the shift relative to their spacing; a
+    shift at mid-gap puts both band-edge clusters far away and nearly equidistant, and the
+    iteration crawls.  So each side gets its own shift next to its edge: a coarse KPM DOS
+    (``n_moments`` Chebyshev moments) gives the empty stretch around the filling, its ends
+    are the two shifts, and the inertia of each factorization says exactly which states
+    (by index in the spectrum) lie on which side, so a shift that lands a little inside a
+    band still gives the right states.  Two sparse factorizations in all (more only if the
+    KPM estimate is far off).
+
+    Parameters
+    ----------
+    ham : TBHamiltonian
+        Orthogonal or with overlap ``S``.
+    n_electrons : int
+        Filled spinor states at this k (one electron each).
+    k : array_like, shape (3,)
+        Fractional k-point.
+    n_below, n_above : int
+        States on each side of the gap (at least 1 each).
+    vectors : bool
+        Return the states too.
+    n_moments : int
+        Chebyshev moments of the coarse DOS that places the shifts.
+    rng : Generator, int or None
+        Random vectors of the KPM estimate.
+
+    Returns
+    -------
+    EdgeStates
+
+    Examples
+    --------
+    >>> from ase_hamgnn.data import ReferenceTB, nibri
+    >>> ref = ReferenceTB("nibri")
+    >>> atoms = nibri((4, 4))
+    >>> es = edge_states(ref.predict(atoms), ref.n_electrons(atoms), n_below=4, n_above=4)
+    >>> es.indices - ref.n_electrons(atoms)
+    array([-4, -3, -2, -1,  0,  1,  2,  3])
+    """
+    from ase_hamgnn.kpm import kpm_dos, spectral_bounds
+
+    dim = int(ham.n_spin_orbitals)
+    ne = int(n_electrons)
+    if ne != n_electrons or not 0 < ne < dim:
+        raise ValueError(f"n_electrons must be an integer in 1..{dim - 1}, got {n_electrons}")
+    n_below, n_above = int(n_below), int(n_above)
+    if n_below < 1 or n_above < 1 or n_below > ne or n_above > dim - ne:
+        raise ValueError(f"need 1 <= n_below <= {ne} and 1 <= n_above <= {dim - ne}, got "
+                         f"{n_below} and {n_above}")
+    if n_below + n_above + 8 >= dim // 2:
+        raise ValueError(f"{n_below + n_above} states of {dim}: diagonalize densely instead "
+                         "(spectra.dense_eigh)")
+    kk = np.asarray(k, dtype=np.float64).reshape(3)
+    lo_e, hi_e = spectral_bounds(ham, kk, rng=rng)
+    coarse = kpm_dos(ham, np.zeros(1), kpts=[kk], n_moments=n_moments, n_vectors=2,
+                     bounds=(lo_e, hi_e), rng=rng, progress=False)
+    low, high = _plateau(coarse, coarse.fermi_level(ne, tol=1e-3), dim / (hi_e - lo_e))
+    energies, indices, columns, shifts = [], [], [], []
+    for sigma, first, last in ((low, ne - n_below, ne - 1), (high, ne, ne + n_above - 1)):
+        e, idx, c, used = _indexed_states(ham, kk, sigma, first, last, vectors, (lo_e, hi_e))
+        energies.append(e)
+        indices.append(idx)
+        columns.append(c)
+        shifts.append(used)
+    e, idx = np.concatenate(energies), np.concatenate(indices)
+    if e[n_below] - e[n_below - 1] <= 0:
+        raise MetallicError(f"no gap at k = {kk.tolist()} for {ne} electrons: state {ne} at "
+                            f"{e[n_below - 1]:.6f} eV, state {ne + 1} at {e[n_below]:.6f} eV; "
+                            "the system is metallic there (check n_electrons)")
+    states = np.concatenate(columns, axis=1) if vectors else None
+    return EdgeStates(e, idx, states, kk, ne, (float(shifts[0]), float(shifts[1])))
+
+
+def _indexed_states(ham: Any, k: np.ndarray, sigma: float, first: int, last: int,
+                    vectors: bool, bounds: tuple[float, float]):
+    """Eigenpairs number ``first..last`` (0-based, ascending) of ``H(k)``, from shift-invert
+    at ``sigma`` moved (by bisection on the inertia count) until at most a few unwanted
+    states lie between it and the wanted ones."""
+    n = last - first + 1
+    lo, hi = bounds
+    for _ in range(60):
+        si = ShiftInvert(ham, k, sigma)
+        count = si.count_below
+        if count is None:  # an exactly zero pivot: a neighbouring shift
+            sigma += 1e-6 * (hi - lo)
+            continue
+        # states count, count+1, ... lie above sigma; count-1, count-2, ... below
+        extra_below = max(0, count - 1 - last)  # unwanted states between the window and sigma
+        extra_above = max(0, first - count)
+        if max(extra_below, extra_above) <= max(n, 8):
+            break
+        if count - 1 > last:
+            hi = si.sigma
+        else:
+            lo = si.sigma
+        sigma = 0.5 * (lo + hi)
+    else:
+        raise RuntimeError(f"could not place a shift next to states {first}..{last}")
+    parts_e, parts_c, parts_i = [], [], []
+    n_low = count - first  # wanted-or-between states below sigma (if the window reaches there)
+    if n_low > 0:
+        e, c = si.nearest(n_low, "below", vectors=vectors)
+        parts_e.append(e)
+        parts_c.append(c)
+        parts_i.append(np.arange(count - n_low, count))
+    n_high = last - count + 1
+    if n_high > 0:
+        e, c = si.nearest(n_high, "above", vectors=vectors)
+        parts_e.append(e)
+        parts_c.append(c)
+        parts_i.append(np.arange(count, count + n_high))
+    e, idx = np.concatenate(parts_e), np.concatenate(parts_i)
+    keep = (idx >= first) & (idx <= last)
+    c = np.concatenate(parts_c, axis=1)[:, keep] if vectors else None
+    return e[keep], idx[keep], c, si.sigma
+
+
+def _plateau(coarse: Any, crossing: float, mean_dos: float) -> tuple[float, float]:
+    """Ends of the near-zero stretch of a coarse KPM DOS around ``crossing`` (eV), where its
+    integrated count reaches the filling; ``(crossing, crossing)`` if there is none."""
+    grid = np.linspace(crossing - 3.0, crossing + 3.0, 1201)
+    empty = coarse.evaluate(grid) < 0.02 * mean_dos
+    if not empty.any():
+        return crossing, crossing
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], empty.astype(np.int8), [0]])))
+    runs = edges.reshape(-1, 2)  # [start, stop) of each empty stretch
+    start, stop = grid[runs[:, 0]], grid[runs[:, 1] - 1]
+    dist = np.where((start <= crossing) & (crossing <= stop), 0.0,
+                    np.minimum(np.abs(start - crossing), np.abs(stop - crossing)))
+    best = int(np.argmin(dist))
+    return float(start[best]), float(stop[best])
 
 
 def _plateau_centre(coarse: Any, crossing: float, mean_dos: float) -> float:

@@ -74,8 +74,11 @@ class TBHamiltonian:
         shape ``(n, n)``, in eV.
     s : mapping, optional
         ``R -> S(R)``, the overlap; ``None`` for an orthogonal basis.
-    hermiticity_tol : float
-        Largest allowed ``|H_ji(-R) - H_ij(R)^dagger|`` in eV (and for S).
+    hermiticity_tol : float or None
+        Largest allowed ``|H_ji(-R) - H_ij(R)^dagger|`` in eV (and for S).  ``None`` skips
+        the check, for producers that are Hermitian by construction (a model's prediction
+        mirrors every bond block onto its reverse; the check costs a transpose of every
+        ``H(R)``).
 
     Raises
     ------
@@ -109,7 +112,7 @@ class TBHamiltonian:
         h: Mapping[Iterable[int], Any],
         s: Mapping[Iterable[int], Any] | None = None,
         *,
-        hermiticity_tol: float = 1e-8,
+        hermiticity_tol: float | None = 1e-8,
     ) -> None:
         if not isinstance(basis, OrbitalBasis):
             raise TypeError(f"basis must be an OrbitalBasis, got {type(basis).__name__}")
@@ -133,9 +136,11 @@ class TBHamiltonian:
             )
         up, dn = self._spin_indices()
         self._up, self._dn = up, dn
-        self._check_hermitian(self._h, "H", hermiticity_tol)
+        if hermiticity_tol is not None:
+            self._check_hermitian(self._h, "H", hermiticity_tol)
         if self._s is not None:
-            self._check_hermitian(self._s, "S", hermiticity_tol)
+            if hermiticity_tol is not None:
+                self._check_hermitian(self._s, "S", hermiticity_tol)
             self._check_overlap_spin()
 
     # -- construction -----------------------------------------------------------------------

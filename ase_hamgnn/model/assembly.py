@@ -98,7 +98,7 @@ def flatten_blocks(blocks: torch.Tensor, n_row: torch.Tensor, n_col: torch.Tenso
         br = torch.arange(b, device=blocks.device)
         rows = torch.cat([ar, nmax + ar])
         cols = torch.cat([br, nmax + br])
-        cut = blocks[sel][:, rows][:, :, cols].reshape(len(sel), -1)
+        cut = blocks[sel[:, None, None], rows[None, :, None], cols[None, None, :]]
         idx = starts[sel, None] + torch.arange(4 * a * b, device=blocks.device)
         flat[idx.reshape(-1)] = cut.reshape(-1)
     return flat

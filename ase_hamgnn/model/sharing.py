@@ -67,8 +67,16 @@ class EnvironmentClasses:
 
 def _ids(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class id per row (equal rows, equal ids) and the first row of each class."""
-    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    return inverse.reshape(-1).astype(np.int64), first.astype(np.int64)
+    rows = np.asarray(rows)
+    if len(rows) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.lexsort(rows.T[::-1])  # stable: each class's first row comes first
+    ordered = rows[order]
+    starts = np.ones(len(rows), dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    ids = np.empty(len(rows), dtype=np.int64)
+    ids[order] = np.cumsum(starts) - 1
+    return ids, order[starts].astype(np.int64)
 
 
 def environment_classes(numbers, moments, edge_index, vectors, levels: int,

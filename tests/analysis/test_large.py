@@ -15,7 +15,7 @@ from tb_helpers import random_tb
 import textures
 from ase_hamgnn.analysis.states import atom_weights, plot_state_density, plot_state_on_texture
 from ase_hamgnn.data import ReferenceTB, nibri
-from ase_hamgnn.gap import MetallicError, find_gap
+from ase_hamgnn.gap import MetallicError, edge_states, find_gap
 from ase_hamgnn.kpm import jackson_kernel, kpm_dos, spectral_bounds
 from ase_hamgnn.shift_invert import ShiftInvert
 from ase_hamgnn.spectra import bands, broaden
@@ -182,6 +182,36 @@ def test_gap_finder_agrees_with_dense(system):
     assert by_level.n_electrons == ne
     assert by_level.vbm == pytest.approx(dense.vbm_k[0], abs=1e-10)
     assert by_level.cbm == pytest.approx(dense.cbm_k[0], abs=1e-10)
+
+
+@pytest.mark.parametrize("k", [(0.0, 0.0, 0.0), K_GENERAL])
+def test_edge_states_match_dense(system, k):
+    """The highest occupied and lowest empty states, with their indices in the spectrum,
+    equal dense diagonalization; the states are S-orthonormal eigenvectors."""
+    ham, ne = system
+    e_dense, _ = _dense(ham, k)
+    es = edge_states(ham, ne, k, n_below=6, n_above=5, vectors=True)
+    np.testing.assert_array_equal(es.indices, np.arange(ne - 6, ne + 5))
+    np.testing.assert_allclose(es.energies, e_dense[ne - 6 : ne + 5], atol=1e-9)
+    assert es.vbm == pytest.approx(e_dense[ne - 1], abs=1e-9)
+    assert es.gap == pytest.approx(e_dense[ne] - e_dense[ne - 1], abs=1e-9)
+    h, s = ham.hk(k), ham.sk(k)
+    c = es.states
+    np.testing.assert_allclose(c.conj().T @ (s @ c), np.eye(c.shape[1]), atol=1e-8)
+    resid = h @ c - (s @ c) * es.energies
+    assert np.abs(resid).max() < 1e-7
+    lo, hi = es.shifts
+    assert e_dense[ne - 1] < lo < hi < e_dense[ne]  # each shift sits at its own edge
+
+
+def test_edge_states_reject_bad_input(system):
+    ham, ne = system
+    with pytest.raises(ValueError, match="n_electrons"):
+        edge_states(ham, ne + 0.5)
+    with pytest.raises(ValueError, match="n_below"):
+        edge_states(ham, ne, n_below=0)
+    with pytest.raises(ValueError, match="densely"):
+        edge_states(ham, ne, n_below=200, n_above=20)  # 448 spin-orbitals
 
 
 def test_gap_finder_metal_raises():

@@ -73,10 +73,18 @@ def test_periodic_images_equal_explicit_supercell(small_model, nibr2_like):
     assert big.max_abs_difference(ham.tile((2, 3, 1))) <= TOL * _scale(ham)
 
 
-def test_hermitian_and_real_spectrum(small_model, textured, rng):
-    ham = small_model.predict(textured)  # TBHamiltonian validates H(-R) = H(R)^dagger
-    h = ham.hk(rng.random(3) * [1, 1, 0]).toarray()
-    np.testing.assert_allclose(h, h.conj().T, atol=1e-12)
+@pytest.mark.parametrize("model_name", MODELS)
+def test_hermitian_and_real_spectrum(request, model_name, textured, rng):
+    """Hermitian by construction (predict skips TBHamiltonian's check): H(-R) = H(R)^dagger
+    for every R, with and without environment sharing."""
+    model = request.getfixturevalue(model_name)
+    for atoms in (textured, textured.repeat((2, 1, 1))):  # the repeat has shared classes
+        ham = model.predict(atoms)
+        for r, mat in ham.h_r.items():
+            partner = ham.h_r[tuple(-x for x in r)]
+            assert abs(mat - partner.conj().T).max() <= 1e-12 * _scale(ham)
+        h = ham.hk(rng.random(3) * [1, 1, 0]).toarray()
+        np.testing.assert_allclose(h, h.conj().T, atol=1e-12 * _scale(ham))
 
 
 def test_moments_only_rotation_is_not_a_symmetry(small_model, textured, rng):
