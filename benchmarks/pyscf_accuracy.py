@@ -94,6 +94,17 @@ class _LinearInMoments:
         return TBHamiltonian(self.basis, atoms, {(0, 0, 0): 0.5 * (h + h.conj().T)})
 
 
+def _training_summary(history_path: Path) -> str:
+    """Epochs, minutes, learning rate and best validation MAE of a run, for the notes."""
+    if not history_path.exists():
+        return ""
+    hist = json.loads(history_path.read_text())
+    best = min(hist, key=lambda h: h["val_mae_meV"])
+    return (f", {len(hist)} epochs in {sum(h['seconds'] for h in hist) / 60:.0f} min, "
+            f"first lr {hist[0]['lr']:.2g}, best validation MAE {best['val_mae_meV']:.1f} meV "
+            f"(magnetic {best['val_mae_magnetic_meV']:.1f}) at epoch {best['epoch']}")
+
+
 def _generation_rows(raw: Path) -> tuple[dict, list[dict]]:
     diags = read_diagnostics(raw)
     failed = sorted((raw / "raw").glob("*.failed.json"))
@@ -162,6 +173,8 @@ def main() -> None:
     p.add_argument("--raw", default="data/fe3-pyscf")
     p.add_argument("--dataset", default=None)
     p.add_argument("--model", default="runs/fe3-pyscf/best.pt")
+    p.add_argument("--ablation", nargs="*", default=[],
+                   help="more checkpoints (other model options) evaluated the same way")
     p.add_argument("--references", action="store_true",
                    help="run the lambda scan and the 120-degree reference if missing (PySCF)")
     p.add_argument("--references-only", action="store_true")
@@ -198,7 +211,8 @@ def main() -> None:
         extra = [restrict_shells(h, shells) for h in extra]
     held = [("held-out test split", test), ("held-out later runs", extra)]
     linear = _LinearInMoments(train)
-    for name, predictor in (("HamGNN++", model), ("mean-H baseline", baseline),
+    others = [(f"HamGNN++ [{Path(path).parent.name}]", load_model(path)) for path in a.ablation]
+    for name, predictor in (("HamGNN++", model), *others, ("mean-H baseline", baseline),
                             ("linear-in-M baseline", linear)):
         for label, hams in held:
             if not hams:
@@ -220,6 +234,11 @@ def main() -> None:
         trained = (f" Trained {len(hist)} epochs in {data['training']['seconds'] / 60:.0f} min "
                    f"(best validation MAE {best['val_mae_meV']:.1f} meV at epoch "
                    f"{best['epoch']}).")
+    for path, (name, other) in zip(a.ablation, others):
+        cfg = other.config
+        summary = _training_summary(Path(path).with_name("history.json"))
+        trained += (f" {name}: {Path(path)} (exchange_channels {cfg.exchange_channels}, "
+                    f"onsite_weight {cfg.onsite_weight}){summary}.")
     lin = next(r for r in rows if r["what"].startswith("linear-in-M baseline: held-out test"))
     net = next(r for r in rows if r["what"].startswith("HamGNN++: held-out test"))
     mean = next(r for r in rows if r["what"].startswith("mean-H baseline: held-out test"))

@@ -263,12 +263,17 @@ def main(argv=None) -> int:
               "dense_s": r.get("dense_eigh_s", _extrapolated(r)),
               "speedup": r.get("speedup", r.get("speedup_vs_extrapolated", "-")),
               "kpm_s": r["kpm_s"]} for r in rows]
+    fmt = lambda x: "n/a (one size)" if x != x else f"{x:.2f}"  # noqa: E731  (nan: one size)
     notes = (f"predict_s: `model.predict` with environment sharing (the default; the network "
              "runs once per class of equal environments, here the NiBrI unit cell's, and the "
              "spin assembly over every atom with its own moment), ~ atoms^"
-             f"{exponent:.2f}.  plain_s: the network on every atom and bond, the cost for a "
+             f"{fmt(exponent)}.  plain_s: the network on every atom and bond, the cost for a "
              "structure without repeated environments (relaxed, disordered), ~ atoms^"
-             f"{plain_exponent:.2f} (network alone ^{net_exponent:.2f}).  "
+             f"{fmt(plain_exponent)} (network alone ^{fmt(net_exponent)}).  "
+             "32_states_s: `edge_states` (16 highest occupied, 16 lowest empty at Γ; coarse "
+             "KPM, one factorization next to each band edge); speedup against dense `eigh` "
+             "of the same matrix in the same run, or against a dense time extrapolated as "
+             "dim³ from the largest measured one.  "
              f"{args.threads} thread(s).  Model: shipped `nibri-reference` (trained on the "
              "SYNTHETIC reference model, not DFT).  Targets: " + ", ".join(
                  f"{k} {v}" for k, v in TARGETS.items()) + ".")
