@@ -422,17 +422,7 @@ def _plateau_centre(coarse: Any, crossing: float, mean_dos: float) -> float:
     """Centre of the near-zero stretch of a coarse KPM DOS next to ``crossing`` (eV), where
     its integrated count reaches the filling; ``crossing`` itself if there is none.  The
     stochastic count is off by a few states, which puts the crossing near a band edge."""
-    grid = np.linspace(crossing - 3.0, crossing + 3.0, 601)
-    empty = coarse.evaluate(grid) < 0.02 * mean_dos
-    if not empty.any():
-        return crossing
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], empty.astype(np.int8), [0]])))
-    runs = edges.reshape(-1, 2)  # [start, stop) of each empty stretch
-    centres = 0.5 * (grid[runs[:, 0]] + grid[runs[:, 1] - 1])
-    dist = np.where((grid[runs[:, 0]] <= crossing) & (crossing <= grid[runs[:, 1] - 1]), 0.0,
-                    np.minimum(np.abs(grid[runs[:, 0]] - crossing),
-                               np.abs(grid[runs[:, 1] - 1] - crossing)))
-    return float(centres[np.argmin(dist)])
+    return 0.5 * sum(_plateau(coarse, crossing, mean_dos))
 
 
 def _edges_from_gap(ham: Any, k: np.ndarray, si: ShiftInvert, ne: int, states: bool):
