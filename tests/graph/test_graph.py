@@ -67,7 +67,7 @@ def test_to_matrices_equals_a_literal_coordinate_build(rng, basis, nibr2_like):
             edge = edge + 1j * rng.normal(size=len(edge))
         literal: dict = {}
 
-        def put(key, i, j, flat):
+        def put(key, i, j, flat, literal=literal):
             rows, cols, vals = literal.setdefault(key, ([], [], []))
             for k, v in enumerate(flat):
                 r, c = divmod(k, layout.sizes[j])
