@@ -64,3 +64,12 @@ class DatasetError(HamGNNError, ValueError):
     """A dataset folder or record cannot be used: a truncated or corrupted record, a missing
     manifest, a folder holding a different dataset, or a graph cutoff that misses blocks of
     the Hamiltonian. The message names the file and what to do."""
+
+
+# -- warnings -----------------------------------------------------------------------------------
+__all__ += ["MomentRangeWarning"]
+
+
+class MomentRangeWarning(UserWarning):
+    """A structure's moment sizes lie outside the range a model was trained on: the
+    prediction extrapolates (e.g. a texture built with 1 μB for a model trained at 2 μB)."""

@@ -42,6 +42,7 @@ from ase_hamgnn.model import HamGNNModel, ModelConfig
 from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
 
 __all__ = ["TrainConfig", "block_errors", "evaluate", "load_train_config", "mean_onsite_h0",
+           "moment_range",
            "train"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -271,6 +272,7 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
         start_epoch = int(saved["epoch"]) + 1
     elif model_cfg.onsite_bias:  # a fresh run starts from the average on-site block
         model.network.set_onsite_bias(mean_onsite_h0(train_ds, model.basis))
+    model.moment_range = moment_range(train_ds, model_cfg.magnetic)  # stored in checkpoints
     network = ctx.wrap(model.network)
     partners = _Partners(model)
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
@@ -318,6 +320,25 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
             atomic_write_bytes(out / "history.json", json.dumps(history, indent=1).encode())
     ctx.barrier()  # the checkpoints exist for every process when train returns
     return {"history": history, "best_val_mae_meV": best, "best": str(out / "best.pt")}
+
+
+def moment_range(dataset, magnetic) -> dict[str, tuple[float, float]]:
+    """Smallest and largest moment size (μB) of each magnetic element over the records of
+    ``dataset``: what a model trained on it has seen (:meth:`HamGNNModel.check_moment_range`
+    warns outside it)."""
+    from ase.data import atomic_numbers
+
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    for record in dataset:
+        z = record[K.ATOMIC_NUMBERS].numpy()
+        sizes = np.linalg.norm(record[K.MOMENTS].numpy().astype(np.float64), axis=1)
+        for element in magnetic:
+            mine = sizes[z == atomic_numbers[element]]
+            if len(mine):
+                lo[element] = min(lo.get(element, np.inf), float(mine.min()))
+                hi[element] = max(hi.get(element, -np.inf), float(mine.max()))
+    return {element: (lo[element], hi[element]) for element in lo}
 
 
 def mean_onsite_h0(dataset, basis) -> dict[int, np.ndarray]:

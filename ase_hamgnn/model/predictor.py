@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 from ase import Atoms
+from ase.data import chemical_symbols
 
 from ase_hamgnn._atomic import atomic_write_bytes
-from ase_hamgnn.errors import CheckpointError
+from ase_hamgnn.errors import CheckpointError, MomentRangeWarning
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.graph import BlockLayout, NeighborGraph
 from ase_hamgnn.hamiltonian import TBHamiltonian
@@ -84,6 +86,7 @@ class HamGNNModel:
             raise ValueError(f"environment_tol must be positive, got {environment_tol}")
         self.environment_tol = float(environment_tol)
         self.magnetic_elements = tuple(config.magnetic)
+        self.moment_range: dict[str, tuple[float, float]] | None = None
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.network.parameters())
@@ -122,6 +125,7 @@ class HamGNNModel:
         default (``None``: the network's dtype, as in training)."""
         geometry = atoms if isinstance(atoms, Geometry) else Geometry.from_atoms(atoms)
         self.basis.check_numbers(geometry.numbers)
+        self.check_moment_range(geometry)
         data, graph = graph_inputs(geometry, self.cutoff, dtype=self.dtype, device=self.device)
         classes = self.environment_classes(geometry, graph)
         self.network.eval()
@@ -139,6 +143,27 @@ class HamGNNModel:
         # tests/model), so the O(nnz) transpose check is skipped
         return TBHamiltonian(self.basis, geometry, layout.to_matrices(onsite, edge),
                              hermiticity_tol=None)
+
+    def check_moment_range(self, atoms: Atoms | Geometry) -> None:
+        """Warn (:class:`~ase_hamgnn.errors.MomentRangeWarning`) if a magnetic element's moment
+        sizes in ``atoms`` leave :attr:`moment_range`, the sizes the model was trained on
+        (stored in checkpoints by training), by more than 5 % (at least 0.05 μB)."""
+        if not self.moment_range:
+            return
+        geometry = atoms if isinstance(atoms, Geometry) else Geometry.from_atoms(atoms)
+        sizes = np.linalg.norm(geometry.moments, axis=1)
+        symbols = np.array(chemical_symbols)[np.asarray(geometry.numbers)]
+        for element, (lo, hi) in self.moment_range.items():
+            mine = sizes[symbols == element]
+            if not len(mine):
+                continue
+            slack = max(0.05 * hi, 0.05)
+            if mine.min() < lo - slack or mine.max() > hi + slack:
+                span = f"{lo:.3g} μB" if abs(hi - lo) < 1e-9 else f"{lo:.3g}-{hi:.3g} μB"
+                warnings.warn(MomentRangeWarning(
+                    f"{element} moments of {mine.min():.3g}-{mine.max():.3g} μB, but this model "
+                    f"was trained on {span}: the prediction extrapolates; build the texture with "
+                    f"that moment size (e.g. textures' magnitude=...)"), stacklevel=3)
 
     @property
     def can_share_environments(self) -> bool:
@@ -162,8 +187,12 @@ class HamGNNModel:
     def state(self, **extra: Any) -> dict[str, Any]:
         """Checkpoint payload: format tag, config and float32 weights (plus ``extra``)."""
         weights = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
-        return {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION,
-                "config": self.config.to_dict(), "weights": weights, **extra}
+        state = {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION,
+                 "config": self.config.to_dict(), "weights": weights}
+        if self.moment_range is not None:
+            state["moment_range"] = {k: [float(lo), float(hi)]
+                                     for k, (lo, hi) in self.moment_range.items()}
+        return {**state, **extra}
 
     def save(self, path: str | os.PathLike, **extra: Any) -> Path:
         """Write a checkpoint atomically; ``load_model(path)`` rebuilds the model from it."""
@@ -190,7 +219,11 @@ class HamGNNModel:
             raise CheckpointError(
                 f"{source}: weights do not match the stored config ({exc}); the file is "
                 "corrupted or from an incompatible version") from exc
-        return cls(config, device=device, dtype=dtype, network=network)
+        model = cls(config, device=device, dtype=dtype, network=network)
+        stored = state.get("moment_range")
+        if stored is not None:
+            model.moment_range = {str(k): (float(v[0]), float(v[1])) for k, v in stored.items()}
+        return model
 
 
 def _shipped_dir() -> Path:

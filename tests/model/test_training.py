@@ -177,3 +177,44 @@ def test_exchange_channel_options_are_checked_and_survive_a_checkpoint(tmp_path)
     assert again.config == config
     for name, value in model.network.state_dict().items():
         torch.testing.assert_close(again.network.state_dict()[name].double(), value.double())
+
+
+def test_checkpoints_store_the_trained_moment_range_and_predict_warns_outside(tiny_dataset,
+                                                                             tmp_path):
+    import warnings
+
+    import textures
+    from ase_hamgnn.data import HamiltonianDataset, record_to_hamiltonian
+    from ase_hamgnn.errors import MomentRangeWarning
+    from ase_hamgnn.training import moment_range
+
+    ds = HamiltonianDataset(tiny_dataset, "train")
+    sizes = np.concatenate([
+        np.linalg.norm(h.geometry.moments[h.geometry.numbers == 28], axis=1)
+        for h in map(record_to_hamiltonian, ds.paths)])
+    expected = moment_range(ds, ("Ni",))
+    assert expected["Ni"] == pytest.approx((sizes.min(), sizes.max()), abs=1e-6)
+    train(_config(tiny_dataset, tmp_path / "m", 1), progress=False)
+    model = load_model(tmp_path / "m" / "best.pt")
+    assert list(model.moment_range) == ["Ni"]
+    assert model.moment_range["Ni"] == pytest.approx(expected["Ni"])
+    atoms = record_to_hamiltonian(ds.paths[0]).to_atoms()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MomentRangeWarning)
+        model.predict(atoms)  # a training structure: no warning
+    lo, hi = expected["Ni"]
+    far = textures.random_moments(atoms, magnitude=hi + 1.0, rng=0)
+    with pytest.warns(MomentRangeWarning, match="Ni moments .* trained on"):
+        model.predict(far)
+
+
+def test_shipped_model_knows_its_moment_size():
+    import textures
+    from ase_hamgnn.data import nibri
+    from ase_hamgnn.errors import MomentRangeWarning
+
+    model = load_model("nibri-reference")
+    assert model.moment_range == {"Ni": (2.0, 2.0)}
+    atoms = textures.random_moments(nibri((2, 2)), rng=0, magnetic=("Ni",), magnitude=1.0)
+    with pytest.warns(MomentRangeWarning, match="trained on 2 μB"):
+        model.predict(atoms)
