@@ -237,8 +237,9 @@ def main() -> None:
     for path, (name, other) in zip(a.ablation, others):
         cfg = other.config
         summary = _training_summary(Path(path).with_name("history.json"))
-        trained += (f" {name}: {Path(path)} (exchange_channels {cfg.exchange_channels}, "
-                    f"onsite_weight {cfg.onsite_weight}){summary}.")
+        trained += (f" {name}: {Path(path)} (moment_coupling {cfg.moment_coupling}, "
+                    f"exchange_channels {cfg.exchange_channels}, onsite_weight "
+                    f"{cfg.onsite_weight}){summary}.")
     lin = next(r for r in rows if r["what"].startswith("linear-in-M baseline: held-out test"))
     net = next(r for r in rows if r["what"].startswith("HamGNN++: held-out test"))
     mean = next(r for r in rows if r["what"].startswith("mean-H baseline: held-out test"))
@@ -258,7 +259,9 @@ def main() -> None:
              f"{settings['xc']} non-collinear, grid level {settings['grid_level']}, "
              f"conv_tol {settings['conv_tol']}, penalty lambda {settings['strength_ha']} "
              f"Ha/μB², smearing {settings['smearing_ha']} Ha, SOC {settings['soc']}; "
-             f"dataset shells {shells}. Model {a.model} ({params} parameters). "
+             f"dataset shells {shells}. Model {a.model} ({params} parameters; moment_coupling "
+             f"{model.config.moment_coupling}, exchange_channels "
+             f"{model.config.exchange_channels}, onsite_weight {model.config.onsite_weight}). "
              "Ab initio data (PySCF), not synthetic. Times are wall seconds on a shared "
              "2-core machine with one thread per process." + trained + " " + verdict)
     md = write_report("pyscf-accuracy", data, rows, a.out, notes)
