@@ -94,13 +94,18 @@ class _LinearInMoments:
         return TBHamiltonian(self.basis, atoms, {(0, 0, 0): 0.5 * (h + h.conj().T)})
 
 
-def _training_summary(history_path: Path) -> str:
-    """Epochs, minutes, learning rate and best validation MAE of a run, for the notes."""
+def _describe(checkpoint, model) -> str:
+    """Checkpoint path, the model options that differ between the runs, and its training
+    (epochs, minutes, learning rate, best validation MAE), for the notes."""
+    cfg = model.config
+    text = (f"{checkpoint} (moment_coupling {cfg.moment_coupling}, exchange_channels "
+            f"{cfg.exchange_channels}, onsite_weight {cfg.onsite_weight})")
+    history_path = Path(checkpoint).with_name("history.json")
     if not history_path.exists():
-        return ""
+        return text
     hist = json.loads(history_path.read_text())
     best = min(hist, key=lambda h: h["val_mae_meV"])
-    return (f", {len(hist)} epochs in {sum(h['seconds'] for h in hist) / 60:.0f} min, "
+    return text + (f", {len(hist)} epochs in {sum(h['seconds'] for h in hist) / 60:.0f} min, "
             f"first lr {hist[0]['lr']:.2g}, best validation MAE {best['val_mae_meV']:.1f} meV "
             f"(magnetic {best['val_mae_magnetic_meV']:.1f}) at epoch {best['epoch']}")
 
@@ -224,22 +229,14 @@ def main() -> None:
                          **compare(predictor.predict(afm.to_atoms()), afm, model.cutoff, n_el)))
     data.update(model=a.model, parameters=params)
     history_path = Path(a.model).with_name("history.json")
-    trained = ""
     if history_path.exists():
         hist = json.loads(history_path.read_text())
         best = min(hist, key=lambda h: h["val_mae_meV"])
         data["training"] = {"epochs": len(hist), "seconds": sum(h["seconds"] for h in hist),
                             "best_epoch": best["epoch"], "best_val_mae_meV": best["val_mae_meV"],
                             "last_val_mae_meV": hist[-1]["val_mae_meV"]}
-        trained = (f" Trained {len(hist)} epochs in {data['training']['seconds'] / 60:.0f} min "
-                   f"(best validation MAE {best['val_mae_meV']:.1f} meV at epoch "
-                   f"{best['epoch']}).")
-    for path, (name, other) in zip(a.ablation, others):
-        cfg = other.config
-        summary = _training_summary(Path(path).with_name("history.json"))
-        trained += (f" {name}: {Path(path)} (moment_coupling {cfg.moment_coupling}, "
-                    f"exchange_channels {cfg.exchange_channels}, onsite_weight "
-                    f"{cfg.onsite_weight}){summary}.")
+    trained = "".join(f" {name}: {_describe(path, other)}." for path, (name, other) in
+                      zip(a.ablation, others))
     lin = next(r for r in rows if r["what"].startswith("linear-in-M baseline: held-out test"))
     net = next(r for r in rows if r["what"].startswith("HamGNN++: held-out test"))
     mean = next(r for r in rows if r["what"].startswith("mean-H baseline: held-out test"))
@@ -259,9 +256,7 @@ def main() -> None:
              f"{settings['xc']} non-collinear, grid level {settings['grid_level']}, "
              f"conv_tol {settings['conv_tol']}, penalty lambda {settings['strength_ha']} "
              f"Ha/μB², smearing {settings['smearing_ha']} Ha, SOC {settings['soc']}; "
-             f"dataset shells {shells}. Model {a.model} ({params} parameters; moment_coupling "
-             f"{model.config.moment_coupling}, exchange_channels "
-             f"{model.config.exchange_channels}, onsite_weight {model.config.onsite_weight}). "
+             f"dataset shells {shells}. Model ({params} parameters): {_describe(a.model, model)}. "
              "Ab initio data (PySCF), not synthetic. Times are wall seconds on a shared "
              "2-core machine with one thread per process." + trained + " " + verdict)
     md = write_report("pyscf-accuracy", data, rows, a.out, notes)
