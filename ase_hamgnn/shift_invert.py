@@ -1,16 +1,27 @@
 """Eigenstates near an energy for large Hamiltonians: one sparse factorization of
-``H(k) - sigma S(k)``, reused for state counting and shift-invert Lanczos (ARPACK).
+``H(k) - sigma S(k)``, reused for state counting and a block shift-invert eigensolver.
 
-The factorization is a symmetric-pivoting sparse LU (SuperLU in symmetric mode, diagonal
-pivots only, after a nested-dissection ordering of the atoms computed from the sparsity
-graph: far less fill than minimum degree for a periodic 2D layer), which for a Hermitian
-matrix is an ``L D L^dagger`` decomposition.  By Sylvester's law of inertia the number of
-negative entries of ``D`` is the exact number of eigenvalues of ``H c = E S c`` below
-``sigma`` (``S`` positive definite), so the same object counts states
-(:attr:`ShiftInvert.count_below`) and solves ``(H - sigma S) x = b`` for the shift-invert
-iteration.  Solves switch to one step of iterative refinement if a test solve is
-inaccurate, and to a pivoted LU if the states do not converge, so the lack of off-diagonal
-pivoting does not cost accuracy.
+Factorization (``backend``):
+
+* ``"mumps"`` (the default when python-mumps is installed): the multifrontal solver MUMPS on
+  the real symmetric embedding ``[[Re A, Im A], [-Im A, Re A]]`` of the Hermitian
+  ``A = H - sigma S``, factorized as ``L D L^T`` with 1x1 and 2x2 pivots (stable for
+  indefinite matrices).  Every eigenvalue of ``A`` appears twice in the embedding, so half
+  the number of negative pivots is the exact number of states below ``sigma``.  Solves of
+  blocks of right-hand sides cost a fraction of single solves (the factors are read once).
+* ``"superlu"``: SciPy's SuperLU in symmetric mode (diagonal pivots only) after a nested
+  dissection ordering of the atoms, which for a Hermitian matrix is an ``L D L^dagger``
+  decomposition; the count is the number of negative entries of ``D`` (Sylvester's law of
+  inertia).  Solves switch to one step of iterative refinement if a test solve is
+  inaccurate, and to a pivoted LU if the states do not converge.
+
+States: a block Krylov-Schur iteration on ``T = (H - sigma S)^-1 S`` in the ``S`` inner
+product, whose eigenvalues ``nu = 1 / (E - sigma)`` are largest for the states nearest
+``sigma`` (most negative for those just below, most positive for those just above).  Each
+step applies ``T`` to a whole block of vectors (one multi-right-hand-side solve), the
+Ritz pairs of ``T`` in the growing subspace pick the wanted states, and the basis restarts
+from the best Ritz vectors when it grows large.  The states are accepted on the residual
+of ``H c = E S c`` itself, and a final Rayleigh-Ritz step on ``H`` gives the energies.
 
 Energies are in eV, k-points fractional; states are columns normalized to
 ``C^dagger S C = 1``.
@@ -26,10 +37,29 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.sparse import csgraph
 
-__all__ = ["ShiftInvert"]
+__all__ = ["ShiftInvert", "BACKENDS", "default_backend"]
+
+BACKENDS = ("mumps", "superlu")
 
 # Relative residual of a test solve above which solves use iterative refinement.
 _REFINE_ABOVE = 1e-10
+# Columns per block of the eigensolver: a solve reads all the factors once, so a block of
+# 8 costs about as much as 2-3 single solves (both backends), and a block finds up to
+# 8-fold degenerate levels (Kramers pairs, folded bands), which a single vector cannot.
+_BLOCK = 8
+
+
+def default_backend() -> str:
+    """``"mumps"`` if python-mumps is importable, else ``"superlu"``."""
+    try:
+        import mumps  # noqa: F401
+    except ImportError:
+        return "superlu"
+    return "mumps"
+
+
+class _Singular(Exception):
+    """The shifted matrix is singular to working precision (sigma on an eigenvalue)."""
 
 
 class ShiftInvert:
@@ -46,6 +76,8 @@ class ShiftInvert:
         is an eigenvalue) the shift is nudged by ~1e-7 eV; :attr:`sigma` is the shift used.
     gauge : {"lattice", "atomic"}
         Gauge of the Bloch matrices (changes the states' phases, not the energies).
+    backend : {"auto", "mumps", "superlu"}
+        Sparse factorization (see the module notes); ``"auto"`` is :func:`default_backend`.
 
     Attributes
     ----------
@@ -53,6 +85,10 @@ class ShiftInvert:
         The shift actually factorized, eV.
     dim : int
         Number of spin-orbitals.
+    backend : str
+        The factorization used.
+    n_solves : int
+        Right-hand sides solved so far (the cost of the eigensolver).
 
     Examples
     --------
@@ -66,27 +102,33 @@ class ShiftInvert:
     ((4,), (448, 4))
     """
 
-    def __init__(self, ham: Any, k: Any, sigma: float, gauge: str = "lattice") -> None:
+    def __init__(self, ham: Any, k: Any, sigma: float, gauge: str = "lattice",
+                 backend: str = "auto") -> None:
         self.dim = int(ham.n_spin_orbitals)
         self.k = np.asarray(k, dtype=np.float64).reshape(3)
-        self._h = ham.hk(self.k, gauge).tocsc()
-        self._s = None if ham.orthogonal else ham.sk(self.k, gauge).tocsc()
         shift = float(sigma)
         if not np.isfinite(shift):
             raise ValueError(f"sigma must be a finite energy in eV, got {sigma}")
-        self._perm = _nested_dissection(self._h, np.asarray(ham.offsets))
-        self._inv = np.argsort(self._perm)
+        if backend == "auto":
+            backend = default_backend()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
+        if backend == "mumps" and default_backend() != "mumps":
+            raise ImportError("backend='mumps' needs python-mumps (pip install python-mumps, "
+                              "with the MUMPS library installed); or use backend='superlu'")
+        self.backend = backend
+        self.n_solves = 0
+        self._h = ham.hk(self.k, gauge).tocsc()
+        self._s = None if ham.orthogonal else ham.sk(self.k, gauge).tocsc()
+        perm = _nested_dissection(self._h, np.asarray(ham.offsets)) if backend == "superlu" \
+            else None
         for _ in range(4):
             a = self._shifted(shift)
             try:
-                lu = spla.splu(a[self._perm][:, self._perm].tocsc(), permc_spec="NATURAL",
-                               diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-                d = np.abs(lu.U.diagonal())
-                if np.all(np.isfinite(d)) and d.min() > 1e-12 * d.max():
-                    break  # else sigma sits on an eigenvalue to working precision
-            except RuntimeError:  # exactly singular: sigma is an eigenvalue
-                pass
-            shift += 1e-7 * max(1.0, abs(shift))
+                factor = _SuperLU(a, perm) if backend == "superlu" else _Mumps(a)
+                break
+            except _Singular:
+                shift += 1e-7 * max(1.0, abs(shift))
         else:
             raise RuntimeError(
                 f"H(k) - sigma S(k) could not be factorized at sigma = {sigma} eV (singular "
@@ -94,11 +136,12 @@ class ShiftInvert:
             )
         self.sigma = shift
         self._a = a
-        self._lu = lu
+        self._factor = factor
         self._refine = False
         probe = np.exp(2j * np.pi * np.random.default_rng(0).random(self.dim))
         resid = np.linalg.norm(a @ self.solve(probe) - probe) / np.linalg.norm(probe)
         self._refine = bool(resid > _REFINE_ABOVE)
+        self.n_solves = 0
 
     def _shifted(self, shift: float) -> sp.csc_matrix:
         eye = sp.identity(self.dim, dtype=np.complex128, format="csc")
@@ -107,38 +150,22 @@ class ShiftInvert:
     @property
     def count_below(self) -> int | None:
         """Exact number of eigenvalues below :attr:`sigma` (Sylvester inertia of the
-        ``L D L^dagger`` factors), or ``None`` if the factorization had to pivot off the
-        diagonal (then no count is available; move ``sigma`` slightly)."""
-        lu = getattr(self, "_lu_count", self._lu)
-        if not np.array_equal(lu.perm_r, lu.perm_c):
-            return None
-        d = lu.U.diagonal()
-        return int(np.count_nonzero(d.real < 0))
+        factors), or ``None`` if the SuperLU factorization had to pivot off the diagonal
+        (then no count is available; move ``sigma`` slightly)."""
+        return self._factor.count
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """``(H - sigma S)^-1 b`` for a vector or a block of columns (complex128)."""
         b = np.asarray(b, dtype=np.complex128)
-        x = self._solve_once(b)
+        self.n_solves += 1 if b.ndim == 1 else b.shape[1]
+        x = self._factor.solve(b)
         if self._refine:  # an unlucky small pivot: one step of iterative refinement
-            x += self._solve_once(b - self._a @ x)
+            x += self._factor.solve(b - self._a @ x)
         return x
 
-    def _solve_once(self, b: np.ndarray) -> np.ndarray:
-        if getattr(self, "_pivoted", False):
-            return self._lu.solve(b)
-        return self._lu.solve(b[self._perm])[self._inv]
-
-    def _use_pivoting(self) -> None:
-        """Switch solves to a partially pivoted LU (stable next to an eigenvalue); the
-        inertia count keeps using the symmetric factors."""
-        if getattr(self, "_pivoted", False):
-            return
-        lu = spla.splu(self._a)
-        self._lu_count, self._lu, self._refine, self._pivoted = self._lu, lu, True, True
-
-    def nearest(self, n: int, which: str = "nearest", tol: float = 1e-10,
+    def nearest(self, n: int, which: str = "nearest", tol: float = 1e-9,
                 vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """``n`` eigenpairs next to :attr:`sigma` by shift-invert ARPACK.
+        """``n`` eigenpairs next to :attr:`sigma` by block shift-invert iteration.
 
         Parameters
         ----------
@@ -149,8 +176,9 @@ class ShiftInvert:
             below ``sigma`` (e.g. the top valence bands when ``sigma`` is in the gap), or
             the ``n`` lowest above it.
         tol : float
-            ARPACK relative tolerance of the Ritz vectors (0: machine precision); the
-            energies, from a Rayleigh-Ritz step, are accurate to about its square.
+            Accepted residual ``|H c - E S c|`` of each state, in eV (relative to the
+            energy for ``|E| > 1`` eV); the energies, from a final Rayleigh-Ritz step, are
+            accurate to about its square over the level spacing.
         vectors : bool
             Return the states too (else ``None``).
 
@@ -159,29 +187,29 @@ class ShiftInvert:
         energies : (n,) ndarray
             Eigenvalues in eV, ascending.
         states : (dim, n) ndarray or None
-            Columns normalized to ``C^dagger S C = 1``; degenerate pairs come out
-            S-orthonormal (a Rayleigh-Ritz step in the converged subspace).
+            Columns normalized to ``C^dagger S C = 1``; degenerate states come out
+            S-orthonormal.
         """
         n = int(n)
         if not 0 < n < self.dim - 2:
             raise ValueError(f"n must be in 1..{self.dim - 3} for shift-invert; got {n} (use "
                              "dense diagonalization for that many states)")
-        arpack_which = {"nearest": "LM", "below": "SR", "above": "LR"}.get(which)
-        if arpack_which is None:
+        if which not in ("nearest", "below", "above"):
             raise ValueError(f"which must be 'nearest', 'below' or 'above', got {which!r}")
-        nev = min(n + 4, self.dim - 2)
-        ncv = min(self.dim - 1, max(2 * nev + 1, nev + 32))
-        e, c = self._pick(*self._arpack(nev, ncv, arpack_which, which, tol), n, which)
-        scale = max(1.0, float(np.abs(e).max()))
-        if self._residual(e, c) > 1e-8 * scale:  # sigma next to an eigenvalue: pivot
-            self._use_pivoting()
-            e, c = self._pick(*self._arpack(nev, ncv, arpack_which, which, tol), n, which)
-            if self._residual(e, c) > 1e-6 * scale:
+        if not tol > 0:
+            raise ValueError(f"tol must be a positive residual in eV, got {tol}")
+        try:
+            e, c = self._krylov_schur(n, which, tol)
+        except _NotConverged:
+            if not isinstance(self._factor, _SuperLU) or self._factor.pivoted:
                 raise RuntimeError(
-                    f"shift-invert did not converge at sigma = {self.sigma:.6g} eV (sigma "
-                    "is too close to an eigenvalue); move sigma by a small fraction of the "
-                    "level spacing"
-                )
+                    f"shift-invert did not converge at sigma = {self.sigma:.6g} eV (sigma is "
+                    "too close to an eigenvalue); move sigma by a small fraction of the level "
+                    "spacing") from None
+            self._factor.use_pivoting(self._a)  # sigma next to an eigenvalue
+            self._refine = True
+            e, c = self._krylov_schur(n, which, tol)
+        e, c = self._pick(e, c, n, which)
         return e, (c if vectors else None)
 
     def _pick(self, e: np.ndarray, c: np.ndarray, n: int, which: str
@@ -199,43 +227,204 @@ class ShiftInvert:
             )
         return e[pick], c[:, pick]
 
-    def _residual(self, e: np.ndarray, c: np.ndarray) -> float:
-        sc = c if self._s is None else self._s @ c
-        return float(np.abs(self._h @ c - sc * e).max()) if len(e) else 0.0
+    def _sdot(self, v: np.ndarray) -> np.ndarray:
+        return v if self._s is None else self._s @ v
 
-    def _arpack(self, nev: int, ncv: int, arpack_which: str, which: str, tol: float
-                ) -> tuple[np.ndarray, np.ndarray]:
-        s = self._s
-        op = spla.LinearOperator((self.dim, self.dim), matvec=self.solve, dtype=np.complex128)
-        # OP = (H - sigma S)^-1 S has eigenvalues nu = 1 / (E - sigma): LM is nearest, LR the
-        # lowest states above sigma, SR the highest below.
-        if s is None:
-            opm = op
-        else:
-            opm = spla.LinearOperator((self.dim, self.dim), dtype=np.complex128,
-                                      matvec=lambda v: self.solve(s @ v))
-        nu, vecs = spla.eigs(opm, k=nev, which=arpack_which, ncv=ncv, tol=tol)
-        if which == "above":
-            vecs = vecs[:, nu.real > 0]
-        elif which == "below":
-            vecs = vecs[:, nu.real < 0]
-        return self._rayleigh_ritz(vecs)
+    def _krylov_schur(self, n: int, which: str, tol: float, max_steps: int = 500
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Block Krylov-Schur on ``T = (H - sigma S)^-1 S`` (S-self-adjoint).
+
+        The basis ``V`` (S-orthonormal) grows by ``T`` applied to its newest block; the
+        Ritz pairs ``(nu, y)`` of ``M = V^H S T V`` pick the states; a thick restart keeps
+        the best Ritz vectors.  Only the newest block's image leaves ``span(V)``:
+        ``T V = V M + F R E_last^H`` with ``F`` the next block, so the residual of a Ritz
+        pair is ``F R y_last`` and that of ``H c = E S c`` is ``(H - sigma S) F R y_last /
+        nu``, known without forming the Ritz vectors.  Returns the states of a final
+        Rayleigh-Ritz step on ``H`` (a dense pencil for matrices too small for a basis).
+        """
+        block = _BLOCK
+        keep = 2 * n + 16
+        max_basis = min(keep + max(24 * block, 48), self.dim // 2)
+        if keep + 2 * block > max_basis:  # too small for a subspace: the dense pencil
+            h = self._h.toarray()
+            return scipy.linalg.eigh(h, None if self._s is None else self._s.toarray())
+        rng = np.random.default_rng(12345)
+        a_norm = float(abs(self._a).sum(axis=0).max())  # 1-norm, bounds the 2-norm
+        width = max_basis + block  # preallocated: basis, its images, S times the basis
+        vb = np.empty((self.dim, width), np.complex128)
+        zb = np.empty((self.dim, width), np.complex128)
+        sb = vb if self._s is None else np.empty((self.dim, width), np.complex128)
+        used = 0
+        m = np.zeros((0, 0), np.complex128)  # V^H S T V
+        front = self._orthonormal(rng.standard_normal((self.dim, block))
+                                  + 1j * rng.standard_normal((self.dim, block)),
+                                  vb[:, :0], sb[:, :0], rng)
+        for _ in range(max_steps):
+            new = slice(used, used + block)
+            vb[:, new] = front
+            if self._s is not None:
+                sb[:, new] = self._s @ front
+            zb[:, new] = self.solve(sb[:, new])
+            used += block
+            v, z, sv = vb[:, :used], zb[:, :used], sb[:, :used]
+            cross = _adjoint_times(sv, zb[:, new])
+            old = m.shape[0]
+            m = np.block([[m, cross[:old]], [cross[:old].conj().T, cross[old:]]])
+            m = 0.5 * (m + m.conj().T)
+            nu, y = np.linalg.eigh(m)
+            order = _priority(nu, which)
+            front = self._orthonormal(zb[:, new], v, sv, rng)
+            wanted = order[:n]
+            side = {"below": nu[wanted] < 0, "above": nu[wanted] > 0}.get(which, True)
+            if np.all(side) and len(wanted) == n:
+                coef = (self._sdot(front).conj().T @ zb[:, new]) @ y[-block:, wanted]
+                e_ritz = self.sigma + 1.0 / nu[wanted]
+                limit = tol * np.maximum(1.0, np.abs(e_ritz))
+                # |A F c| <= |A|_1 |c| (A Hermitian): the product only once it may pass
+                bound = a_norm * np.linalg.norm(coef, axis=0) / np.abs(nu[wanted])
+                if np.all(bound <= 1e3 * limit) and np.all(
+                        np.linalg.norm((self._a @ front) @ coef, axis=0)
+                        <= limit * np.abs(nu[wanted])):
+                    x = v @ y[:, wanted]
+                    true = np.linalg.norm(self._h @ x - self._sdot(x) * e_ritz, axis=0)
+                    if np.all(true <= 10 * tol * np.maximum(1.0, np.abs(e_ritz))):
+                        return self._rayleigh_ritz(x)
+            if used + block > max_basis:  # thick restart on the best Ritz vectors
+                best = order[:keep]
+                vb[:, :keep] = v @ y[:, best]
+                zb[:, :keep] = z @ y[:, best]
+                if self._s is not None:
+                    sb[:, :keep] = sv @ y[:, best]
+                used = keep
+                m = np.diag(nu[best]).astype(np.complex128)
+        raise _NotConverged
+
+    def _orthonormal(self, w: np.ndarray, v: np.ndarray, sv: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
+        """The columns of ``w`` made S-orthonormal and S-orthogonal to ``v`` (block
+        Gram-Schmidt, twice); directions that lie in ``span(v)`` to working precision are
+        replaced by random ones, so the block keeps its size."""
+        width = w.shape[1]
+        found: list[np.ndarray] = []
+        for _ in range(4):
+            for _ in range(2):  # "twice is enough"
+                ref = float(np.linalg.norm(w, axis=0).max())
+                if v.shape[1]:
+                    w = w - v @ _adjoint_times(sv, w)
+                w = self._s_normalize(w, 1e-10 * ref)
+            found.append(w)
+            missing = width - sum(f.shape[1] for f in found)
+            if missing == 0:
+                return np.hstack(found)
+            v = np.hstack([v, w])
+            sv = v if self._s is None else np.hstack([sv, self._sdot(w)])
+            w = rng.standard_normal((self.dim, missing)) \
+                + 1j * rng.standard_normal((self.dim, missing))
+        raise _NotConverged
+
+    def _s_normalize(self, w: np.ndarray, floor: float) -> np.ndarray:
+        """An S-orthonormal basis of span(w), without directions of S-norm below
+        ``floor``."""
+        g = w.conj().T @ self._sdot(w)
+        lam, u = np.linalg.eigh(0.5 * (g + g.conj().T))
+        good = lam > floor**2
+        return w @ (u[:, good] / np.sqrt(lam[good]))
 
     def _rayleigh_ritz(self, vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact eigenpairs of the pencil projected on span(vecs), S-orthonormal."""
-        sv = vecs if self._s is None else self._s @ vecs
+        sv = self._sdot(vecs)
         ss = vecs.conj().T @ sv
-        # Orthonormalize the basis first: ARPACK vectors of a non-Hermitian OP may be
-        # nearly parallel for degenerate pairs.
         w, u = np.linalg.eigh(0.5 * (ss + ss.conj().T))
         keep = w > 1e-12 * w.max()
         q = vecs @ (u[:, keep] / np.sqrt(w[keep]))
         hq = self._h @ q
-        sq = q if self._s is None else self._s @ q
+        sq = self._sdot(q)
         hs = q.conj().T @ hq
         qs = q.conj().T @ sq
         e, y = scipy.linalg.eigh(0.5 * (hs + hs.conj().T), 0.5 * (qs + qs.conj().T))
         return e, q @ y
+
+
+def _adjoint_times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a^H b`` for a tall ``a`` and a thin ``b`` without copying ``a``'s conjugate."""
+    return (b.conj().T @ a).conj().T
+
+
+class _NotConverged(Exception):
+    """The block iteration ran out of steps."""
+
+
+def _priority(nu: np.ndarray, which: str) -> np.ndarray:
+    """Ritz indices, wanted first: largest |nu| (nearest), most negative nu (highest states
+    below sigma) or most positive nu (lowest above)."""
+    if which == "below":
+        return np.argsort(nu, kind="stable")
+    if which == "above":
+        return np.argsort(-nu, kind="stable")
+    return np.argsort(-np.abs(nu), kind="stable")
+
+
+class _SuperLU:
+    """Symmetric-mode SuperLU (``L D L^dagger`` for a Hermitian matrix) in a given fill-
+    reducing order; a pivoted LU on demand."""
+
+    def __init__(self, a: sp.csc_matrix, perm: np.ndarray) -> None:
+        self._perm, self._inv = perm, np.argsort(perm)
+        try:
+            lu = spla.splu(a[perm][:, perm].tocsc(), permc_spec="NATURAL",
+                           diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        except RuntimeError:  # exactly singular
+            raise _Singular from None
+        d = lu.U.diagonal()
+        mag = np.abs(d)
+        if not np.all(np.isfinite(mag)) or mag.min() <= 1e-12 * mag.max():
+            raise _Singular
+        self._lu = lu
+        symmetric = np.array_equal(lu.perm_r, lu.perm_c)
+        self.count = int(np.count_nonzero(d.real < 0)) if symmetric else None
+        self.pivoted = False
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        if self.pivoted:
+            return self._lu.solve(b)
+        return self._lu.solve(b[self._perm])[self._inv]
+
+    def use_pivoting(self, a: sp.csc_matrix) -> None:
+        """Solves by a partially pivoted LU (stable next to an eigenvalue); the count
+        keeps coming from the symmetric factors."""
+        self._lu, self.pivoted = spla.splu(a), True
+
+
+class _Mumps:
+    """MUMPS ``L D L^T`` of the real symmetric embedding of a Hermitian matrix."""
+
+    def __init__(self, a: sp.csc_matrix) -> None:
+        import mumps
+
+        n = a.shape[0]
+        self.n = n
+        coo = sp.coo_matrix(a)
+        re = sp.coo_matrix((coo.data.real, (coo.row, coo.col)), shape=a.shape)
+        im = sp.coo_matrix((coo.data.imag, (coo.row, coo.col)), shape=a.shape)
+        # [[Re A, Im A], [-Im A, Re A]]: symmetric because Re A is and Im A is antisymmetric
+        emb = sp.triu(sp.bmat([[re, im], [-im, re]], format="coo"), format="coo")
+        self._ctx = mumps.Context()
+        self._ctx.set_matrix(emb, symmetric=True)
+        try:
+            self._ctx.factor(ordering="auto", pivot_tol=0.01)
+        except mumps.MUMPSError:  # numerically singular
+            raise _Singular from None
+        negative = int(self._ctx.mumps_instance.infog[12])
+        if negative % 2:  # each eigenvalue of A appears twice: a pair split by rounding
+            raise _Singular  # means an eigenvalue at sigma to working precision
+        self.count = negative // 2
+        self.pivoted = False
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        # A (u - i w) = b  <=>  [[Re A, Im A], [-Im A, Re A]] [u; w] = [Re b; -Im b]
+        rhs = np.asfortranarray(np.concatenate([b.real, -b.imag], axis=0))
+        y = self._ctx.solve(rhs, overwrite_b=True)
+        return y[: self.n] - 1j * y[self.n:]
 
 
 def _nested_dissection(matrix: sp.spmatrix, offsets: np.ndarray, leaf: int = 32) -> np.ndarray:

@@ -50,7 +50,7 @@ def dense_eigh(ham, k, gauge: str = "lattice", vectors: bool = True):
 def shift_invert_eigh(ham, k, n: int, sigma: float, gauge: str = "lattice"):
     """The ``n`` eigenpairs nearest ``sigma`` (eV) of ``H(k) c = E S(k) c`` at any k.
 
-    Shift-invert ARPACK on one sparse factorization of ``H(k) - sigma S(k)`` (see
+    Block shift-invert iteration on one sparse factorization of ``H(k) - sigma S(k)`` (see
     :class:`ase_hamgnn.shift_invert.ShiftInvert`, which also counts the states below
     ``sigma`` and finds the states on one side of it), refined by a Rayleigh-Ritz step so
     that degenerate (e.g. Kramers) pairs come out S-orthonormal.  Small matrices, or ``n``

@@ -17,7 +17,7 @@ from ase_hamgnn.analysis.states import atom_weights, plot_state_density, plot_st
 from ase_hamgnn.data import ReferenceTB, nibri
 from ase_hamgnn.gap import MetallicError, edge_states, find_gap
 from ase_hamgnn.kpm import jackson_kernel, kpm_dos, spectral_bounds
-from ase_hamgnn.shift_invert import ShiftInvert
+from ase_hamgnn.shift_invert import BACKENDS, ShiftInvert, default_backend
 from ase_hamgnn.spectra import bands, broaden
 
 K_GENERAL = (0.13, 0.27, 0.0)
@@ -45,17 +45,26 @@ def random_overlap():
     return random_tb(np.random.default_rng(7), atoms, ReferenceTB("nibri").basis, overlap=True)
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each sparse factorization (MUMPS when python-mumps is installed, SuperLU always)."""
+    if request.param == "mumps" and default_backend() != "mumps":
+        pytest.skip("python-mumps is not installed")
+    return request.param
+
+
 def _dense(ham, k):
     e, c = ham.eigh(k)
     return e, c
 
 
 @pytest.mark.parametrize("k", [(0.0, 0.0, 0.0), K_GENERAL])
-def test_shift_invert_matches_dense(system, k):
+def test_shift_invert_matches_dense(system, k, backend):
     ham, ne = system
     e, _ = _dense(ham, k)
     sigma = 0.5 * (e[ne - 1] + e[ne]) + 0.4
-    si = ShiftInvert(ham, k, sigma)
+    si = ShiftInvert(ham, k, sigma, backend=backend)
+    assert si.backend == backend
     assert si.count_below == np.count_nonzero(e < sigma)
     near, c = si.nearest(12)
     expect = np.sort(e[np.argsort(np.abs(e - sigma))[:12]])
@@ -69,15 +78,33 @@ def test_shift_invert_matches_dense(system, k):
     np.testing.assert_allclose(above, e[e > sigma][:5], atol=1e-10)
 
 
-def test_shift_invert_random_overlap(random_overlap):
+def test_shift_invert_random_overlap(random_overlap, backend):
     ham = random_overlap
     e, _ = _dense(ham, K_GENERAL)
     for sigma in (e[10] + 0.3 * (e[11] - e[10]), 0.0, e[-6]):
-        si = ShiftInvert(ham, K_GENERAL, sigma)
+        si = ShiftInvert(ham, K_GENERAL, sigma, backend=backend)
         assert si.count_below == np.count_nonzero(e < si.sigma)
         near, _ = si.nearest(8, vectors=False)
         np.testing.assert_allclose(near, np.sort(e[np.argsort(np.abs(e - si.sigma))[:8]]),
                                    atol=1e-9)
+
+
+def test_shift_invert_finds_both_kramers_partners(backend):
+    """Without moments H is time-reversal symmetric: at Γ every level is a Kramers pair,
+    and the block iteration must return both partners (a single Krylov vector sees only one
+    combination of an exactly degenerate pair)."""
+    ref = ReferenceTB("nibri")
+    atoms = nibri((4, 4))
+    atoms.set_initial_magnetic_moments(np.zeros((len(atoms), 3)))
+    ham = ref.predict(atoms)
+    e, _ = _dense(ham, (0, 0, 0))
+    ne = ref.n_electrons(atoms)
+    sigma = 0.5 * (e[ne - 1] + e[ne])
+    si = ShiftInvert(ham, (0, 0, 0), sigma, backend=backend)
+    below, c = si.nearest(10, "below")
+    np.testing.assert_allclose(below, e[e < sigma][-10:], atol=1e-10)
+    np.testing.assert_allclose(below[0::2], below[1::2], atol=1e-10)  # pairs
+    np.testing.assert_allclose(c.conj().T @ c, np.eye(10), atol=1e-10)
 
 
 def test_eigsh_and_bands_near_gap_match_dense(system):
@@ -100,6 +127,10 @@ def test_shift_invert_rejects_bad_input(system):
         ShiftInvert(ham, (0, 0, 0), 0.0).nearest(0)
     with pytest.raises(ValueError, match="finite"):
         ShiftInvert(ham, (0, 0, 0), float("nan"))
+    with pytest.raises(ValueError, match="backend"):
+        ShiftInvert(ham, (0, 0, 0), 0.0, backend="lapack")
+    with pytest.raises(ValueError, match="tol"):
+        ShiftInvert(ham, (0, 0, 0), 0.0).nearest(4, tol=0.0)
 
 
 # -- KPM --------------------------------------------------------------------------------------
