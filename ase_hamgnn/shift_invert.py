@@ -207,6 +207,7 @@ class ShiftInvert:
             try:
                 e, c = self._krylov_schur(n, which, tol)
             except _NotConverged:
+                # MUMPS pivots (1x1 and 2x2) already; SuperLU can still switch to pivoting
                 if not isinstance(self._factor, _SuperLU) or self._factor.pivoted:
                     raise RuntimeError(
                         f"shift-invert did not converge at sigma = {self.sigma:.6g} eV (sigma "
@@ -413,9 +414,9 @@ class _Mumps:
         re = sp.coo_matrix((coo.data.real, (coo.row, coo.col)), shape=a.shape)
         im = sp.coo_matrix((coo.data.imag, (coo.row, coo.col)), shape=a.shape)
         # [[Re A, Im A], [-Im A, Re A]]: symmetric because Re A is and Im A is antisymmetric
-        emb = sp.triu(sp.bmat([[re, im], [-im, re]], format="coo"), format="coo")
+        # (set_matrix keeps its upper triangle)
         self._ctx = mumps.Context()
-        self._ctx.set_matrix(emb, symmetric=True)
+        self._ctx.set_matrix(sp.bmat([[re, im], [-im, re]], format="coo"), symmetric=True)
         try:
             self._ctx.factor(ordering="auto", pivot_tol=0.01)
         except mumps.MUMPSError:  # numerically singular
@@ -424,7 +425,6 @@ class _Mumps:
         if negative % 2:  # each eigenvalue of A appears twice: a pair split by rounding
             raise _Singular  # means an eigenvalue at sigma to working precision
         self.count = negative // 2
-        self.pivoted = False
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         # A (u - i w) = b  <=>  [[Re A, Im A], [-Im A, Re A]] [u; w] = [Re b; -Im b]
