@@ -24,7 +24,7 @@ from ase_hamgnn.model.inputs import graph_inputs
 from ase_hamgnn.model.network import HamGNNPP
 from ase_hamgnn.model.sharing import EnvironmentClasses, environment_classes
 
-__all__ = ["HamGNNModel", "list_models", "load_model", "resolve_device"]
+__all__ = ["HamGNNModel", "list_models", "load_model", "resolve_device", "resolve_dtype"]
 
 _CHECKPOINT_FORMAT = "ase-hamgnn-model"
 _CHECKPOINT_VERSION = 1
@@ -41,6 +41,42 @@ def resolve_device(device: str | torch.device = "cpu") -> torch.device:
     return dev
 
 
+_DTYPE_NAMES = {"float32": torch.float32, "float": torch.float32, "single": torch.float32,
+                "float64": torch.float64, "double": torch.float64}
+
+
+def resolve_dtype(dtype: str | torch.dtype | np.dtype | type) -> torch.dtype:
+    """A floating-point torch dtype from a torch dtype, a NumPy dtype or a name.
+
+    Names are ``"float32"`` (also ``"float"``, ``"single"``, ``"torch.float32"``) and
+    ``"float64"`` (``"double"``, ``"torch.float64"``).
+
+    >>> resolve_dtype("float64"), resolve_dtype(torch.float32), resolve_dtype(np.float64)
+    (torch.float64, torch.float32, torch.float64)
+    """
+    if isinstance(dtype, torch.dtype):
+        resolved = dtype
+    elif isinstance(dtype, str):
+        name = dtype.strip().lower().removeprefix("torch.")
+        resolved = _DTYPE_NAMES.get(name)
+        if resolved is None:
+            raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'float64' "
+                             "(or torch.float32 / torch.float64)")
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            raise TypeError(f"dtype must be 'float32' or 'float64' (a name, a torch dtype or "
+                            f"a NumPy dtype), got {dtype!r}") from None
+        resolved = _DTYPE_NAMES.get(name)
+        if resolved is None:
+            raise ValueError(f"unsupported dtype {dtype!r}; use float32 or float64")
+    if resolved not in (torch.float32, torch.float64):
+        raise ValueError(f"unsupported dtype {resolved}; the network runs in float32 or "
+                         "float64")
+    return resolved
+
+
 class HamGNNModel:
     """A HamGNN++ network ready to predict: ``predict(atoms) -> TBHamiltonian``.
 
@@ -48,8 +84,9 @@ class HamGNNModel:
     ----------
     config : ModelConfig
     device : ``"cpu"``, ``"cuda"`` or ``"auto"``.
-    dtype : network dtype (float32 for speed, float64 for physics checks); Hamiltonians
-        are always returned in complex128.
+    dtype : network dtype (float32 for speed, float64 for physics checks), as a torch
+        dtype or a name (``"float32"``, ``"float64"``); Hamiltonians are always returned in
+        complex128.
     network : an existing :class:`HamGNNPP` (e.g. from a checkpoint); built if omitted.
     seed : seed of the initial weights when the network is built here.
     edge_chunk : evaluate the edge tensor products this many edges at a time (``None``: all
@@ -64,13 +101,13 @@ class HamGNNModel:
     """
 
     def __init__(self, config: ModelConfig, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, network: HamGNNPP | None = None,
+                 dtype: str | torch.dtype = torch.float32, network: HamGNNPP | None = None,
                  seed: int | None = 0, edge_chunk: int | None = DEFAULT_EDGE_CHUNK,
                  share_environments: bool = True, environment_tol: float = 1e-6) -> None:
         self.config = config
         self.basis = config.orbital_basis
         self.device = resolve_device(device)
-        self.dtype = dtype
+        self.dtype = dtype = resolve_dtype(dtype)
         if network is None:
             gen_state = torch.random.get_rng_state()
             try:
@@ -116,13 +153,14 @@ class HamGNNModel:
             raise ValueError(f"no valence electron count for {sorted(missing)} in this model")
         return float(sum(self.config.valence[s] for s in atoms.get_chemical_symbols()))
 
-    def predict(self, atoms: Atoms | Geometry, assembly_dtype: torch.dtype = torch.float64
-                ) -> TBHamiltonian:
+    def predict(self, atoms: Atoms | Geometry,
+                assembly_dtype: str | torch.dtype | None = torch.float64) -> TBHamiltonian:
         """Hamiltonian of ``atoms`` (moments from ``initial_magmoms``).
 
         The network runs in :attr:`dtype`; the spin assembly ``H0 + H_mag`` (exchange fields
         ``b_k = Σ_j J_kj M_j`` and the spin blocks) runs in ``assembly_dtype``, float64 by
         default (``None``: the network's dtype, as in training)."""
+        assembly_dtype = None if assembly_dtype is None else resolve_dtype(assembly_dtype)
         geometry = atoms if isinstance(atoms, Geometry) else Geometry.from_atoms(atoms)
         self.basis.check_numbers(geometry.numbers)
         self.check_moment_range(geometry)
@@ -237,9 +275,12 @@ def list_models() -> list[str]:
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32,
+               dtype: str | torch.dtype = torch.float32,
                edge_chunk: int | None = DEFAULT_EDGE_CHUNK) -> HamGNNModel:
     """Load a shipped model by name (see :func:`list_models`) or a checkpoint file.
+
+    ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``; ``dtype`` the network's float type,
+    a torch dtype or a name (``"float32"``, ``"float64"``).
 
     The file is read with ``torch.load(weights_only=True)``: it holds only tensors and
     plain data, and the network is rebuilt from the stored config.
