@@ -44,6 +44,11 @@ BACKENDS = ("mumps", "superlu")
 
 # Relative residual of a test solve above which solves use iterative refinement.
 _REFINE_ABOVE = 1e-10
+# A shift closer than this (relative to ||H - sigma S||_1) to an eigenvalue is "on" it: the
+# inertia of the factors is then decided by rounding (it may count the level or not, and
+# differently on another CPU or BLAS), so the shift is moved away by _NUDGE_STEPS times this.
+_SINGULAR_BELOW = 1e-9
+_NUDGE_STEPS = 100
 # Columns per block of the eigensolver: a solve reads all the factors once, so a block of
 # 8 costs about as much as 2-3 single solves (both backends), and a block finds up to
 # 8-fold degenerate levels (Kramers pairs, folded bands), which a single vector cannot.
@@ -73,8 +78,10 @@ class ShiftInvert:
     k : array_like, shape (3,)
         Fractional k-point (any k; ``H(k)`` is complex Hermitian).
     sigma : float
-        Shift in eV.  If ``H(k) - sigma S(k)`` is singular to working precision (``sigma``
-        is an eigenvalue) the shift is nudged by ~1e-7 eV; :attr:`sigma` is the shift used.
+        Shift in eV.  If an eigenvalue lies within rounding of ``sigma`` (closer than
+        1e-9 ``||H - sigma S||``, found by inverse iteration on the factors, where the count
+        of states below would depend on rounding), the shift is moved up by 100 times that
+        (a few μeV to tens of μeV), again if needed; :attr:`sigma` is the shift used.
     gauge : {"lattice", "atomic"}
         Gauge of the Bloch matrices (changes the states' phases, not the energies).
     backend : {"auto", "mumps", "superlu"}
@@ -125,11 +132,14 @@ class ShiftInvert:
             else None
         for _ in range(4):
             a = self._shifted(shift)
+            tol = _SINGULAR_BELOW * max(1.0, float(abs(a).sum(axis=0).max()))
             try:
                 factor = _SuperLU(a, perm) if backend == "superlu" else _Mumps(a)
+                if _singular_value_bound(factor, self.dim) < tol:
+                    raise _Singular
                 break
             except _Singular:
-                shift += 1e-7 * max(1.0, abs(shift))
+                shift += _NUDGE_STEPS * tol
         else:
             raise RuntimeError(
                 f"H(k) - sigma S(k) could not be factorized at sigma = {sigma} eV (singular "
@@ -369,6 +379,23 @@ def _priority(nu: np.ndarray, which: str) -> np.ndarray:
     if which == "above":
         return np.argsort(-nu, kind="stable")
     return np.argsort(-np.abs(nu), kind="stable")
+
+
+def _singular_value_bound(factor: _SuperLU | _Mumps, n: int) -> float:
+    """An upper bound on the smallest singular value of the factorized matrix ``A``: two
+    steps of inverse iteration from a fixed random unit vector ``x`` give ``||A^-1 x||``,
+    and ``sigma_min(A) <= 1 / ||A^-1 x||``.  Each step multiplies the component along a
+    near-null vector by ``1 / sigma_min``, so a shift within rounding of an eigenvalue shows
+    up whatever the start (with probability one)."""
+    x = np.exp(2j * np.pi * np.random.default_rng(1).random(n)) / np.sqrt(n)
+    growth = 1.0
+    for _ in range(2):
+        y = factor.solve(x)
+        growth = float(np.linalg.norm(y))
+        if not np.isfinite(growth) or growth == 0.0:
+            return 0.0
+        x = y / growth
+    return 1.0 / growth
 
 
 class _SuperLU:

@@ -83,10 +83,41 @@ def test_shift_invert_random_overlap(random_overlap, backend):
     e, _ = _dense(ham, K_GENERAL)
     for sigma in (e[10] + 0.3 * (e[11] - e[10]), 0.0, e[-6]):
         si = ShiftInvert(ham, K_GENERAL, sigma, backend=backend)
+        # Only meaningful where no level is within rounding of the shift used: the shift on
+        # e[-6] must have been moved off it (the dense levels are good to ~1e-13 eV).
+        assert np.abs(e - si.sigma).min() > 1e-9
         assert si.count_below == np.count_nonzero(e < si.sigma)
         near, _ = si.nearest(8, vectors=False)
         np.testing.assert_allclose(near, np.sort(e[np.argsort(np.abs(e - si.sigma))[:8]]),
                                    atol=1e-9)
+
+
+@pytest.mark.parametrize("level", [0, 5, 13, 22, 27])
+def test_shift_on_an_eigenvalue_is_moved_off_it(random_overlap, backend, level):
+    """A shift on a level (to the last bit of the dense solver) leaves the inertia to
+    rounding: the factorization must notice and move the shift, so the count is the same on
+    every CPU and BLAS."""
+    ham = random_overlap
+    e, _ = _dense(ham, K_GENERAL)
+    si = ShiftInvert(ham, K_GENERAL, e[level], backend=backend)
+    assert si.sigma > e[level]
+    gap_above = e[level + 1] - e[level] if level + 1 < len(e) else np.inf
+    assert 1e-9 < si.sigma - e[level] < min(1e-3, 0.5 * gap_above)
+    assert si.count_below == level + 1
+
+
+def test_shift_invert_kramers_level(backend):
+    """A shift on a Kramers-degenerate level (two states at once) is moved off it too."""
+    ref = ReferenceTB("nibri")
+    atoms = nibri()
+    atoms.set_initial_magnetic_moments(np.zeros((len(atoms), 3)))
+    ham = ref.predict(atoms)
+    e, _ = _dense(ham, (0, 0, 0))
+    assert np.abs(e[0::2] - e[1::2]).max() < 1e-10  # Kramers pairs
+    pair = 2 * int(np.argmax(np.diff(e[1::2])[:-1] > 1e-3))  # a pair apart from the next
+    si = ShiftInvert(ham, (0, 0, 0), e[pair], backend=backend)
+    assert 1e-9 < si.sigma - e[pair + 1] < 1e-3
+    assert si.count_below == pair + 2
 
 
 def test_shift_invert_finds_both_kramers_partners(backend):
