@@ -14,6 +14,8 @@ import numpy as np
 import scipy.linalg
 from tqdm.auto import tqdm
 
+from ase_hamgnn.occupations import K_BOLTZMANN_EV, fermi_level_from_eigenvalues
+
 __all__ = [
     "Bands",
     "K_BOLTZMANN_EV",
@@ -30,9 +32,6 @@ __all__ = [
     "progress_bar",
     "shift_invert_eigh",
 ]
-
-#: Boltzmann constant, eV/K.
-K_BOLTZMANN_EV = 8.617333262e-5
 
 # Below this dimension shift-invert falls back to dense diagonalization.
 _DENSE_LIMIT = 400
@@ -168,45 +167,15 @@ def fermi_level(ham, n_electrons: float, kpts: Any = (1, 1, 1), temperature: flo
                 weights: Any = None) -> float:
     """Fermi level (eV) that puts ``n_electrons`` per cell into the spin-orbitals.
 
-    At ``temperature = 0`` (K) the level is placed half-way between the highest occupied and
-    the lowest empty state on the k-mesh (mid-gap for an insulator); at ``temperature > 0``
-    Fermi–Dirac occupations are solved by bisection.
+    At ``temperature = 0`` (K) the states are filled in order of energy: the level is
+    mid-gap (half-way between the highest occupied and the lowest empty state) when the count
+    ends at a gap, and the energy of the partly filled level otherwise.  At
+    ``temperature > 0`` it is the Fermi–Dirac chemical potential of the count, near mid-gap
+    in an insulator (see :mod:`ase_hamgnn.occupations`).
     """
     k, w = kpoints_and_weights(kpts, weights)
     eig = all_eigenvalues(ham, k, progress=False)
     return fermi_level_from_eigenvalues(eig, w, n_electrons, temperature)
-
-
-def fermi_level_from_eigenvalues(eig: np.ndarray, w: np.ndarray, n_electrons: float,
-                                 temperature: float = 0.0) -> float:
-    """Fermi level from eigenvalues (n_k, n_states) and normalized k weights; see
-    :func:`fermi_level`."""
-    n_states = eig.shape[1]
-    if not 0 < n_electrons < n_states:
-        raise ValueError(
-            f"n_electrons must be between 0 and {n_states} (spin-orbitals per cell), "
-            f"got {n_electrons}"
-        )
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 K, got {temperature}")
-    flat = eig.ravel()
-    wflat = np.repeat(w, n_states)
-    if temperature == 0:
-        order = np.argsort(flat, kind="stable")
-        cum = np.cumsum(wflat[order])
-        idx = int(np.searchsorted(cum, n_electrons - 1e-9))
-        homo = flat[order[idx]]
-        lumo = flat[order[min(idx + 1, len(flat) - 1)]]
-        return float(0.5 * (homo + lumo))
-    kt = K_BOLTZMANN_EV * temperature
-    lo, hi = flat.min() - 20 * kt, flat.max() + 20 * kt
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        occ = np.sum(wflat * 0.5 * (1 - np.tanh((flat - mid) / (2 * kt))))
-        lo, hi = (mid, hi) if occ < n_electrons else (lo, mid)
-        if hi - lo < 1e-12:
-            break
-    return float(0.5 * (lo + hi))
 
 
 @dataclass(frozen=True, eq=False)

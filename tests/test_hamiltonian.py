@@ -241,3 +241,49 @@ def test_local_spin_of_a_ferromagnet_equals_spin_along_the_moment(rng, basis, ni
     bands = ham.bands([[0, 0, 0], [0.2, 0.1, 0]])
     m = nibr2_like.get_initial_magnetic_moments()[0]
     np.testing.assert_allclose(bands.spin_along("local"), bands.spin_along(m), atol=1e-10)
+
+
+# -- Fermi level at a fixed electron count ------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [1e-3, 1.0, 10.0, 100.0, 300.0])
+def test_fermi_level_of_an_insulator_is_near_mid_gap_at_any_temperature(temperature):
+    # With electrons n_c in the conduction and holes p_v in the valence band equal, and both
+    # bounded by one state of weight 1/n_k and by all n_states of the cell, the Fermi-Dirac
+    # chemical potential lies within kT/2 ln(2 n_states n_k) of mid-gap (the intrinsic
+    # level); at 0 K it is mid-gap.
+    from ase_hamgnn.data import ReferenceTB, nibri
+    from ase_hamgnn.occupations import K_BOLTZMANN_EV
+
+    ref = ReferenceTB("nibri")
+    atoms = nibri()
+    ham = ref.predict(atoms)
+    n = ref.n_electrons(atoms)
+    eig = np.array([ham.eigvalsh(k) for k in kmesh((6, 6, 1))])
+    states = np.sort(eig.ravel())
+    vbm, cbm = states[n * 36 - 1], states[n * 36]
+    assert cbm - vbm > 1.0  # an insulator
+    mid = 0.5 * (vbm + cbm)
+    assert ham.fermi_level(n, (6, 6, 1)) == pytest.approx(mid, abs=1e-12)
+    with np.errstate(over="raise", invalid="raise"):  # no overflow
+        ef = ham.fermi_level(n, (6, 6, 1), temperature=temperature)
+    kt = K_BOLTZMANN_EV * temperature
+    assert vbm < ef < cbm
+    assert abs(ef - mid) <= 0.5 * kt * np.log(2 * ham.n_spin_orbitals * 36)
+    occ = 1.0 / (1.0 + np.exp(np.clip((eig - ef) / kt, -700, 700)))
+    assert occ.sum() / 36 == pytest.approx(n, abs=1e-9)
+
+
+def test_fermi_level_on_a_partly_filled_degenerate_level():
+    # s chain, E(k) = 1 - 2 cos(2 pi k) eV on 4 k-points: -1, +1 (four states at k = +-1/4), 3.
+    # Three electrons per cell fill 12 of the 16 states: the level at +1 eV is full and E_F is
+    # mid-gap (2 eV); one electron fills half of it and E_F is the level itself, at any T.
+    chain = Atoms("H", cell=[1.0, 10.0, 10.0], pbc=[True, False, False])
+    t = -np.eye(2)
+    ham = TBHamiltonian.from_blocks(OrbitalBasis({"H": ["1s"]}), chain, {
+        (0, 0, (0, 0, 0)): np.eye(2), (0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
+    assert ham.fermi_level(1.5, (4, 1, 1)) == pytest.approx(2.0, abs=1e-12)
+    assert ham.fermi_level(1.0, (4, 1, 1)) == pytest.approx(1.0, abs=1e-12)
+    assert ham.fermi_level(0.75, (4, 1, 1)) == pytest.approx(1.0, abs=1e-12)
+    for temperature in (0.1, 300.0):
+        assert ham.fermi_level(1.0, (4, 1, 1), temperature) == pytest.approx(1.0, abs=1e-9)
