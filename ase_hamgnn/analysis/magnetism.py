@@ -23,12 +23,8 @@ from typing import Any
 import numpy as np
 
 from ase_hamgnn.analysis.dos import mulliken_charge_spin
-from ase_hamgnn.spectra import (
-    K_BOLTZMANN_EV,
-    fermi_level_from_eigenvalues,
-    kpoints_and_weights,
-    progress_bar,
-)
+from ase_hamgnn.occupations import occupy
+from ase_hamgnn.spectra import kpoints_and_weights, progress_bar
 
 __all__ = [
     "AnisotropyEnergy",
@@ -39,13 +35,6 @@ __all__ = [
     "local_moments",
     "rotate_moments",
 ]
-
-
-def _occupations(eig: np.ndarray, mu: float, temperature: float) -> np.ndarray:
-    if temperature == 0:
-        return (eig <= mu).astype(np.float64)
-    kt = K_BOLTZMANN_EV * temperature
-    return 0.5 * (1.0 - np.tanh((eig - mu) / (2 * kt)))
 
 
 def _check_electrons(n_electrons: Any, temperature: float) -> float:
@@ -93,9 +82,10 @@ def band_energy(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
         Γ-centred mesh or fractional k-points.  Use the same mesh for every direction: the
         anisotropy is a small difference of large sums.
     temperature : float
-        Fermi–Dirac smearing, K.  At 0 K states at or below the mid-gap / highest-occupied
-        level count; for metals a finite temperature (a few hundred K) smooths the
-        k-convergence of the anisotropy.
+        Fermi–Dirac smearing, K.  At 0 K exactly ``n_electrons x n_k`` states are filled in
+        order of energy and the states degenerate at the Fermi level share the remainder
+        equally (see :func:`ase_hamgnn.occupations.occupy`); for metals a finite temperature
+        (a few hundred K) smooths the k-convergence of the anisotropy.
     progress : bool, optional
         Progress bar.
 
@@ -117,9 +107,9 @@ def band_energy(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
     k, w = kpoints_and_weights(kpts)
     eig = np.array([ham.eigvalsh(kk) for kk in progress_bar(k, "band energy", progress)],
                    dtype=np.float64)
-    mu = fermi_level_from_eigenvalues(eig, w, n, temperature)
-    occ = _occupations(eig, mu, temperature)
-    return BandEnergy(energy=float(np.sum(w[:, None] * occ * eig)), fermi_level=float(mu),
+    occ = occupy(eig, w, n, temperature)
+    return BandEnergy(energy=float(np.sum(w[:, None] * occ.occupations * eig)),
+                      fermi_level=occ.fermi_level,
                       n_electrons=n, temperature=float(temperature))
 
 
@@ -364,7 +354,8 @@ def local_moments(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
     kpts : (n1, n2, n3) ints or (n_k, 3) array
         Γ-centred mesh or fractional k-points.
     temperature : float
-        Fermi–Dirac smearing, K.
+        Fermi–Dirac smearing, K; at 0 K the occupations of :func:`band_energy` (exact count,
+        degenerate states at the Fermi level sharing the remainder equally).
     progress : bool, optional
         Progress bar.
 
@@ -394,8 +385,8 @@ def local_moments(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
         eig.append(e)
         states.append(c)
     eig_a = np.array(eig, dtype=np.float64)
-    mu = fermi_level_from_eigenvalues(eig_a, w, n, temperature)
-    occ = _occupations(eig_a, mu, temperature) * w[:, None]
+    filled = occupy(eig_a, w, n, temperature)
+    occ = filled.occupations * w[:, None]
     spin = np.zeros((len(counts), 3), dtype=np.float64)
     charge = np.zeros(len(counts), dtype=np.float64)
     for kk, c, f in zip(k, states, occ):
@@ -410,4 +401,4 @@ def local_moments(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
         np.add.at(charge, owner, q @ ff)
     return LocalMoments(moments=spin, charges=charge,
                         input_moments=np.array(ham.geometry.moments, dtype=np.float64),
-                        fermi_level=float(mu))
+                        fermi_level=filled.fermi_level)

@@ -9,8 +9,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from ase import Atoms  # noqa: E402
 
 import textures  # noqa: E402
+from ase_hamgnn import OrbitalBasis, TBHamiltonian  # noqa: E402
 from ase_hamgnn.analysis import (  # noqa: E402
     anisotropy_energy,
     band_energy,
@@ -18,6 +20,7 @@ from ase_hamgnn.analysis import (  # noqa: E402
     rotate_moments,
 )
 from ase_hamgnn.data import ReferenceTB  # noqa: E402
+from ase_hamgnn.spectra import kmesh  # noqa: E402
 
 THETA = np.array([0.0, 0.4, np.pi / 2, np.pi - 0.4, np.pi])
 KPTS = (5, 5, 1)
@@ -85,3 +88,53 @@ def test_mulliken_moments_without_soc_exactly_collinear_and_with_overlap():
                            temperature=100.0)
         assert lm.angles[0] < (1e-6 if not ref.soc else 0.5)
         assert lm.charges.sum() == pytest.approx(24.0, abs=1e-6)
+
+
+# -- occupations at a fixed electron count ----------------------------------------------------
+def s_chain(onsite: float = 1.0, hopping: float = -1.0) -> TBHamiltonian:
+    """One s orbital per cell of a chain (eV): ``E(k) = onsite + 2 hopping cos(2 pi k)``, each
+    level a spin pair."""
+    atoms = Atoms("H", cell=[1.0, 10.0, 10.0], pbc=[True, False, False])
+    t = hopping * np.eye(2)
+    return TBHamiltonian.from_blocks(OrbitalBasis({"H": ["1s"]}), atoms, {
+        (0, 0, (0, 0, 0)): onsite * np.eye(2), (0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
+
+
+def test_degenerate_level_at_the_fermi_level_holds_exactly_the_electrons():
+    # 4 k-points: E = -1 eV (k = 0), +1 eV (k = +-1/4: four spinor states), 3 eV (k = 1/2).
+    # One electron per cell is 4 states over the mesh: the two at k = 0 and two of the four
+    # at +1 eV, so E_band = (2 (-1) + 2 (+1)) / 4 = 0 and E_F sits on the level.
+    ham = s_chain()
+    res = band_energy(ham, 1.0, (4, 1, 1))
+    assert res.fermi_level == pytest.approx(1.0, abs=1e-12)
+    assert abs(res.energy) < 1e-12
+    lm = local_moments(ham, 1.0, (4, 1, 1))
+    assert lm.fermi_level == pytest.approx(1.0, abs=1e-12)
+    assert lm.charges.sum() == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(lm.moments, 0.0, atol=1e-12)
+    # the level is symmetric about E_F: at 1 K the smeared filling is the same
+    warm = band_energy(ham, 1.0, (4, 1, 1), temperature=1.0)
+    assert warm.fermi_level == pytest.approx(1.0, abs=1e-9)
+    assert abs(warm.energy) < 1e-9
+
+
+def test_metal_anisotropy_fills_exactly_n_electrons_per_k_point():
+    # Fe/Ir(111) is a metal; on the 9x9 mesh a k/-k pair of the in-plane magnetization is the
+    # level at the Fermi level and the electron count fills only one of its two states.  The
+    # force-theorem band energy is the sum of the lowest n_electrons x n_k eigenvalues of the
+    # mesh (the literal oracle), whose difference is a few μeV here.
+    ref = ReferenceTB("feir")
+    atoms = ref.structure()
+    n = ref.n_electrons(atoms)
+    theta = np.array([0.0, np.pi / 2])
+    mae = anisotropy_energy(ref, atoms, theta, kpts=(9, 9, 1))
+    k = kmesh((9, 9, 1))
+    exact = []
+    for t in theta:
+        ham = ref.predict(rotate_moments(atoms, float(t), 0.0))
+        eig = np.sort(np.concatenate([ham.eigvalsh(kk) for kk in k]))
+        exact.append(eig[: n * len(k)].sum() / len(k))
+    np.testing.assert_allclose(mae.energies, exact, rtol=0, atol=1e-10)
+    assert (mae.energies[1] - mae.energies[0]) * (exact[1] - exact[0]) > 0
+    lm = local_moments(ref.predict(rotate_moments(atoms, np.pi / 2, 0.0)), n, (9, 9, 1))
+    assert lm.charges.sum() == pytest.approx(n, abs=1e-9)
