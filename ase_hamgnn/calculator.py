@@ -50,8 +50,9 @@ from ase.spectrum.band_structure import BandStructure
 from ase_hamgnn.errors import MissingMomentsError, OverlappingAtomsError, StructureError
 from ase_hamgnn.geometry import read_moments
 from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.occupations import Occupations, occupy
 from ase_hamgnn.predictor import Predictor
-from ase_hamgnn.spectra import K_BOLTZMANN_EV, all_eigenvalues, fermi_level_from_eigenvalues
+from ase_hamgnn.spectra import all_eigenvalues
 
 __all__ = ["HamGNNCalc"]
 
@@ -89,9 +90,12 @@ class HamGNNCalc(Calculator):
     n_electrons : float, optional
         Valence electrons per cell; default ``model.n_electrons(atoms)``.
     temperature : float
-        Electronic temperature in K of the Fermi–Dirac occupations used for the Fermi level;
-        0 places the Fermi level mid-gap (half-way between the highest occupied and lowest
-        empty state).
+        Electronic temperature in K of the Fermi–Dirac occupations and of the Fermi level
+        that holds ``n_electrons`` (near mid-gap in an insulator at any temperature).  At 0
+        the states are filled in order of energy: the Fermi level is mid-gap (half-way
+        between the highest occupied and lowest empty state) when the count ends at a gap;
+        otherwise the states degenerate at the Fermi level share the remaining electrons
+        equally (see :func:`ase_hamgnn.occupations.occupy`).
     fermi_kpts : tuple, dict or array, optional
         k-points on which the Fermi level is found.  Default: ``kpts``, unless ``kpts`` is a
         band path (a path does not sample the Brillouin zone); then
@@ -151,6 +155,7 @@ class HamGNNCalc(Calculator):
                  **parameters: Any) -> None:
         self._attached: weakref.ref | None = None
         self._ham: TBHamiltonian | None = None
+        self._filled: tuple[dict[str, Any], Occupations] | None = None
         self._model_source = model
         self._predictor: Predictor | None = None
         self._check_parameter_names(parameters)
@@ -271,10 +276,13 @@ class HamGNNCalc(Calculator):
         if wanted & {"eigenvalues", "occupations"} and "eigenvalues" not in res:
             res["eigenvalues"] = all_eigenvalues(ham, res["ibz_kpoints"], None)[None]
         if wanted & {"fermi_level", "occupations"} and "fermi_level" not in res:
-            res["fermi_level"] = self._fermi_level(ham)
+            res["fermi_level"] = self._filling(ham).fermi_level
         if "occupations" in wanted and "occupations" not in res:
-            res["occupations"] = _occupations(res["eigenvalues"], res["fermi_level"],
-                                              float(self.parameters["temperature"]))
+            filled = self._filling(ham)
+            if self._fermi_k(self.atoms) is None:  # the same k-points: the exact count
+                res["occupations"] = filled.occupations[None]
+            else:  # e.g. a band path: the Fermi level of the fermi_kpts mesh
+                res["occupations"] = filled.at(res["eigenvalues"])
 
     # -- the structure -> Hamiltonian step --------------------------------------------------
     def _predict(self, atoms: Atoms) -> TBHamiltonian:
@@ -382,7 +390,11 @@ class HamGNNCalc(Calculator):
             return self._kpoints(atoms, DEFAULT_FERMI_KPTS, "fermi_kpts")
         return None
 
-    def _fermi_level(self, ham: TBHamiltonian) -> float:
+    def _filling(self, ham: TBHamiltonian) -> Occupations:
+        """Fermi level and occupations of ``n_electrons`` on the Fermi k-points; kept as long
+        as the current results are (any reset makes a new results dict)."""
+        if self._filled is not None and self._filled[0] is self.results:
+            return self._filled[1]
         k = self._fermi_k(self.atoms)
         if k is None:
             if "eigenvalues" not in self.results:
@@ -392,8 +404,10 @@ class HamGNNCalc(Calculator):
         else:
             eig = all_eigenvalues(ham, k, None)
         w = np.full(len(eig), 1.0 / len(eig))
-        return fermi_level_from_eigenvalues(eig, w, self._n_electrons(self.atoms),
-                                            float(self.parameters["temperature"]))
+        filled = occupy(eig, w, self._n_electrons(self.atoms),
+                        float(self.parameters["temperature"]))
+        self._filled = (self.results, filled)
+        return filled
 
     def _n_electrons(self, atoms: Atoms) -> float:
         n = self.parameters["n_electrons"]
@@ -422,7 +436,8 @@ class HamGNNCalc(Calculator):
 
     def get_occupation_numbers(self, kpt: int = 0, spin: int = 0) -> np.ndarray:
         """Occupations in [0, 1] of the spinor states at the ``kpt``-th k-point (not
-        multiplied by the k-point weight)."""
+        multiplied by the k-point weight); on a mesh they add up to exactly ``n_electrons``
+        per cell, states degenerate at the Fermi level sharing the remainder equally."""
         occ = self.get_property("occupations")
         return occ[_spin_index(spin), _k_index(kpt, occ.shape[1])].copy()
 
@@ -499,14 +514,6 @@ def _k_index(kpt: int, n_k: int) -> int:
     if not -n_k <= int(kpt) < n_k:
         raise IndexError(f"kpt={kpt} is out of range for {n_k} k-points")
     return int(kpt)
-
-
-def _occupations(eig: np.ndarray, fermi: float, temperature: float) -> np.ndarray:
-    """Fermi–Dirac occupations of spinor states (step function at 0 K, 1/2 at E_F)."""
-    if temperature > 0:
-        x = (eig - fermi) / (K_BOLTZMANN_EV * temperature)
-        return 0.5 * (1.0 - np.tanh(0.5 * x))
-    return np.where(eig < fermi, 1.0, np.where(eig == fermi, 0.5, 0.0))
 
 
 def _check_distances(atoms: Atoms, min_distance: float) -> None:

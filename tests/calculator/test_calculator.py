@@ -348,3 +348,58 @@ def test_reference_model_requires_moments_on_nickel():
     atoms.calc = HamGNNCalc(model=ReferenceTB("nibri"), kpts=(2, 2, 1))
     with pytest.raises(MissingMomentsError, match="Ni"):
         atoms.calc.get_hamiltonian(atoms)
+
+
+# -- occupations and Fermi level at a fixed electron count --------------------------------------
+@pytest.mark.parametrize("temperature", [1.0, 10.0, 100.0, 300.0])
+def test_insulator_fermi_level_stays_near_mid_gap_at_any_temperature(temperature):
+    # Electrons above the gap equal holes below it; each side is bounded by one state of
+    # weight 1/n_k and by all n_states of the cell, so the Fermi-Dirac level lies within
+    # kT/2 ln(2 n_states n_k) of mid-gap (0.33 meV at 1 K, not at a band edge).
+    from ase_hamgnn.data import ReferenceTB, nibri
+    from ase_hamgnn.occupations import K_BOLTZMANN_EV
+
+    atoms = nibri()
+    atoms.calc = HamGNNCalc(model=ReferenceTB("nibri"), kpts=(6, 6, 1))
+    calc = atoms.calc
+    n = calc.get_number_of_electrons()
+    eig = np.array([calc.get_eigenvalues(i) for i in range(36)])
+    states = np.sort(eig.ravel())
+    vbm, cbm = states[round(n) * 36 - 1], states[round(n) * 36]
+    mid = 0.5 * (vbm + cbm)
+    assert cbm - vbm > 1.0 and calc.get_fermi_level() == pytest.approx(mid, abs=1e-12)
+    calc.set(temperature=temperature)
+    ef = calc.get_fermi_level()
+    kt = K_BOLTZMANN_EV * temperature
+    assert vbm < ef < cbm
+    assert abs(ef - mid) <= 0.5 * kt * np.log(2 * calc.get_number_of_bands() * 36)
+    occ = np.array([calc.get_occupation_numbers(i) for i in range(36)])
+    assert occ.sum() / 36 == pytest.approx(n, abs=1e-9)
+    np.testing.assert_allclose(occ, 1.0 / (1.0 + np.exp(np.clip((eig - ef) / kt, -700, 700))),
+                               rtol=0, atol=1e-12)
+
+
+def test_states_degenerate_at_the_fermi_level_share_the_remaining_electrons(model):
+    # Non-magnetic Ni layer on a Γ-centred 6x6 mesh: the six states of one k-star (three k
+    # and -k pairs, Kramers-degenerate) form the level at E_F, and the 36 electrons of
+    # n_electrons = 1 leave four of them for it: 2/3 each, not 1/2 and not all six.
+    at = triangular(moment=(0.0, 0.0, 0.0))
+    mesh = {"size": (6, 6, 1), "gamma": True}
+    at.calc = HamGNNCalc(model=model, kpts=mesh, require_moments=False)
+    calc = at.calc
+    ef = calc.get_fermi_level()
+    eig = np.array([calc.get_eigenvalues(i) for i in range(36)])
+    occ = np.array([calc.get_occupation_numbers(i) for i in range(36)])
+    at_ef = np.abs(eig - ef) < 1e-6
+    assert at_ef.sum() == 6
+    np.testing.assert_allclose(occ[at_ef], 2.0 / 3.0, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(occ[~at_ef], (eig[~at_ef] < ef).astype(float))
+    assert occ.sum() == pytest.approx(36.0, abs=1e-12)
+    # on a band path the Fermi level comes from the mesh, and so does the share at E_F
+    calc.set(kpts={"path": "GMKG", "npoints": 37}, fermi_kpts=mesh)
+    assert calc.get_fermi_level() == pytest.approx(ef, abs=1e-12)
+    n_path = len(calc.get_ibz_k_points())
+    e_path = np.array([calc.get_eigenvalues(i) for i in range(n_path)])
+    occ_path = np.array([calc.get_occupation_numbers(i) for i in range(n_path)])
+    expected = np.where(np.abs(e_path - ef) < 1e-6, 2.0 / 3.0, (e_path < ef).astype(float))
+    np.testing.assert_allclose(occ_path, expected, rtol=0, atol=1e-12)
