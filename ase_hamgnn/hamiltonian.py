@@ -32,11 +32,18 @@ from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.errors import BlockShapeError, HermiticityError
 from ase_hamgnn.geometry import Geometry
 
-__all__ = ["TBHamiltonian"]
+__all__ = ["HERMITICITY_TOL", "TBHamiltonian"]
 
 Vector = tuple[int, int, int]
 _FORMAT = "ase-hamgnn-tb"
 _FORMAT_VERSION = 1
+
+#: Largest ``|H_ij(R) - H_ji(-R)^dagger|`` (and the same for S) in eV that is accepted as
+#: Hermitian: the default of :class:`TBHamiltonian` and of every DFT reader, which symmetrize
+#: what they read and refuse files whose raw blocks are further from Hermitian.  Converged
+#: DFT files are Hermitian to ~1e-9 Hartree (a few 1e-8 eV), far below this; 1 μeV is far
+#: below the accuracy of any DFT Hamiltonian.
+HERMITICITY_TOL = 1e-6
 
 
 def _as_vector(r: Iterable[int]) -> Vector:
@@ -75,7 +82,8 @@ class TBHamiltonian:
     s : mapping, optional
         ``R -> S(R)``, the overlap; ``None`` for an orthogonal basis.
     hermiticity_tol : float or None
-        Largest allowed ``|H_ji(-R) - H_ij(R)^dagger|`` in eV (and for S).  ``None`` skips
+        Largest allowed ``|H_ji(-R) - H_ij(R)^dagger|`` in eV (and for S); default
+        :data:`HERMITICITY_TOL`.  ``None`` skips
         the check, for producers that are Hermitian by construction (a model's prediction
         mirrors every bond block onto its reverse; the check costs a transpose of every
         ``H(R)``).
@@ -112,7 +120,7 @@ class TBHamiltonian:
         h: Mapping[Iterable[int], Any],
         s: Mapping[Iterable[int], Any] | None = None,
         *,
-        hermiticity_tol: float | None = 1e-8,
+        hermiticity_tol: float | None = HERMITICITY_TOL,
     ) -> None:
         if not isinstance(basis, OrbitalBasis):
             raise TypeError(f"basis must be an OrbitalBasis, got {type(basis).__name__}")

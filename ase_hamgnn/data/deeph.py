@@ -38,6 +38,7 @@ DeepH); without it every direction is periodic, as DeepH assumes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -52,7 +53,7 @@ from ase_hamgnn.basis import OrbitalBasis, Shell
 from ase_hamgnn.data.conventions import atom_transform
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
-from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.hamiltonian import HERMITICITY_TOL, TBHamiltonian
 
 __all__ = [
     "DEEPH_CONVENTION",
@@ -70,6 +71,7 @@ DEEPH_CONVENTION = "openmx"
 #: Files a DeepH folder must contain.
 DEEPH_FILES = ("element.dat", "lat.dat", "site_positions.dat", "orbital_types.dat",
                "info.json", "hamiltonians.h5")
+logger = logging.getLogger(__name__)
 _KEY = re.compile(r"^\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
 
 
@@ -250,7 +252,7 @@ def read_deeph(
     basis: OrbitalBasis | None = None,
     moments: Any = None,
     overlap: bool = True,
-    hermiticity_tol: float = 1e-6,
+    hermiticity_tol: float = HERMITICITY_TOL,
 ) -> TBHamiltonian:
     """Read one DeepH folder as a :class:`~ase_hamgnn.TBHamiltonian` (eV, Å, our orbitals).
 
@@ -266,8 +268,10 @@ def read_deeph(
     overlap : bool
         Read ``overlaps.h5`` when present.
     hermiticity_tol : float
-        Largest allowed ``|H_ji(-R) - H_ij(R)^dagger|`` in eV.  A block whose partner
-        ``(j, i, -R)`` is absent from the file is completed by Hermitian conjugation.
+        Largest accepted ``|H_ji(-R) - H_ij(R)^dagger|`` of the stored blocks, eV (and the
+        same for S); what is read is symmetrized (see :func:`blocks_to_hamiltonian`).  A
+        block whose partner ``(j, i, -R)`` is absent from the file is completed by
+        Hermitian conjugation.
 
     Returns
     -------
@@ -466,14 +470,52 @@ def write_deeph(
     return folder
 
 
+def _symmetrized(origin: str | os.PathLike, blocks: Mapping, what: str,
+                 tol: float) -> dict:
+    """``blocks`` with every pair replaced by its Hermitian part, ``(B_ij(R) + B_ji(-R)^dagger)
+    / 2`` (exactly Hermitian in floating point); raises above ``tol``."""
+    out, worst, where = {}, 0.0, None
+    for (i, j, r), b in blocks.items():
+        partner = blocks.get((j, i, tuple(-x for x in r)))
+        if partner is None or np.shape(partner) != np.shape(b)[::-1]:
+            out[(i, j, r)] = b  # TBHamiltonian reports the missing or misshapen partner
+            continue
+        diff = np.abs(b - np.conj(partner).T)
+        dev = float(diff.max()) if diff.size else 0.0
+        if dev > worst:
+            worst, where = dev, (i, j, r)
+        out[(i, j, r)] = 0.5 * (b + np.conj(partner).T)
+    if where is not None:
+        i, j, r = where
+        place = f"atoms {i + 1}, {j + 1}, R = {r}"
+        if worst > tol:
+            raise DatasetError(
+                f"{origin}: {what} is not Hermitian: |{what}_ij(R) - {what}_ji(-R)^dagger| = "
+                f"{worst:.3e} (tolerance {tol:.1e}) at {place}; converged DFT output is "
+                "Hermitian to ~1e-8 eV, so the file is corrupted, not converged, or laid out "
+                "differently from what this reader expects.  If you trust it, pass a larger "
+                "hermiticity_tol= (its Hermitian part is kept)")
+        logger.info("%s: %s symmetrized; largest |%s_ij(R) - %s_ji(-R)^dagger| = %.3e at %s",
+                    origin, what, what, what, worst, place)
+    return out
+
+
 def blocks_to_hamiltonian(origin: str | os.PathLike, basis: OrbitalBasis, geometry: Geometry,
                           h_blocks: Mapping, s_blocks: Mapping | None,
-                          hermiticity_tol: float) -> TBHamiltonian:
-    """``TBHamiltonian.from_blocks`` for data read from ``origin``: shape or Hermiticity
-    problems become a :class:`DatasetError` that names the file or folder."""
+                          hermiticity_tol: float = HERMITICITY_TOL) -> TBHamiltonian:
+    """``TBHamiltonian.from_blocks`` for data read from ``origin``.
+
+    Every reader of DFT files ends here, with one policy: blocks are Hermitian only up to the
+    rounding of the DFT code (~1e-9 Hartree), so each pair ``(i, j, R)``, ``(j, i, -R)`` of H
+    (eV) and S is replaced by its Hermitian part; the largest asymmetry is logged (logger
+    ``ase_hamgnn.data.deeph``, level INFO), and one above ``hermiticity_tol`` is refused.
+    Shape or Hermiticity problems become a :class:`DatasetError` that names ``origin``.
+    """
     try:
-        return TBHamiltonian.from_blocks(basis, geometry, h_blocks, s_blocks,
-                                         hermiticity_tol=hermiticity_tol)
+        h_blocks = _symmetrized(origin, h_blocks, "H", hermiticity_tol)
+        if s_blocks is not None:
+            s_blocks = _symmetrized(origin, s_blocks, "S", hermiticity_tol)
+        return TBHamiltonian.from_blocks(basis, geometry, h_blocks, s_blocks)
     except ValueError as exc:
         if isinstance(exc, DatasetError):
             raise

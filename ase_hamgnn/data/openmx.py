@@ -29,8 +29,13 @@ Hks[1]``; ``0`` gives ``kron(1, Hks[0])``.
 
 Elements and shells are not in the binary part: they are parsed from the input file stored at
 its end (``<Definition.of.Atomic.Species`` with basis strings such as ``Fe6.0S-s2p2d1`` and
-the pseudopotential name ``Fe_PBE19``, and ``<Atoms.SpeciesAndCoordinates``); pass
-``symbols`` and ``basis`` when that fails.  The converged moments are not in the file: pass
+the pseudopotential name ``Fe_PBE19``, and ``<Atoms.SpeciesAndCoordinates``), read as OpenMX
+reads its input: text after ``#`` is a comment (``<Atoms.SpeciesAndCoordinates  # Unit=Ang.``
+as in OpenMX's examples), keywords and block names are case-insensitive, and the coordinates
+are in ``Atoms.SpeciesAndCoordinates.Unit`` (Ang, AU or FRAC) with the cell in
+``Atoms.UnitVectors.Unit`` (Ang or AU).  For a run that moves no atom (``MD.Type`` Nomd) the
+stored coordinates are compared with the binary ones, and a mismatch is warned about.  Pass
+``symbols`` and ``basis`` when the stored input cannot be used.  The converged moments are not in the file: pass
 ``moments`` (required for spin-polarized data), or ``moments="input"`` for the moments the
 stored input starts from, ``(up - down)`` electrons along the angles ``theta, phi`` of each
 atom's line (for a run with ``scf.Constraint.NC.Spin`` these are the constrained
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,10 +59,10 @@ from ase.data import atomic_numbers
 from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.data.conventions import atom_transform
 from ase_hamgnn.data.deeph import basis_from_orbital_types, blocks_to_hamiltonian
-from ase_hamgnn.data.units import bohr_to_angstrom, hartree_to_ev
+from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, bohr_to_angstrom, hartree_to_ev
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
-from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.hamiltonian import HERMITICITY_TOL, TBHamiltonian
 
 __all__ = ["SCFOUT_VERSION", "SCFOUT_VERSIONS", "read_openmx"]
 
@@ -95,61 +101,147 @@ def _blocks(rd: _Reader, sizes, natn) -> list[list[np.ndarray]]:
     return out
 
 
-def _parse_input(lines: Sequence[str], n_atoms: int):
-    def block(name: str) -> list[list[str]]:
-        start = [k for k, ln in enumerate(lines) if ln.strip().lower() == f"<{name}".lower()]
-        stop = [k for k, ln in enumerate(lines) if ln.strip().lower() == f"{name}>".lower()]
-        if not start or not stop or stop[0] < start[0]:
-            raise DatasetError(f"the input file stored in the .scfout lacks <{name}; pass "
-                               "symbols= and basis=")
-        return [ln.split() for ln in lines[start[0] + 1:stop[0]] if ln.strip()]
+class _StoredInput:
+    """The OpenMX input file stored at the end of a ``.scfout``, read as OpenMX reads it.
 
+    Everything after ``#`` on a line is a comment; keywords and block names are
+    case-insensitive (``<Atoms.SpeciesAndCoordinates`` opens the block and
+    ``Atoms.SpeciesAndCoordinates>`` closes it, each possibly followed by a comment); a
+    keyword's value is the rest of its line.
+    """
+
+    def __init__(self, path: Path, lines: Sequence[str]) -> None:
+        self.path = path
+        self.keywords: dict[str, list[str]] = {}
+        self.blocks: dict[str, list[list[str]]] = {}
+        current: str | None = None
+        rows: list[list[str]] = []
+        for line in lines:
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            head = words[0].lower()
+            if current is None and head.startswith("<") and len(head) > 1:
+                current, rows = head[1:], []
+            elif current is not None and head == f"{current}>":
+                self.blocks.setdefault(current, rows)
+                current = None
+            elif current is not None:
+                rows.append(words)
+            else:
+                self.keywords.setdefault(head, words[1:])
+
+    def block(self, name: str, fix: str) -> list[list[str]]:
+        rows = self.blocks.get(name.lower())
+        if rows is None:
+            raise DatasetError(f"{self.path}: the input file stored in it has no <{name} "
+                               f"block; {fix}")
+        return rows
+
+    def word(self, name: str, default: str) -> str:
+        words = self.keywords.get(name.lower())
+        return words[0].lower() if words else default
+
+
+def _shells(pao: str) -> list[int]:
+    """``l`` of each shell of an OpenMX basis string such as ``Fe6.0S-s2p2d1`` (OpenMX order:
+    all s, then p, d, f); ``s2>1`` (one orbital contracted from two) counts one shell."""
+    if "-" not in pao:
+        raise DatasetError(f"cannot read the basis {pao!r} (expected e.g. Fe6.0S-s2p2d1)")
+    ls: list[int] = []
+    for letter, count, contracted in re.findall(r"([spdf])(\d+)(?:>(\d+))?",
+                                                pao.split("-", 1)[1]):
+        ls += [_L[letter]] * int(contracted or count)
+    return ls
+
+
+_FIX = ("read it with read_openmx(path, symbols=..., basis=...) and write DeepH folders "
+        "(write_deeph) to convert it")
+
+
+def _parse_input(stored: _StoredInput, n_atoms: int):
+    """Atomic numbers and shells (``l`` lists) of the atoms, from the stored input."""
     species = {}
-    for words in block("Definition.of.Atomic.Species"):
+    for words in stored.block("Definition.of.Atomic.Species", _FIX):
+        if len(words) < 2:
+            raise DatasetError(f"{stored.path}: the species line {' '.join(words)!r} of the "
+                               f"stored input has no basis; {_FIX}")
         name, pao, vps = words[0], words[1], words[2] if len(words) > 2 else words[1]
-        if "-" not in pao:
-            raise DatasetError(f"cannot read the basis {pao!r} of species {name}")
-        ls = []
-        for letter, count in re.findall(r"([spdf])(\d+)", pao.split("-", 1)[1]):
-            ls += [_L[letter]] * int(count)
         symbol = re.match(r"[A-Z][a-z]?", vps.split("_")[0])
         if symbol is None or symbol.group(0) not in atomic_numbers:
-            raise DatasetError(f"cannot tell the element of species {name} ({vps}); pass "
-                               "symbols=")
-        species[name] = (atomic_numbers[symbol.group(0)], ls)
-    atoms = block("Atoms.SpeciesAndCoordinates")
+            raise DatasetError(f"{stored.path}: cannot tell the element of species {name} "
+                               f"({vps}); {_FIX}")
+        species[name] = (atomic_numbers[symbol.group(0)], _shells(pao))
+    atoms = stored.block("Atoms.SpeciesAndCoordinates", _FIX)
     if len(atoms) != n_atoms:
-        raise DatasetError(f"the stored input lists {len(atoms)} atoms, the binary part "
-                           f"{n_atoms}")
+        raise DatasetError(f"{stored.path}: the stored input lists {len(atoms)} atoms, the "
+                           f"binary part {n_atoms}")
     try:
         return [species[w[1]][0] for w in atoms], [species[w[1]][1] for w in atoms]
     except (KeyError, IndexError) as exc:
-        raise DatasetError(f"species {exc} of Atoms.SpeciesAndCoordinates is not defined") \
-            from None
+        raise DatasetError(f"{stored.path}: species {exc} of <Atoms.SpeciesAndCoordinates "
+                           "is not in <Definition.of.Atomic.Species") from None
 
 
-def _input_moments(path: Path, lines: Sequence[str], n_atoms: int, spinp: int) -> np.ndarray:
+_UNITS = {"ang": 1.0, "au": BOHR_IN_ANGSTROM}
+
+
+def _check_stored_geometry(stored: _StoredInput, cell: np.ndarray,
+                           positions: np.ndarray) -> None:
+    """Warn when the stored input's coordinates (``Atoms.SpeciesAndCoordinates.Unit`` Ang,
+    AU or FRAC; ``Atoms.UnitVectors.Unit`` Ang or AU) are not the binary part's, for a run
+    that moves no atom (``MD.Type`` Nomd): the species read from the input would then be
+    assigned to the wrong atoms."""
+    if stored.word("MD.Type", "nomd") != "nomd":
+        return
+    unit = stored.word("Atoms.SpeciesAndCoordinates.Unit", "ang")
+    cell_unit = stored.word("Atoms.UnitVectors.Unit", "ang")
+    if unit not in (*_UNITS, "frac") or cell_unit not in _UNITS:
+        raise DatasetError(f"{stored.path}: unknown unit {unit!r} / {cell_unit!r} of the "
+                           "stored input's coordinates / unit vectors (OpenMX knows Ang, AU "
+                           "and, for coordinates, FRAC)")
+    try:
+        coords = np.array([[float(x) for x in w[2:5]] for w in
+                           stored.block("Atoms.SpeciesAndCoordinates", _FIX)])
+        if unit == "frac":
+            vectors = np.array([[float(x) for x in w[:3]] for w in
+                                stored.blocks.get("atoms.unitvectors", [])])
+            if vectors.shape != (3, 3):
+                return  # OpenMX chose the cell itself
+            coords = coords @ (vectors * _UNITS[cell_unit])
+        else:
+            coords = coords * _UNITS[unit]
+    except (ValueError, IndexError):
+        raise DatasetError(f"{stored.path}: cannot read the coordinates of the stored input's "
+                           "<Atoms.SpeciesAndCoordinates") from None
+    if coords.shape != positions.shape:
+        return
+    frac = (coords - positions) @ np.linalg.inv(cell)
+    diff = (frac - np.round(frac)) @ cell
+    worst = float(np.linalg.norm(diff, axis=1).max())
+    if worst > 1e-3:
+        warnings.warn(f"{stored.path}: the coordinates of the stored input differ from those "
+                      f"of the binary part by up to {worst:.3g} Å although MD.Type is Nomd; "
+                      "the species read from the input may belong to other atoms (check "
+                      "the file, or pass symbols= and basis=)", UserWarning, stacklevel=3)
+
+
+def _input_moments(stored: _StoredInput, n_atoms: int, spinp: int) -> np.ndarray:
     """Initial moments (μB) of the input stored in the file: ``up - down`` electrons along
     ``theta, phi`` (degrees; columns 6..9 of ``<Atoms.SpeciesAndCoordinates``)."""
     if spinp == 0:
         return np.zeros((n_atoms, 3))
-    low = [ln.strip().lower() for ln in lines]
-    name = "atoms.speciesandcoordinates"
-    try:
-        start, stop = low.index(f"<{name}"), low.index(f"{name}>")
-    except ValueError:
-        raise DatasetError(f"{path}: the stored input lacks <Atoms.SpeciesAndCoordinates; pass "
-                           "moments= (an (N, 3) array in μB)") from None
-    rows = [ln.split() for ln in lines[start + 1:stop] if ln.strip()]
+    fix = "pass moments= (an (N, 3) array in μB)"
+    rows = stored.block("Atoms.SpeciesAndCoordinates", fix)
     need = 9 if spinp == 3 else 7
     if len(rows) != n_atoms or any(len(w) < need for w in rows):
-        raise DatasetError(f"{path}: <Atoms.SpeciesAndCoordinates of the stored input does not "
-                           f"give up/down electrons{' and angles' if spinp == 3 else ''} for "
-                           f"all {n_atoms} atoms; pass moments= (an (N, 3) array in μB)")
+        raise DatasetError(f"{stored.path}: <Atoms.SpeciesAndCoordinates of the stored input "
+                           f"does not give up/down electrons{' and angles' if spinp == 3 else ''}"
+                           f" for all {n_atoms} atoms; {fix}")
     try:
         vals = np.array([[float(x) for x in w[5:need]] for w in rows])
     except ValueError as exc:
-        raise DatasetError(f"{path}: cannot read the initial moments ({exc}); pass moments=") \
+        raise DatasetError(f"{stored.path}: cannot read the initial moments ({exc}); {fix}") \
             from None
     size = vals[:, 0] - vals[:, 1]
     if spinp == 1:
@@ -166,7 +258,7 @@ def read_openmx(
     symbols: Sequence[str] | None = None,
     basis: OrbitalBasis | None = None,
     pbc: Sequence[bool] = (True, True, True),
-    hermiticity_tol: float = 1e-6,
+    hermiticity_tol: float = HERMITICITY_TOL,
 ) -> TBHamiltonian:
     """Read an OpenMX ``.scfout`` file of version 3.7, 3.8 or 3.9 (see the module docstring).
 
@@ -187,7 +279,9 @@ def read_openmx(
     pbc : (bool, bool, bool)
         Periodic directions (OpenMX cells are always periodic).
     hermiticity_tol : float
-        Largest allowed non-Hermiticity, eV.
+        Largest accepted ``|H_ij(R) - H_ji(-R)^dagger|`` of the stored blocks, eV (and the
+        same for S); what is read is symmetrized (see
+        :func:`~ase_hamgnn.data.deeph.blocks_to_hamiltonian`).
 
     Returns
     -------
@@ -260,11 +354,13 @@ def read_openmx(
             f"{path}: the records of a {SCFOUT_VERSIONS[version]} file with SpinP_switch = "
             f"{spinp} end at byte {rd.pos}, but the file has {len(data)} bytes; it is "
             "corrupted, misses spin components, or has a layout this reader does not know")
-    lines = [raw[k:k + 256].split(b"\0", 1)[0].decode("utf-8", "replace").rstrip("\n")
-             for k in range(0, len(raw), 256)]
+    stored = _StoredInput(path, [raw[k:k + 256].split(b"\0", 1)[0].decode("utf-8", "replace")
+                                 for k in range(0, len(raw), 256)])
+    cell, positions = bohr_to_angstrom(tv), bohr_to_angstrom(gxyz)
 
     if symbols is None or basis is None:
-        numbers, parsed_ls = _parse_input(lines, atomnum)
+        numbers, parsed_ls = _parse_input(stored, atomnum)
+        _check_stored_geometry(stored, cell, positions)
     else:
         numbers, parsed_ls = None, None
     if symbols is not None:
@@ -292,13 +388,13 @@ def read_openmx(
     if isinstance(moments, str):
         if moments != "input":
             raise ValueError(f"moments must be an (N, 3) array or \"input\", got {moments!r}")
-        m = _input_moments(path, lines, atomnum, spinp)
+        m = _input_moments(stored, atomnum, spinp)
     else:
         m = np.zeros((atomnum, 3)) if moments is None else np.asarray(moments, np.float64)
         if m.shape != (atomnum, 3) or not np.isfinite(m).all():
             raise ValueError(f"moments must be a finite ({atomnum}, 3) array in μB, got shape "
                              f"{m.shape}")
-    geometry = Geometry(bohr_to_angstrom(tv), bohr_to_angstrom(gxyz), numbers, pbc, m)
+    geometry = Geometry(cell, positions, numbers, pbc, m)
 
     t = [atom_transform("openmx", la, spinful=True) for la in ls]
     spatial = [atom_transform("openmx", la, spinful=False) for la in ls]

@@ -6,11 +6,14 @@ way to produce OpenMX files (it writes zero density matrices and position/moment
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
 import pytest
 from tb_helpers import random_tb
 
-from ase_hamgnn import OrbitalBasis
+from ase_hamgnn import OrbitalBasis, TBHamiltonian
 from ase_hamgnn.data.conventions import atom_transform
 from ase_hamgnn.data.openmx import read_openmx
 from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
@@ -19,18 +22,53 @@ from ase_hamgnn.errors import DatasetError
 TOL = 1e-12
 
 
+def _input_lines(ham, species, *, angles=None, unit="Ang", cell_unit="Ang", comments=False,
+                 case=str, shift=0.0):
+    """TEST TOOL: an OpenMX input for ``ham``'s structure.  ``unit`` / ``cell_unit``: units of
+    the coordinates (Ang, AU, FRAC) and unit vectors (Ang, AU); ``comments``: a comment after
+    every keyword and block line, as in OpenMX's examples; ``case``: applied to keywords and
+    block names; ``shift``: Å added to every coordinate (an input of another structure)."""
+    geo = ham.geometry
+    sym = [__import__("ase").data.chemical_symbols[z] for z in geo.numbers]
+    scale = {"Ang": 1.0, "AU": 1 / BOHR_IN_ANGSTROM}
+    pos = geo.positions + shift
+    coords = pos @ np.linalg.inv(geo.cell) if unit == "FRAC" else pos * scale.get(unit, 1.0)
+
+    def c(text):
+        return f"   # {text}" if comments else ""
+
+    angles = angles if angles is not None else [(5.0, 5.0, 0.0, 0.0)] * len(sym)
+    lines = [f"{case('Species.Number')}  {len(species)}{c('number of species')}",
+             f"<{case('Definition.of.Atomic.Species')}{c('label, basis, pseudopotential')}"]
+    lines += [f"  {el}  {basis_str}  {vps}" for el, (basis_str, vps) in species.items()]
+    lines += [f"{case('Definition.of.Atomic.Species')}>", "#", "# Atoms", "#",
+              f"{case('Atoms.Number')}  {len(sym)}",
+              f"{case('Atoms.SpeciesAndCoordinates.Unit')}   {case(unit)}{c('Ang|AU|FRAC')}",
+              f"<{case('Atoms.SpeciesAndCoordinates')}{c(f'Unit={unit}.')}"]
+    lines += [f" {a + 1} {s} {x:.15f} {y:.15f} {z:.15f} {u} {d} {t} {p} 0.0 0.0 1 off"
+              f"{c('up down theta phi')}"
+              for a, (s, (x, y, z), (u, d, t, p)) in enumerate(zip(sym, coords, angles))]
+    lines += [f"{case('Atoms.SpeciesAndCoordinates')}>{c('end')}",
+              f"{case('Atoms.UnitVectors.Unit')}  {case(cell_unit)}{c('Ang|AU')}",
+              f"<{case('Atoms.UnitVectors')}{c(f'unit={cell_unit}')}"]
+    lines += [" ".join(f"{x:.15f}" for x in row) for row in geo.cell * scale[cell_unit]]
+    lines += [f"{case('Atoms.UnitVectors')}>", f"{case('MD.Type')}  {case('Nomd')}"]
+    return lines
+
+
 def _write_scfout(path, ham, species, *, spinp=3, version=3, soc_share=0.3, order_max=1,
-                  omit_ihks=False, angles=None, endian="<"):
+                  omit_ihks=False, angles=None, endian="<", lines=None, asymmetry=0.0):
     """TEST TOOL: OpenMX .scfout bytes of ``ham`` (non-collinear, SpinP_switch 3), in the
     3.9 layout (``version=3``) or the 3.7/3.8 one (``version=0``: no order_max, three
     position overlaps, no OLPmo, no iDM).  ``species``: per element (basis string,
     pseudopotential name).  The imaginary part of H_ud is split between Hks[3] and iHks[2]
     (``soc_share``) to test that both are read.  ``omit_ihks`` leaves the iHks records out
     (a file missing spin components); ``angles``: per atom (up, down, theta, phi) written to
-    the stored input."""
+    the stored input; ``lines``: the stored input (default :func:`_input_lines`);
+    ``asymmetry``: Hartree added to the s-s element (up-up) of block (0, 1, R = 0) only, making
+    H non-Hermitian by that much (OpenMX's own output is Hermitian to ~1e-9 Hartree)."""
     geo = ham.geometry
     n_atoms = len(geo.numbers)
-    sym = [__import__("ase").data.chemical_symbols[z] for z in geo.numbers]
     ls = [[s.l for s in ham.basis.shells(int(z))] for z in geo.numbers]
     sizes = [sum(2 * l + 1 for l in la) for la in ls]
     t = [atom_transform("openmx", la) for la in ls]
@@ -65,7 +103,10 @@ def _write_scfout(path, ham, species, *, spinp=3, version=3, soc_share=0.3, orde
                 for j, c in neigh[i]]
 
     def foreign(i, j, r):
-        return t[i].T @ ham.block(i, j, r) @ t[j] / HARTREE_IN_EV
+        out = t[i].T @ ham.block(i, j, r) @ t[j] / HARTREE_IN_EV
+        if (i, j, r) == (0, 1, (0, 0, 0)):
+            out[0, 0] += asymmetry  # s (up) of atom 0 to s (up) of atom 1
+        return out
 
     def part(i, j, r, a, b):
         n_i, n_j = sizes[i], sizes[j]
@@ -87,13 +128,8 @@ def _write_scfout(path, ham, species, *, spinp=3, version=3, soc_share=0.3, orde
     for _ in range(n_zero):
         out += zero
     out += [np.array([1], "<i4"), np.zeros(10, "<f8")]
-    lines = ["<Definition.of.Atomic.Species"]
-    lines += [f"  {el}  {basis_str}  {vps}" for el, (basis_str, vps) in species.items()]
-    lines += ["Definition.of.Atomic.Species>", "<Atoms.SpeciesAndCoordinates"]
-    angles = angles if angles is not None else [(5.0, 5.0, 0.0, 0.0)] * n_atoms
-    lines += [f" {a + 1} {s} 0.0 0.0 0.0 {u} {d} {t} {p} 0.0 0.0 1 off"
-              for a, (s, (u, d, t, p)) in enumerate(zip(sym, angles))]
-    lines += ["Atoms.SpeciesAndCoordinates>"]
+    if lines is None:
+        lines = _input_lines(ham, species, angles=angles)
     out += [np.array([len(lines)], "<i4")]
     body = b"".join(x.astype(x.dtype.newbyteorder(endian)).tobytes() for x in out)
     body += b"".join(ln.encode().ljust(256, b"\0") for ln in lines)
@@ -195,3 +231,66 @@ def test_missing_spin_components(tmp_path, ham, version):
     path = _write_scfout(tmp_path / "n.scfout", ham, SPECIES, version=version, omit_ihks=True)
     with pytest.raises(DatasetError, match="misses spin components|truncated"):
         read_openmx(path, moments=np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("unit, cell_unit, case", [
+    ("Ang", "Ang", str), ("AU", "AU", str.upper), ("FRAC", "Ang", str.lower),
+    ("FRAC", "AU", str)])
+def test_stored_input_is_read_as_openmx_reads_it(tmp_path, ham, unit, cell_unit, case):
+    """Comments after ``#`` (also on block lines, as in OpenMX's examples), keywords and block
+    names in any case, coordinates in Ang, AU or FRAC and unit vectors in Ang or AU."""
+    species = {"Ni": ("Ni6.0H-s1d1", "Ni_PBE19H"), "Br": ("Br7.0-s2>1p2>1", "Br_PBE19")}
+    lines = _input_lines(ham, species, unit=unit, cell_unit=cell_unit, comments=True,
+                         case=case)
+    assert any(ln.lower().startswith("<atoms.speciesandcoordinates   #") for ln in lines)
+    path = _write_scfout(tmp_path / "c.scfout", ham, species, lines=lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the coordinates agree with the binary part
+        back = read_openmx(path, moments="input")
+    assert back.basis == OrbitalBasis({"Ni": ["1s", "3d"], "Br": ["1s", "2p"]})
+    assert [int(z) for z in back.geometry.numbers] == [28, 35, 35]
+    again = read_openmx(path, moments="input", basis=ham.basis)
+    assert again.max_abs_difference(ham) < TOL
+
+
+def test_stored_input_of_other_coordinates_warns(tmp_path, ham):
+    lines = _input_lines(ham, SPECIES, shift=0.4)
+    path = _write_scfout(tmp_path / "w.scfout", ham, SPECIES, lines=lines)
+    with pytest.warns(UserWarning, match=r"differ .* by up to 0.693 Å"):
+        read_openmx(path, moments="input")
+    lines = _input_lines(ham, SPECIES, unit="Bohr")
+    path = _write_scfout(tmp_path / "u.scfout", ham, SPECIES, lines=lines)
+    with pytest.raises(DatasetError, match="unknown unit 'bohr'"):
+        read_openmx(path, moments="input")
+
+
+def test_blocks_hermitian_to_rounding_are_symmetrized(tmp_path, ham, caplog):
+    """OpenMX writes blocks Hermitian to ~1e-9 Hartree (3.6e-8 eV for bcc Fe): accepted,
+    replaced by their Hermitian part (so that saving, loading and tiling work), and the
+    largest asymmetry is logged."""
+    asym = 1.33e-9  # Hartree
+    path = _write_scfout(tmp_path / "h.scfout", ham, SPECIES, asymmetry=asym)
+    with caplog.at_level(logging.INFO, logger="ase_hamgnn.data.deeph"):
+        back = read_openmx(path, moments=ham.geometry.moments, basis=ham.basis)
+    logged = [r.getMessage() for r in caplog.records if "symmetrized" in r.getMessage()]
+    assert any(f"{asym * HARTREE_IN_EV:.3e}" in m for m in logged), logged
+    for r, mat in back.h_r.items():
+        assert abs(mat - back.h_r[tuple(-x for x in r)].conj().T).max() == 0.0
+    # the Hermitian part: half the asymmetry on each block of the pair
+    assert back.max_abs_difference(ham) == pytest.approx(asym * HARTREE_IN_EV / 2, rel=1e-6)
+    saved = TBHamiltonian.load(back.save(tmp_path / "h.npz"))
+    assert saved.max_abs_difference(back) == 0.0
+    k = np.array([0.1, 0.2, 0.0])
+    big = back.tile((2, 1, 1))
+    expected = np.sort(np.concatenate([back.eigvalsh(k), back.eigvalsh(k + [0.5, 0, 0])]))
+    np.testing.assert_allclose(np.sort(big.eigvalsh([2 * k[0], k[1], k[2]])), expected,
+                               atol=1e-10)
+
+
+def test_blocks_far_from_hermitian_are_refused(tmp_path, ham):
+    path = _write_scfout(tmp_path / "f.scfout", ham, SPECIES, asymmetry=1e-6)  # 27 μeV
+    with pytest.raises(DatasetError, match=r"not Hermitian.*2\.72\de-05.*hermiticity_tol"):
+        read_openmx(path, moments=ham.geometry.moments)
+    back = read_openmx(path, moments=ham.geometry.moments, basis=ham.basis,
+                       hermiticity_tol=1e-4)
+    assert back.max_abs_difference(ham) == pytest.approx(1e-6 * HARTREE_IN_EV / 2, rel=1e-6)
