@@ -6,6 +6,9 @@ derives from the builtin that fits, so callers may catch either.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
     "BasisError",
     "BlockShapeError",
@@ -73,3 +76,49 @@ __all__ += ["MomentRangeWarning"]
 class MomentRangeWarning(UserWarning):
     """A structure's moment sizes lie outside the range a model was trained on: the
     prediction extrapolates (e.g. a texture built with 1 μB for a model trained at 2 μB)."""
+
+
+# -- configuration files (ase_hamgnn.training, ase_hamgnn.model.config) -------------------------
+__all__ += ["ConfigError"]
+
+
+class ConfigError(HamGNNError, ValueError):
+    """A training or model configuration has an unknown key or a value of the wrong kind.
+    The message names the key, the closest allowed key and all allowed keys."""
+
+    @classmethod
+    def check_keys(cls, given: Iterable[str], allowed: Iterable[str], where: str,
+                   hint: str = "") -> None:
+        """Raise for the keys of ``given`` that are not in ``allowed``.
+
+        ``where`` says where the keys were read (e.g. ``"the [model] table of run.toml"``);
+        ``hint`` is appended to the message.
+
+        Examples
+        --------
+        >>> ConfigError.check_keys(["n_layer"], ["n_layers", "cutoff"], "[model]")
+        Traceback (most recent call last):
+        ...
+        ase_hamgnn.errors.ConfigError: unknown key 'n_layer' (did you mean 'n_layers'?) in \
+[model]; allowed keys: cutoff, n_layers
+        """
+        allowed = sorted(allowed)
+        unknown = [key for key in given if key not in allowed]
+        if not unknown:
+            return
+        parts = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        noun = "key" if len(unknown) == 1 else "keys"
+        raise cls(f"unknown {noun} {', '.join(parts)} in {where}; allowed keys: "
+                  f"{', '.join(allowed)}" + (f". {hint}" if hint else ""))
+
+
+# -- TBHamiltonian files (ase_hamgnn.hamiltonian) -----------------------------------------------
+__all__ += ["HamiltonianFileError"]
+
+
+class HamiltonianFileError(HamGNNError, ValueError):
+    """A file given to :meth:`~ase_hamgnn.TBHamiltonian.load` is not a readable TBHamiltonian
+    file: not an ``.npz`` archive, truncated, missing arrays, or holding pickled objects."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -29,7 +31,7 @@ import scipy.sparse as sp
 
 from ase_hamgnn._atomic import atomic_write_bytes
 from ase_hamgnn.basis import OrbitalBasis
-from ase_hamgnn.errors import BlockShapeError, HermiticityError
+from ase_hamgnn.errors import BlockShapeError, HamiltonianFileError, HermiticityError
 from ase_hamgnn.geometry import Geometry
 
 __all__ = ["HERMITICITY_TOL", "TBHamiltonian"]
@@ -551,26 +553,86 @@ class TBHamiltonian:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TBHamiltonian:
-        """Read a file written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as f:
-            if "format" not in f or str(f["format"]) != _FORMAT:
-                raise ValueError(f"{path} is not an ase-hamgnn TBHamiltonian file")
-            version = int(f["version"])
-            if version > _FORMAT_VERSION:
-                raise ValueError(f"{path} has format version {version}; upgrade ase-hamgnn")
-            basis = OrbitalBasis.from_json(str(f["basis"]))
-            geometry = Geometry(f["cell"], f["positions"], f["numbers"], f["pbc"], f["moments"])
-            rs = [tuple(int(x) for x in r) for r in f["R"]]
-            n = int(basis.spin_orbital_offsets(geometry.numbers)[-1])
-            stores = []
-            for prefix in ("h", "s"):
-                if f"{prefix}_r" not in f:
-                    stores.append(None)
-                    continue
-                ri, row, col, data = (f[f"{prefix}_{x}"] for x in ("r", "row", "col", "data"))
-                store = {}
-                for idx in np.unique(ri):
-                    sel = ri == idx
-                    store[rs[idx]] = sp.coo_matrix((data[sel], (row[sel], col[sel])), shape=(n, n))
-                stores.append(store)
+        """Read a file written by :meth:`save`.  Nothing is unpickled.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        HamiltonianFileError
+            If ``path`` is not a TBHamiltonian file: another format (a pickle, a ``.npy``
+            array, text), a truncated or corrupted ``.npz`` archive, an archive without the
+            arrays :meth:`save` writes or with object arrays, or a newer format version.
+        """
+        f = _read_npz(path)
+        version = int(f["version"])
+        if version > _FORMAT_VERSION:
+            raise HamiltonianFileError(
+                f"{path} has TBHamiltonian format version {version}, newer than this "
+                f"ase-hamgnn reads ({_FORMAT_VERSION}); upgrade ase-hamgnn")
+        basis = OrbitalBasis.from_json(str(f["basis"]))
+        geometry = Geometry(f["cell"], f["positions"], f["numbers"], f["pbc"], f["moments"])
+        rs = [tuple(int(x) for x in r) for r in f["R"]]
+        n = int(basis.spin_orbital_offsets(geometry.numbers)[-1])
+        stores = []
+        for prefix in ("h", "s"):
+            if f"{prefix}_r" not in f:
+                stores.append(None)
+                continue
+            ri, row, col, data = (f[f"{prefix}_{x}"] for x in ("r", "row", "col", "data"))
+            store = {}
+            for idx in np.unique(ri):
+                sel = ri == idx
+                store[rs[idx]] = sp.coo_matrix((data[sel], (row[sel], col[sel])), shape=(n, n))
+            stores.append(store)
         return cls(basis, geometry, stores[0], stores[1])
+
+
+#: Arrays every TBHamiltonian file holds (``s_*`` only with an overlap).
+_REQUIRED_ARRAYS = ("format", "version", "basis", "cell", "positions", "numbers", "pbc",
+                    "moments", "R", "h_r", "h_row", "h_col", "h_data")
+
+
+def _read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of the TBHamiltonian file ``path``, read eagerly with
+    ``allow_pickle=False``; :class:`HamiltonianFileError` naming the file and the problem
+    for anything else."""
+    what = "an ase-hamgnn TBHamiltonian file (an .npz archive written by TBHamiltonian.save)"
+    with open(path, "rb") as fh:  # FileNotFoundError as it is
+        head = fh.read(6)
+    if not head.startswith(b"PK\x03\x04"):  # every .npz is a zip archive
+        kind = ("empty" if not head else
+                "a Python pickle, which is never unpickled here (it could run code)"
+                if head[:1] == b"\x80" else
+                "a single .npy array" if head == b"\x93NUMPY" else
+                "not an .npz (zip) archive")
+        raise HamiltonianFileError(f"{path} is not {what}: the file is {kind}")
+    broken = (f"{path} is a truncated or corrupted .npz archive; write it again with "
+              "TBHamiltonian.save")
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            for name in archive.files:
+                try:
+                    arrays[name] = archive[name]
+                except ValueError as exc:  # an object array: pickled data
+                    raise HamiltonianFileError(
+                        f"{path}: the array {name!r} holds Python objects (pickled data), "
+                        f"which are not unpickled; it is not {what}") from exc
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+        if isinstance(exc, HamiltonianFileError):
+            raise
+        raise HamiltonianFileError(f"{broken} ({type(exc).__name__}: {exc})") from exc
+    fmt = arrays.get("format")
+    if fmt is None or fmt.dtype.kind != "U" or str(fmt) != _FORMAT:
+        raise HamiltonianFileError(
+            f"{path} is an .npz archive but not {what}: it has no format entry {_FORMAT!r} "
+            f"(arrays: {', '.join(sorted(arrays)) or 'none'})")
+    missing = [name for name in _REQUIRED_ARRAYS if name not in arrays]
+    if missing:
+        raise HamiltonianFileError(
+            f"{path} is an incomplete TBHamiltonian file: "
+            + (f"the array {missing[0]} is" if len(missing) == 1
+               else f"the arrays {', '.join(missing)} are")
+            + " missing; write it again with TBHamiltonian.save")
+    return arrays

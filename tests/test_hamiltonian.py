@@ -243,6 +243,81 @@ def test_local_spin_of_a_ferromagnet_equals_spin_along_the_moment(rng, basis, ni
     np.testing.assert_allclose(bands.spin_along("local"), bands.spin_along(m), atol=1e-10)
 
 
+# -- loading broken or foreign files --------------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path, rng, basis, nibr2_like):
+    return random_tb(rng, nibr2_like, basis).save(tmp_path / "good.npz")
+
+
+def _rewrite(saved, path, change):
+    with np.load(saved) as f:
+        arrays = dict(f)
+    change(arrays)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "the file is empty"),
+    (b"H(R) = 1 eV\n", "not an .npz"),
+    (__import__("pickle").dumps({"h": [1.0]}), "pickle, which is never unpickled"),
+])
+def test_load_refuses_files_that_are_no_npz_archive(tmp_path, content, match):
+    from ase_hamgnn.errors import HamiltonianFileError
+
+    path = tmp_path / "h.npz"
+    path.write_bytes(content)
+    with pytest.raises(HamiltonianFileError, match=match) as info:
+        TBHamiltonian.load(path)
+    assert str(path) in str(info.value) and "TBHamiltonian.save" in str(info.value)
+
+
+def test_load_refuses_a_npy_array(tmp_path):
+    from ase_hamgnn.errors import HamiltonianFileError
+
+    np.save(tmp_path / "h.npy", np.zeros(3))
+    with pytest.raises(HamiltonianFileError, match="h.npy .* single .npy array"):
+        TBHamiltonian.load(tmp_path / "h.npy")
+
+
+def test_load_refuses_truncated_and_corrupted_archives(tmp_path, saved):
+    from ase_hamgnn.errors import HamiltonianFileError
+
+    data = saved.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(HamiltonianFileError, match="cut.npz is a truncated or corrupted"):
+        TBHamiltonian.load(tmp_path / "cut.npz")
+    # the zip directory intact, the compressed data of the arrays scrambled
+    start = data.index(b"h_data.npy") + 40
+    bad = data[:start] + bytes(b ^ 0x5A for b in data[start:start + 64]) + data[start + 64:]
+    (tmp_path / "flipped.npz").write_bytes(bad)
+    with pytest.raises(HamiltonianFileError, match="flipped.npz is a truncated or corrupted"):
+        TBHamiltonian.load(tmp_path / "flipped.npz")
+
+
+def test_load_names_missing_arrays(tmp_path, saved):
+    from ase_hamgnn.errors import HamiltonianFileError
+
+    path = _rewrite(saved, tmp_path / "miss.npz", lambda a: (a.pop("R"), a.pop("h_data")))
+    with pytest.raises(HamiltonianFileError, match="miss.npz .* arrays R, h_data are missing"):
+        TBHamiltonian.load(path)
+
+
+def test_load_never_unpickles_object_arrays(tmp_path, saved):
+    from ase_hamgnn.errors import HamiltonianFileError
+
+    def add_object(arrays):
+        arrays["basis"] = np.array([{"Ni": ["3d"]}], dtype=object)
+
+    path = _rewrite(saved, tmp_path / "obj.npz", add_object)
+    with pytest.raises(HamiltonianFileError, match="obj.npz: the array 'basis' holds Python obj"):
+        TBHamiltonian.load(path)
+    with pytest.raises(FileNotFoundError):
+        TBHamiltonian.load(tmp_path / "absent.npz")
+
+
 # -- Fermi level at a fixed electron count ------------------------------------------------------
 
 
