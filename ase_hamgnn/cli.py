@@ -47,9 +47,14 @@ def _cmd_dataset_convert(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from ase_hamgnn.distributed import launch_environment
+    from ase_hamgnn.errors import ConfigError
     from ase_hamgnn.training import load_train_config, train
 
-    cfg = load_train_config(args.config)
+    try:
+        cfg = load_train_config(args.config)
+    except ConfigError as exc:  # a typo in the file: the message names the fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.epochs is not None:
         from dataclasses import replace
 
@@ -98,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     cv.set_defaults(func=_cmd_dataset_convert)
     tr = sub.add_parser("train", help="train (or resume) a HamGNN++ model from a TOML config")
     tr.add_argument("config", help="TOML file with dataset, out, [model] and training keys")
-    tr.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    tr.add_argument("--epochs", type=int, default=None,
+                    help="override the number of epochs (a resumed run continues its learning "
+                    "rate from where it stopped, down to lr_min at the new last epoch)")
     tr.set_defaults(func=_cmd_train)
     return parser
 

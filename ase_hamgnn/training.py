@@ -14,7 +14,8 @@ The same :func:`train` runs data-parallel under ``torchrun`` (:mod:`ase_hamgnn.d
 ``DistributedSampler``, and the loss of every step is normalised by the number of block
 entries of the whole global batch, so that the gradients ``DistributedDataParallel``
 averages are those of one process holding the global batch.  Validation sums are
-all-reduced; only rank 0 writes checkpoints and shows progress.
+all-reduced; only rank 0 writes checkpoints and shows progress (a tqdm bar on a terminal,
+one plain line per epoch in a log file).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -37,7 +39,7 @@ from tqdm.auto import tqdm
 from ase_hamgnn import keys as K
 from ase_hamgnn._atomic import atomic_write_bytes
 from ase_hamgnn.distributed import DistributedContext, distributed_context
-from ase_hamgnn.errors import CheckpointError
+from ase_hamgnn.errors import CheckpointError, ConfigError
 from ase_hamgnn.model import HamGNNModel, ModelConfig
 from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
 
@@ -46,6 +48,15 @@ __all__ = ["TrainConfig", "block_errors", "evaluate", "load_train_config", "mean
            "train"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: Keys a training configuration's ``[model]`` table may hold (``basis`` and ``cutoff`` come
+#: from the dataset).
+MODEL_KEYS = tuple(sorted(f.name for f in fields(ModelConfig) if f.name not in ("basis", "cutoff")))
+
+
+def _check_model_keys(model: dict[str, Any], where: str) -> None:
+    hint = ("basis and cutoff come from the dataset's manifest.json and cannot be set there"
+            if {"basis", "cutoff"} & set(model) else "")
+    ConfigError.check_keys(model, MODEL_KEYS, where, hint)
 
 
 @dataclass(frozen=True)
@@ -58,8 +69,10 @@ class TrainConfig:
     out : folder for ``last.pt``, ``best.pt`` and ``history.json``.
     model : keyword arguments of :class:`ModelConfig` other than ``basis``/``cutoff``
         (taken from the dataset); ``magnetic`` and ``valence`` default to the reference
-        model's for reference datasets.
-    epochs, lr, lr_min : Adam with a cosine schedule from ``lr`` to ``lr_min``.
+        model's for reference datasets.  An unknown key raises :class:`ConfigError`.
+    epochs, lr, lr_min : Adam with a cosine schedule from ``lr`` to ``lr_min``.  A run
+        resumed with another ``epochs`` continues the schedule from its current learning
+        rate, falling by a cosine to ``lr_min`` over the epochs left (it never rises again).
     batch_size : structures per optimizer step, over all processes of a data-parallel run
         (it must be a multiple of their number).
     magnetic_weight : weight of the magnetic-part loss.
@@ -85,6 +98,10 @@ class TrainConfig:
     max_val: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model, dict):
+            raise ConfigError(f"model must be a table (dict) of ModelConfig keys, got "
+                              f"{type(self.model).__name__}")
+        _check_model_keys(self.model, "the model table")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
@@ -99,14 +116,19 @@ class TrainConfig:
 def load_train_config(path: str | os.PathLike) -> TrainConfig:
     """Read a training configuration from TOML (``[model]`` table for the network).
 
-    Relative ``dataset`` and ``out`` paths are taken relative to the file's folder."""
+    Relative ``dataset`` and ``out`` paths are taken relative to the file's folder.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key at the top level or in ``[model]``; the message names the
+        closest allowed key and all allowed keys."""
     path = Path(path)
     with path.open("rb") as fh:
         data = tomllib.load(fh)
-    names = {f.name for f in fields(TrainConfig)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(names)}")
+    ConfigError.check_keys(data, [f.name for f in fields(TrainConfig)], str(path))
+    if isinstance(data.get("model"), dict):
+        _check_model_keys(data["model"], f"the [model] table of {path}")
     for key in ("dataset", "out"):
         if key in data and not os.path.isabs(data[key]):
             data[key] = str(path.parent / data[key])
@@ -210,7 +232,12 @@ def train(cfg: TrainConfig, progress: bool | None = None, max_epochs: int | None
     """Run (or resume) a training run; returns the history and the best validation MAE.
 
     ``max_epochs`` limits the epochs run by this call (a time-boxed chunk of a longer run:
-    calling again resumes from ``last.pt`` with the same schedule).  Launched by ``torchrun``
+    calling again resumes from ``last.pt`` with the same schedule; resuming with another
+    ``epochs`` continues the learning rate from where it stopped, see :class:`TrainConfig`).
+    ``progress=None`` shows a tqdm bar when stderr is a terminal and otherwise prints one
+    plain line per epoch to stderr (epoch, training loss, validation MAE of all entries and
+    of the magnetic parts, learning rate, seconds), as a batch job's log wants; ``True``
+    forces the bar, ``False`` is silent.  Launched by ``torchrun``
     (several processes), every process runs this function: each trains on its share of
     every global batch, and rank 0 alone writes the checkpoints and shows progress; the
     result is returned on every process.  A run may be resumed with another number of
@@ -266,10 +293,15 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
         model.network.load_state_dict(state["weights"])
         model.network.refresh_constants()
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
         history = list(saved["history"])
         best = float(saved["best"])
         start_epoch = int(saved["epoch"]) + 1
+        # the schedule of the saved run ends at its own number of epochs (older checkpoints
+        # hold no "epochs": their schedule's T_max is it)
+        if saved.get("epochs", saved["scheduler"].get("T_max")) == cfg.epochs:
+            scheduler.load_state_dict(saved["scheduler"])
+        else:  # another length: a cosine from the current lr down to lr_min over what is left
+            scheduler = _continued_schedule(optimizer, cfg.epochs - start_epoch, cfg.lr_min)
     elif model_cfg.onsite_bias:  # a fresh run starts from the average on-site block
         model.network.set_onsite_bias(mean_onsite_h0(train_ds, model.basis))
     model.moment_range = moment_range(train_ds, model_cfg.magnetic)  # stored in checkpoints
@@ -285,6 +317,8 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
     show = ctx.is_main and (progress is None or progress)
     bar = tqdm(range(start_epoch, stop), desc="training", unit="epoch",
                disable=None if show and progress is None else not show)
+    # no bar where stderr is not a terminal (a batch job's log): one plain line per epoch
+    plain = show and bool(bar.disable)
     for epoch in bar:
         t0 = time.perf_counter()
         network.train()
@@ -308,11 +342,13 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
                "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in metrics.items()}}
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.2e}", val_mae=f"{metrics['mae_meV']:.2f} meV")
+        if plain:
+            print(_epoch_line(row, cfg.epochs), file=sys.stderr, flush=True)
         improved = metrics["mae_meV"] < best
         best = min(best, metrics["mae_meV"])
         if ctx.is_main:
-            train_state = {"config": _resumable(cfg), "epoch": epoch, "history": history,
-                           "best": best, "optimizer": optimizer.state_dict(),
+            train_state = {"config": _resumable(cfg), "epoch": epoch, "epochs": cfg.epochs,
+                           "history": history, "best": best, "optimizer": optimizer.state_dict(),
                            "scheduler": scheduler.state_dict(), "processes": ctx.world_size}
             if improved:
                 model.save(out / "best.pt", metrics=metrics, epoch=epoch)
@@ -320,6 +356,24 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
             atomic_write_bytes(out / "history.json", json.dumps(history, indent=1).encode())
     ctx.barrier()  # the checkpoints exist for every process when train returns
     return {"history": history, "best_val_mae_meV": best, "best": str(out / "best.pt")}
+
+
+def _continued_schedule(optimizer: torch.optim.Optimizer, remaining: int, lr_min: float
+                        ) -> torch.optim.lr_scheduler.CosineAnnealingLR:
+    """A cosine schedule from the optimizer's current learning rate down to ``lr_min`` in
+    ``remaining`` epochs: resuming a run with another number of epochs never raises the
+    learning rate again."""
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group["lr"]  # the scheduler starts from initial_lr
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(remaining, 1),
+                                                      eta_min=lr_min)
+
+
+def _epoch_line(row: dict[str, float], epochs: int) -> str:
+    """One plain log line of an epoch (``row`` of the history)."""
+    return (f"epoch {row['epoch'] + 1}/{epochs}  loss {row['loss']:.4e}  "
+            f"val MAE {row['val_mae_meV']:.3f} meV (magnetic {row['val_mae_magnetic_meV']:.3f} "
+            f"meV)  lr {row['lr']:.3e}  {row['seconds']:.1f} s")
 
 
 def moment_range(dataset, magnetic) -> dict[str, tuple[float, float]]:

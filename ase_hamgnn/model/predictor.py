@@ -197,11 +197,11 @@ class HamGNNModel:
                 continue
             slack = max(0.05 * hi, 0.05)
             if mine.min() < lo - slack or mine.max() > hi + slack:
-                span = f"{lo:.3g} μB" if abs(hi - lo) < 1e-9 else f"{lo:.3g}-{hi:.3g} μB"
                 warnings.warn(MomentRangeWarning(
-                    f"{element} moments of {mine.min():.3g}-{mine.max():.3g} μB, but this model "
-                    f"was trained on {span}: the prediction extrapolates; build the texture with "
-                    f"that moment size (e.g. textures' magnitude=...)"), stacklevel=3)
+                    f"{element} moments of {_moment_span(mine.min(), mine.max())}, but this "
+                    f"model was trained on {_moment_span(lo, hi)}: the prediction extrapolates; "
+                    f"build the texture with that moment size (e.g. textures' magnitude=...)"),
+                    stacklevel=3)
 
     @property
     def can_share_environments(self) -> bool:
@@ -308,3 +308,10 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     model = HamGNNModel.from_state(state, device=device, dtype=dtype, source=str(path))
     model.edge_chunk = edge_chunk
     return model
+
+
+def _moment_span(lo: float, hi: float) -> str:
+    """A range of moment sizes as text: ``"2.00 μB"`` when both ends agree to 0.01 μB,
+    else ``"1.50–2.00 μB"``."""
+    a, b = f"{lo:.2f}", f"{hi:.2f}"
+    return f"{a} μB" if a == b else f"{a}–{b} μB"

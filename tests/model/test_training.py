@@ -216,5 +216,82 @@ def test_shipped_model_knows_its_moment_size():
     model = load_model("nibri-reference")
     assert model.moment_range == {"Ni": (2.0, 2.0)}
     atoms = textures.random_moments(nibri((2, 2)), rng=0, magnetic=("Ni",), magnitude=1.0)
-    with pytest.warns(MomentRangeWarning, match="trained on 2 μB"):
+    with pytest.warns(MomentRangeWarning, match="Ni moments of 1.00 μB, but this model was "
+                      "trained on 2.00 μB"):
         model.predict(atoms)
+
+
+def test_moment_range_warning_formats_sizes_and_ranges(small_model):
+    import textures
+    from ase_hamgnn.data import nibr2
+    from ase_hamgnn.errors import MomentRangeWarning
+
+    model = HamGNNModel(small_model.config, dtype=torch.float64, seed=1)
+    atoms = nibr2((2, 2))
+    model.moment_range = {"Ni": (1.5, 2.5)}
+    with pytest.warns(MomentRangeWarning) as caught:
+        model.check_moment_range(textures.ferromagnet(atoms, magnitude=1.0))
+    assert "Ni moments of 1.00 μB, but this model was trained on 1.50–2.50 μB" in str(
+        caught[0].message)
+    sizes = np.where(atoms.numbers == 28, np.linspace(3.0, 3.5, len(atoms)), 0.0)
+    with pytest.warns(MomentRangeWarning) as caught:
+        model.check_moment_range(textures.ferromagnet(atoms, magnitude=sizes))
+    lo, hi = sizes[atoms.numbers == 28].min(), sizes[atoms.numbers == 28].max()
+    assert f"Ni moments of {lo:.2f}–{hi:.2f} μB, but" in str(caught[0].message)
+
+
+def test_resuming_with_more_epochs_never_raises_the_learning_rate(tiny_dataset, tmp_path):
+    out = tmp_path / "lr"
+    first = train(_config(tiny_dataset, out, 2), progress=False, max_epochs=1)
+    last_lr = first["history"][-1]["lr"]
+    assert 1e-3 < last_lr < 1e-2  # halfway down the first cosine
+    longer = train(_config(tiny_dataset, out, 5), progress=False)  # like --epochs 5
+    lrs = [h["lr"] for h in longer["history"]]
+    assert [h["epoch"] for h in longer["history"]] == [0, 1, 2, 3, 4]
+    assert lrs[0] == last_lr
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(lrs, lrs[1:])), lrs
+    assert lrs[-1] == pytest.approx(1e-3)  # lr_min at the new last epoch
+    # interrupted again with the new length: the continued schedule is resumed, not rebuilt
+    train(_config(tiny_dataset, tmp_path / "lr2", 2), progress=False, max_epochs=1)
+    train(_config(tiny_dataset, tmp_path / "lr2", 5), progress=False, max_epochs=2)
+    again = train(_config(tiny_dataset, tmp_path / "lr2", 5), progress=False)
+    np.testing.assert_allclose([h["lr"] for h in again["history"]], lrs, rtol=1e-12)
+
+
+def test_one_plain_line_per_epoch_when_stderr_is_not_a_terminal(tiny_dataset, tmp_path, capsys):
+    train(_config(tiny_dataset, tmp_path / "log", 2), progress=False)
+    assert capsys.readouterr().err == ""  # progress=False is silent
+    result = train(_config(tiny_dataset, tmp_path / "log2", 2))  # progress=None: captured
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 2
+    row = result["history"][1]
+    assert lines[1].startswith("epoch 2/2  loss ")
+    for text in (f"{row['loss']:.4e}", f"val MAE {row['val_mae_meV']:.3f} meV",
+                 f"magnetic {row['val_mae_magnetic_meV']:.3f} meV", f"lr {row['lr']:.3e}"):
+        assert text in lines[1]
+    assert lines[1].endswith(" s")
+
+
+def test_unknown_config_keys_name_the_closest_allowed_key(tmp_path):
+    from ase_hamgnn.errors import ConfigError
+
+    (tmp_path / "model.toml").write_text(
+        'dataset = "d"\nout = "o"\n[model]\nn_layer = 1\nmoment_max = 3.0\n')
+    with pytest.raises(ConfigError) as info:
+        load_train_config(tmp_path / "model.toml")
+    message = str(info.value)
+    assert "unknown key 'n_layer' (did you mean 'n_layers'?)" in message
+    assert "[model] table of" in message and "model.toml" in message
+    assert "allowed keys: avg_neighbors, exchange_channels, form," in message
+    allowed = message.split("allowed keys: ")[1].split(", ")
+    assert "n_layers" in allowed and "basis" not in allowed and "cutoff" not in allowed
+    (tmp_path / "top.toml").write_text('dataset = "d"\nout = "o"\nepoch = 3\nlr_mim = 1e-4\n')
+    with pytest.raises(ConfigError) as info:
+        load_train_config(tmp_path / "top.toml")
+    assert str(info.value).startswith(
+        "unknown keys 'epoch' (did you mean 'epochs'?), 'lr_mim' (did you mean 'lr_min'?) in ")
+    assert "top.toml; allowed keys: batch_size, dataset, device, dtype, epochs," in str(info.value)
+    with pytest.raises(ConfigError, match="'cutoff'.*come from the dataset"):
+        TrainConfig(dataset="d", out="o", model={"cutoff": 5.0})
+    with pytest.raises(ValueError):  # a ConfigError is a ValueError
+        TrainConfig(dataset="d", out="o", model={"magnetics": ("Ni",)})
