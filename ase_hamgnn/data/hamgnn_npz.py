@@ -2,9 +2,11 @@
 
 File layout (as written by HamGNN's OpenMX interface)
 -----------------------------------------------------
-``np.savez(path, graph=graphs)`` with ``graphs`` a dict ``{index: torch_geometric Data}``;
-reading it means unpickling (``allow_pickle``), which can run code: open only files you
-trust.  Per structure (``N`` atoms, ``E`` directed edges, ``n = nao_max``):
+``np.savez(path, graph=graphs)`` with ``graphs`` a dict ``{index: torch_geometric Data}``,
+i.e. a pickle.  It is read without running code from the file and without torch: only the
+names numpy, torch and torch_geometric pickle for these graphs are resolved, to local
+stand-ins (:mod:`ase_hamgnn.data._torch_pickle`); a file naming anything else is refused.
+Per structure (``N`` atoms, ``E`` directed edges, ``n = nao_max``):
 
 ``z`` ``(N,)``
     Atomic numbers.
@@ -48,22 +50,23 @@ Hermitian ``H_du``.
 from __future__ import annotations
 
 import os
-import zipfile
+import warnings
 from collections.abc import Mapping, Sequence
 from math import isqrt
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase.data import chemical_symbols
+from ase.data import chemical_symbols, covalent_radii
 
 from ase_hamgnn.basis import OrbitalBasis
+from ase_hamgnn.data._torch_pickle import load_pickled_graphs
 from ase_hamgnn.data.conventions import atom_transform
 from ase_hamgnn.data.deeph import _pair_blocks, basis_from_orbital_types, blocks_to_hamiltonian
 from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
-from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.hamiltonian import HERMITICITY_TOL, TBHamiltonian
 
 __all__ = ["HAMGNN_CONVENTION", "HAMGNN_LAYOUTS", "orbital_slots", "read_hamgnn",
            "write_hamgnn"]
@@ -149,18 +152,7 @@ def _array(graph: Any, key: str) -> np.ndarray | None:
 def _load_graphs(path: Path) -> list[tuple[str, Any]]:
     if not path.is_file():
         raise DatasetError(f"{path} does not exist")
-    try:
-        with np.load(path, allow_pickle=True) as f:
-            if "graph" not in f.files:
-                raise DatasetError(f"{path} has no 'graph' entry (keys: {', '.join(f.files)}); "
-                                   "it is not a HamGNN graph_data.npz")
-            graphs = f["graph"]
-    except DatasetError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"{path} is truncated or not an .npz file ({exc}); generate it "
-                           "again") from None
-    graphs = graphs.item() if graphs.dtype == object and graphs.shape == () else graphs
+    graphs = load_pickled_graphs(path, "graph")
     if isinstance(graphs, Mapping):
         return [(str(k), g) for k, g in graphs.items()]
     if isinstance(graphs, np.ndarray) and graphs.dtype == object:
@@ -232,14 +224,14 @@ def read_hamgnn(
     down_up: str = "hermitian",
     overlap: bool = True,
     pbc: Sequence[bool] = (True, True, True),
-    hermiticity_tol: float = 1e-6,
+    hermiticity_tol: float = HERMITICITY_TOL,
 ) -> list[TBHamiltonian]:
     """Read every structure of a HamGNN ``graph_data.npz`` (see the module docstring).
 
     Parameters
     ----------
     path : path
-        The ``.npz`` file (unpickled: open only files you trust).
+        The ``.npz`` file (no code from it is run; see the module docstring).
     basis : OrbitalBasis, optional
         Basis; shells per element in any order (each ``k``-th shell of an ``l`` takes the
         ``k``-th slot shell of that ``l``).  Default: from the slots the overlap diagonal
@@ -258,7 +250,14 @@ def read_hamgnn(
     pbc : (bool, bool, bool)
         Periodic directions (HamGNN graphs carry none).
     hermiticity_tol : float
-        Largest allowed non-Hermiticity, eV.
+        Largest accepted ``|H_ij(R) - H_ji(-R)^dagger|`` of the stored blocks, eV, raised to
+        4 ulp of the largest entry for float32 files (HamGNN's scripts write float32); what
+        is read is symmetrized (see :func:`~ase_hamgnn.data.deeph.blocks_to_hamiltonian`).
+
+    Warns (``UserWarning``) when a graph holds ``Hon``/``Hoff`` equal to ``Hon0``/``Hoff0``
+    (a prediction input, not a converged Hamiltonian), and when the nearest neighbours are
+    closer than 0.5 Å or farther than 5 Å, or outside 0.6 to 1.7 times the sum of their
+    covalent radii (``length_unit`` is probably wrong).
 
     Returns
     -------
@@ -296,7 +295,7 @@ def read_hamgnn(
 
 def _read_graph(where, graph, basis, moments, length, energy, down_up, overlap, pbc, tol):
     fields = {key: _array(graph, key) for key in
-              (*_REQUIRED, "iHon", "iHoff", "Son", "Soff")}
+              (*_REQUIRED, "iHon", "iHoff", "Son", "Soff", "Hon0", "Hoff0")}
     missing = [key for key in _REQUIRED if fields[key] is None]
     if missing:
         raise DatasetError(f"{where} lacks {', '.join(missing)}; it is not a HamGNN graph")
@@ -344,6 +343,8 @@ def _read_graph(where, graph, basis, moments, length, energy, down_up, overlap, 
     pos = fields["pos"].astype(np.float64).reshape(n_atoms, 3) * length
     m = _graph_moments(where, graph, kind, n_atoms, moments)
     geometry = Geometry(cell, pos, numbers, pbc, m)
+    _warn_if_not_converged(where, fields)
+    _warn_if_implausible_bonds(where, geometry, edges, shifts)
 
     keys = [(i, i, (0, 0, 0)) for i in range(n_atoms)]
     keys += [(int(a), int(b), tuple(int(x) for x in r)) for a, b, r in zip(*edges, shifts)]
@@ -382,7 +383,64 @@ def _read_graph(where, graph, basis, moments, length, energy, down_up, overlap, 
         for row, (i, j, r) in enumerate(keys):
             s = srows[row].reshape(nao, nao)[np.ix_(slots[i], slots[j])]
             s_blocks[(i, j, r)] = np.kron(np.eye(2), ts[i] @ s @ ts[j].T)
-    return blocks_to_hamiltonian(where, basis, geometry, h_blocks, s_blocks, tol)
+    return blocks_to_hamiltonian(where, basis, geometry, h_blocks, s_blocks,
+                                 max(tol, _rounding(fields, energy)))
+
+
+def _rounding(fields: Mapping[str, Any], energy: float) -> float:
+    """Asymmetry (eV) that rounding to the stored precision alone can make: 4 ulp of the
+    largest stored H entry for float32 files (HamGNN's scripts write float32), else 0."""
+    stored = [fields[k] for k in ("Hon", "Hoff", "iHon", "iHoff") if fields[k] is not None]
+    if all(np.dtype(a.dtype).itemsize >= 8 for a in stored):
+        return 0.0
+    eps = max(float(np.finfo(a.dtype).eps) for a in stored
+              if np.issubdtype(a.dtype, np.floating) and a.dtype.itemsize < 8)
+    largest = max(float(np.abs(a).max()) if a.size else 0.0 for a in stored)
+    return 4.0 * eps * largest * energy
+
+
+def _warn_if_not_converged(where: str, fields: Mapping[str, Any]) -> None:
+    """HamGNN's scripts store the non-self-consistent H0 of a structure as ``Hon0``/``Hoff0``
+    and, for structures that only are to be predicted, copy it into ``Hon``/``Hoff``."""
+    h0, h0_off = fields["Hon0"], fields["Hoff0"]
+    if h0 is None or h0_off is None:
+        return
+    if np.array_equal(h0, fields["Hon"]) and np.array_equal(h0_off, fields["Hoff"]):
+        warnings.warn(f"{where}: Hon/Hoff equal Hon0/Hoff0, the non-self-consistent starting "
+                      "Hamiltonian HamGNN predicts from; this graph is a prediction input, not "
+                      "a converged DFT Hamiltonian, so do not train on it (make the graph from "
+                      "the .scfout of a converged OpenMX run)", UserWarning, stacklevel=4)
+
+
+#: Nearest-neighbour distances outside these bounds (Å), or outside these multiples of the
+#: sum of the two atoms' covalent radii, mean pos/cell were read in the wrong unit.
+_NN_RANGE = (0.5, 5.0)
+_NN_RATIO = (0.6, 1.7)
+
+
+def _warn_if_implausible_bonds(where: str, geometry: Geometry, edges: np.ndarray,
+                               shifts: np.ndarray) -> None:
+    """Warn when the shortest edge of the graph is no plausible bond (a wrong length unit:
+    Bohr read as Å stretches bonds by 1.89, Å read as Bohr shrinks them by 0.53)."""
+    if edges.shape[1] == 0:
+        return
+    src, dst = edges
+    vectors = geometry.positions[dst] + shifts @ geometry.cell - geometry.positions[src]
+    lengths = np.linalg.norm(vectors, axis=1)
+    real = lengths > 0
+    if not real.any():
+        return
+    e = int(np.flatnonzero(real)[np.argmin(lengths[real])])
+    d = float(lengths[e])
+    z_a, z_b = int(geometry.numbers[src[e]]), int(geometry.numbers[dst[e]])
+    bond = float(covalent_radii[z_a] + covalent_radii[z_b])
+    if not (_NN_RANGE[0] <= d <= _NN_RANGE[1] and _NN_RATIO[0] <= d / bond <= _NN_RATIO[1]):
+        a, b = chemical_symbols[z_a], chemical_symbols[z_b]
+        warnings.warn(f"{where}: the nearest neighbours ({a}-{b}) are {d:.3f} Å apart, "
+                      f"{d / bond:.2f} times the sum of their covalent radii; pos and cell "
+                      "were probably read in the wrong unit (length_unit / --length-unit: "
+                      "'bohr' for HamGNN's OpenMX scripts, 'angstrom' for its non-collinear "
+                      "magnetism script)", UserWarning, stacklevel=4)
 
 
 def _smallest_layout(ls_all: Sequence[Sequence[int]]) -> int:

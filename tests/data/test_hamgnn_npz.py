@@ -3,6 +3,9 @@ rotating in the foreign convention, units, and clear errors for broken files."""
 
 from __future__ import annotations
 
+import pathlib
+import warnings
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -233,3 +236,66 @@ def test_errors(tmp_path, ham, basis):
     graphs[0].edge_index = graphs[0].edge_index[:, keep]
     with pytest.raises(DatasetError, match="no reverse edge"):
         read_hamgnn(_save(tmp_path / "r.npz", graphs))
+
+
+class _Touch:
+    """Pickles as a call that creates ``marker``: what a hostile file could run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_no_code_from_the_file_is_run(tmp_path):
+    marker = tmp_path / "ran"
+    path = _save(tmp_path / "evil.npz", {0: _Touch(marker)})
+    with pytest.raises(DatasetError, match=r"pathlib.*\.touch.*runs no code"):
+        read_hamgnn(path)
+    assert not marker.exists()
+
+
+def test_prediction_input_is_flagged(tmp_path, ham, basis):
+    """A graph whose Hon/Hoff are its Hon0/Hoff0 holds the non-self-consistent H0 that HamGNN
+    predicts from, not a DFT result."""
+    path = write_hamgnn([ham], tmp_path / "g.npz")
+    graphs = _graphs(path)
+    graphs[0].Hon0, graphs[0].Hoff0 = graphs[0].Hon.clone(), graphs[0].Hoff.clone()
+    _save(path, graphs)
+    with pytest.warns(UserWarning, match="prediction input, not a converged"):
+        read_hamgnn(path, basis=basis)
+    graphs[0].Hon0 = graphs[0].Hon0 * 0.9
+    _save(path, graphs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_hamgnn(path, basis=basis)
+
+
+def test_wrong_length_unit_is_flagged(tmp_path, ham, basis):
+    """Positions in Bohr read as Å stretch every bond by 1.89: the nearest neighbours (Ni-Br,
+    2.6 Å) come out 4.8 Å apart, twice the sum of their covalent radii."""
+    path = write_hamgnn([ham], tmp_path / "g.npz")  # Bohr
+    with pytest.warns(UserWarning, match=r"Ni-Br\) are 4\.8\d\d Å apart.*wrong unit"):
+        read_hamgnn(path, basis=basis, length_unit="angstrom")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_hamgnn(path, basis=basis, length_unit="bohr")
+
+
+def test_float32_files_are_hermitian_to_their_precision(tmp_path, ham, basis, rng):
+    """HamGNN's scripts store float32: blocks then are Hermitian only to the rounding of the
+    largest entry, which is accepted (and symmetrized)."""
+    path = write_hamgnn([ham], tmp_path / "g.npz")
+    graphs = _graphs(path)
+    for key in ("Hon", "Hoff", "iHon", "iHoff"):  # entries up to ~40 Ha, Hermitian to 1e-9
+        value = getattr(graphs[0], key) * 40.0
+        noise = 1.0 + 1e-9 * torch.from_numpy(rng.standard_normal(tuple(value.shape)))
+        setattr(graphs[0], key, (value * noise).to(torch.float32))
+    _save(path, graphs)
+    back = read_hamgnn(path, basis=basis)[0]
+    exact = read_hamgnn(write_hamgnn([ham], tmp_path / "e.npz"), basis=basis)[0]
+    k = rng.random(3)
+    scale = np.abs(exact.eigvalsh(k)).max() * 40.0
+    np.testing.assert_allclose(back.eigvalsh(k), 40.0 * exact.eigvalsh(k),
+                               atol=8 * np.finfo(np.float32).eps * scale * 10)
