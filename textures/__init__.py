@@ -10,7 +10,9 @@ Conventions
 - Units: Å for lengths, μB for moments, radians for angles.
 - Magnetic species: ``magnetic=("Ni",)``; by default the transition metals of groups 3-11
   (Sc-Cu, Y-Ag, Hf-Au) and the rare earths (La-Lu) present. Magnitudes: ``magnitude`` as
-  one value, ``{symbol: μB}`` or per atom; 1 μB by default.
+  one value, ``{symbol: μB}`` or per atom; by default each magnetic atom keeps the size of
+  the moment it already carries in ``initial_magmoms`` (only the direction changes), and
+  atoms without a moment get 1 μB.
 - Wave vectors ``q``: fractional reciprocal units of the primitive cell, which
   :func:`supercell` records in ``atoms.info["primitive_cell"]``; a ``q`` that is not
   periodic over the cell raises :class:`IncommensurateError`.
@@ -26,6 +28,7 @@ Conventions
 from __future__ import annotations
 
 from ._cell import supercell
+from ._common import DEFAULT_MAGNITUDE
 from ._errors import (
     CellTooSmallError,
     IncommensurateError,
@@ -43,6 +46,7 @@ from .topology import topological_charge
 
 __all__ = [
     "CellTooSmallError",
+    "DEFAULT_MAGNITUDE",
     "IncommensurateError",
     "MagneticSymmetry",
     "NoLayerError",

@@ -9,9 +9,12 @@ elements and actinides are non-magnetic by default; name them in ``magnetic`` to
 
 Magnitudes
 ----------
-``magnitude`` (μB) is ``None`` (1 μB on every magnetic atom), one number for all magnetic
-atoms, a ``{symbol: μB}`` dict with one entry per magnetic species, or a per-atom array of
-length ``len(atoms)`` whose entries on non-magnetic atoms are ignored.
+``magnitude`` (μB) is one number for all magnetic atoms, a ``{symbol: μB}`` dict with one
+entry per magnetic species, a per-atom array of length ``len(atoms)`` whose entries on
+non-magnetic atoms are ignored, or ``None``: then every magnetic atom keeps the size
+``|m|`` of the moment it already carries in ``initial_magmoms`` (only its direction is set),
+and a magnetic atom without a moment gets :data:`DEFAULT_MAGNITUDE` (1 μB).  So a texture
+built on a structure that carries its moments (e.g. Ni 2 μB) keeps their sizes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ._errors import SpeciesError, TextureError
 
 __all__ = [
     "DEFAULT_MAGNETIC_NUMBERS",
+    "DEFAULT_MAGNITUDE",
     "Magnitude",
     "Species",
     "as_rng",
@@ -42,6 +46,10 @@ __all__ = [
 DEFAULT_MAGNETIC_NUMBERS: frozenset[int] = frozenset(
     [*range(21, 30), *range(39, 48), *range(57, 80)]
 )
+
+#: Moment size (μB) of a magnetic atom when neither ``magnitude`` nor the atom's own
+#: ``initial_magmoms`` give one.
+DEFAULT_MAGNITUDE = 1.0
 
 Species: TypeAlias = str | Sequence[str] | None
 Magnitude: TypeAlias = float | Mapping[str, float] | ArrayLike | None
@@ -116,8 +124,10 @@ def magnitudes(atoms: Atoms, mask: np.ndarray, magnitude: Magnitude = None) -> n
     mask : numpy.ndarray
         ``(N,)`` bool, the magnetic atoms (see :func:`magnetic_mask`).
     magnitude : float, dict or array_like, optional
-        ``None`` (1 μB), one value, ``{symbol: μB}`` covering every magnetic species, or an
-        ``(N,)`` per-atom array (entries on non-magnetic atoms are ignored).
+        One value, ``{symbol: μB}`` covering every magnetic species, or an ``(N,)``
+        per-atom array (entries on non-magnetic atoms are ignored).  ``None``: the size
+        ``|m|`` of each magnetic atom's moment in ``initial_magmoms`` (scalar magmoms count
+        by their absolute value), :data:`DEFAULT_MAGNITUDE` where it is zero or absent.
 
     Returns
     -------
@@ -126,7 +136,13 @@ def magnitudes(atoms: Atoms, mask: np.ndarray, magnitude: Magnitude = None) -> n
     """
     n = len(atoms)
     if magnitude is None:
-        values = np.ones(n)
+        present = np.linalg.norm(moment_vectors(atoms), axis=1)
+        if not np.all(np.isfinite(present[mask])):
+            raise TextureError(
+                "the initial_magmoms of the magnetic atoms hold NaN or infinite values; "
+                "give the moment size explicitly with magnitude=... (μB)"
+            )
+        values = np.where(present > 0, present, DEFAULT_MAGNITUDE)
     elif isinstance(magnitude, Mapping):
         symbols = np.array(atoms.get_chemical_symbols(), dtype=object)
         wanted = sorted(set(symbols[mask].tolist()))

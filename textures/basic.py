@@ -37,7 +37,9 @@ def ferromagnet(
     magnetic : str or sequence of str, optional
         Magnetic species; default: transition metals and rare earths present.
     magnitude : float, dict or array_like, optional
-        Moment length (μB): one value, ``{symbol: μB}`` or per atom; default 1 μB.
+        Moment length (μB): one value, ``{symbol: μB}`` or per atom; default: each
+        magnetic atom keeps the size of its moment in ``initial_magmoms`` (only the
+        direction is set), and 1 μB where it has none.
 
     Returns
     -------

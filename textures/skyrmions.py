@@ -182,7 +182,8 @@ def skyrmion(
     magnetic : str or sequence of str, optional
         Magnetic species; default: transition metals and rare earths present.
     magnitude : float, dict or array_like, optional
-        Moment length (μB): one value, ``{symbol: μB}`` or per atom; default 1 μB.
+        Moment length (μB): one value, ``{symbol: μB}`` or per atom; default: the sizes
+        the magnetic atoms already carry in ``initial_magmoms``, else 1 μB.
 
     Returns
     -------

@@ -134,7 +134,8 @@ def spin_spiral(
     magnetic : str or sequence of str, optional
         Magnetic species; default: transition metals and rare earths present.
     magnitude : float, dict or array_like, optional
-        Moment length (μB): one value, ``{symbol: μB}`` or per atom; default 1 μB.
+        Moment length (μB): one value, ``{symbol: μB}`` or per atom; default: the sizes
+        the magnetic atoms already carry in ``initial_magmoms``, else 1 μB.
     primitive_cell : array_like, optional
         ``(3, 3)`` primitive cell (Å) that ``q`` refers to; default
         ``atoms.info["primitive_cell"]`` or ``atoms.cell``.

@@ -83,3 +83,44 @@ def test_parameters_and_bad_sizes():
         fe_ir111(n_ir_layers=0)
     with pytest.raises(ValueError, match="vacuum"):
         nibr2(vacuum=0.0)
+
+
+@pytest.mark.parametrize("builder, system, element", [
+    (nibr2, "nibr2", "Ni"), (nibri, "nibri", "Ni"), (fe_ir111, "feir", "Fe")])
+def test_builders_carry_the_reference_moment_sizes_and_textures_keep_them(builder, system,
+                                                                          element):
+    import textures
+    from ase_hamgnn.data import ReferenceTB
+
+    size = ReferenceTB(system).parameters.elements[element].moment  # what datasets use
+    assert size == {"Ni": 2.0, "Fe": 2.7}[element]
+    atoms = builder((4, 4))
+    on = np.array(atoms.get_chemical_symbols()) == element
+    np.testing.assert_allclose(np.linalg.norm(atoms.get_initial_magnetic_moments()[on], axis=1),
+                               size)
+    mag = (element,)  # Ir is a transition metal too: name the magnetic species
+    textured = [
+        textures.skyrmion(textures.supercell(builder(), (6, 6, 1)), radius=4.0, magnetic=mag),
+        textures.spin_spiral(textures.supercell(builder(), (4, 1, 1)), (1 / 4, 0, 0),
+                             magnetic=mag),
+        textures.random_moments(atoms, rng=0, magnetic=mag),
+        textures.noncollinear_afm(textures.supercell(builder(), (3, 3, 1)), magnetic=mag),
+    ]
+    for out in textured:
+        mine = np.array(out.get_chemical_symbols()) == element
+        np.testing.assert_allclose(
+            np.linalg.norm(out.get_initial_magnetic_moments()[mine], axis=1), size, atol=1e-12)
+
+
+def test_a_texture_of_nibri_is_within_the_shipped_models_moment_range():
+    import warnings
+
+    import textures
+    from ase_hamgnn import load_model
+    from ase_hamgnn.errors import MomentRangeWarning
+
+    model = load_model("nibri-reference")
+    atoms = textures.antiskyrmion(nibri((6, 6)), radius=5.0, magnetic=("Ni",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MomentRangeWarning)
+        model.check_moment_range(atoms)

@@ -37,7 +37,16 @@ def cell6(nibr2):
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_unit_directions_zero_on_ligands_and_input_untouched(cell6, name):
+def test_default_size_zero_on_ligands_and_input_untouched(cell6, name):
+    m = GENERATORS[name](cell6).get_initial_magnetic_moments()
+    ni = cell6.numbers == 28
+    np.testing.assert_allclose(np.linalg.norm(m[ni], axis=1), textures.DEFAULT_MAGNITUDE)
+    assert textures.DEFAULT_MAGNITUDE == 1.0
+    np.testing.assert_array_equal(m[~ni], 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_sizes_on_the_atoms_are_kept_and_input_untouched(cell6, name):
     cell6.set_initial_magnetic_moments(np.full((len(cell6), 3), 0.25))
     before = cell6.copy()
     before_info = dict(cell6.info)
@@ -50,9 +59,49 @@ def test_unit_directions_zero_on_ligands_and_input_untouched(cell6, name):
     m = out.get_initial_magnetic_moments()
     assert m.shape == (len(cell6), 3) and m.dtype == np.float64
     ni = out.numbers == 28
-    np.testing.assert_allclose(np.linalg.norm(m[ni], axis=1), 1.0, atol=1e-12)
+    # only directions change: each Ni keeps |m| = 0.25 sqrt(3) μB of its input moment
+    np.testing.assert_allclose(np.linalg.norm(m[ni], axis=1), 0.25 * np.sqrt(3), atol=1e-12)
     np.testing.assert_array_equal(m[~ni], 0.0)
     np.testing.assert_array_equal(out.positions, cell6.positions)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_per_atom_sizes_collinear_input_and_explicit_magnitude(cell6, name):
+    ni = cell6.numbers == 28
+    sizes = np.where(ni, np.linspace(1.5, 2.5, len(cell6)), 0.0)
+    sizes[np.flatnonzero(ni)[:3]] = 0.0  # three Ni without a moment get the default
+    cell6.set_initial_magnetic_moments(-sizes)  # scalar (collinear) moments, along -z
+    m = GENERATORS[name](cell6).get_initial_magnetic_moments()
+    np.testing.assert_allclose(np.linalg.norm(m[ni], axis=1),
+                               np.where(sizes[ni] > 0, sizes[ni], 1.0), atol=1e-12)
+    np.testing.assert_array_equal(m[~ni], 0.0)
+    # an explicit magnitude wins over the sizes on the atoms
+    m = GENERATORS[name](cell6, magnitude=0.7).get_initial_magnetic_moments()
+    np.testing.assert_allclose(np.linalg.norm(m[ni], axis=1), 0.7, atol=1e-12)
+    # a texture built on a texture keeps its sizes
+    again = GENERATORS[name](GENERATORS[name](cell6, magnitude={"Ni": 2.0}))
+    np.testing.assert_allclose(
+        np.linalg.norm(again.get_initial_magnetic_moments()[ni], axis=1), 2.0, atol=1e-12)
+
+
+def test_supercell_carries_the_moments(nibr2):
+    nibr2.set_initial_magnetic_moments([[0.0, 0.0, 2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    for reps in ((3, 2, 1), [[2, 1, 0], [-1, 1, 0], [0, 0, 1]]):
+        sc = textures.supercell(nibr2, reps)
+        np.testing.assert_array_equal(
+            sc.get_initial_magnetic_moments()[sc.numbers == 28], [[0.0, 0.0, 2.0]] * (len(sc) // 3))
+    sk = textures.skyrmion(textures.supercell(nibr2, (8, 8, 1)), radius=5.0)
+    np.testing.assert_allclose(
+        np.linalg.norm(sk.get_initial_magnetic_moments()[sk.numbers == 28], axis=1), 2.0)
+
+
+def test_non_finite_moments_on_the_atoms_raise(cell6):
+    m = np.zeros((len(cell6), 3))
+    m[0] = np.nan
+    cell6.set_initial_magnetic_moments(m)
+    with pytest.raises(TextureError, match="magnitude="):
+        textures.ferromagnet(cell6)
+    textures.ferromagnet(cell6, magnitude=2.0)  # an explicit size needs no moments
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
