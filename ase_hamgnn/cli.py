@@ -36,9 +36,15 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_dataset_convert(args: argparse.Namespace) -> int:
     from ase_hamgnn.data.convert import convert_dataset
+    from ase_hamgnn.errors import DatasetError
 
-    manifest = convert_dataset(args.source, args.out, source_format=args.source_format,
-                               cutoff=args.cutoff, rng=args.seed, length_unit=args.length_unit)
+    try:
+        manifest = convert_dataset(args.source, args.out, source_format=args.source_format,
+                                   cutoff=args.cutoff, rng=args.seed,
+                                   length_unit=args.length_unit)
+    except DatasetError as exc:  # the message names the file and the fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
     print(f"wrote {manifest['n_records']} records ({counts}) to {args.out}")
     print(f"source: {manifest['description']}")

@@ -45,7 +45,7 @@ from ase_hamgnn.data.deeph import (
 from ase_hamgnn.data.records import block_range
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
-from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.hamiltonian import HERMITICITY_TOL, TBHamiltonian
 
 __all__ = ["SOURCE_FORMATS", "convert_dataset", "find_deeph_folders", "find_source_files"]
 
@@ -244,7 +244,7 @@ def convert_dataset(
     split: Sequence[float] = (0.8, 0.1, 0.1),
     rng: np.random.Generator | int | None = 0,
     overlap: bool = True,
-    hermiticity_tol: float = 1e-6,
+    hermiticity_tol: float = HERMITICITY_TOL,
     length_unit: str = "bohr",
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -274,7 +274,9 @@ def convert_dataset(
     overlap : bool
         Keep the overlaps when present.
     hermiticity_tol : float
-        Largest allowed non-Hermiticity of a source Hamiltonian, eV.
+        Largest accepted ``|H_ij(R) - H_ji(-R)^dagger|`` of a source's stored blocks, eV; the
+        readers symmetrize what they read (see
+        :func:`~ase_hamgnn.data.deeph.blocks_to_hamiltonian`).
     length_unit : {"bohr", "angstrom"}
         Unit of positions and cells in HamGNN files (ignored for other formats).
     progress : bool

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from openmx_reference import FIXTURES, OPENMX_HARTREE_IN_EV, eigenvalues, grid_point
 
 from ase_hamgnn import keys as K
 from ase_hamgnn.cli import main
@@ -184,3 +185,47 @@ def test_no_source_files(tmp_path):
                         progress=False)
     with pytest.raises(ValueError, match="unknown source format"):
         convert_dataset(tmp_path, tmp_path / "o", source_format="siesta", progress=False)
+
+
+def test_cli_converts_a_real_deeph_folder(tmp_path, capsys):
+    """MoTe2 from OpenMX 3.9.9 via DeepH-pack (fixtures/PROVENANCE.md): the converted record
+    gives the eigenvalues OpenMX printed."""
+    folder = FIXTURES / "mote2_deeph"
+    assert main(["dataset", "convert", "--from", "deeph", str(folder), "--out",
+                 str(tmp_path / "mote2")]) == 0
+    assert "wrote 1 records" in capsys.readouterr().out
+    ham = record_to_hamiltonian(record_path(tmp_path / "mote2", 0))
+    _, kpoints, reference = eigenvalues(FIXTURES / "mote2_openmx.out")
+    for n in (0, 17, 40):
+        np.testing.assert_allclose(ham.eigvalsh(grid_point(kpoints[n], (9, 9, 1))),
+                                   np.repeat(reference[n][:, 0], 2) * OPENMX_HARTREE_IN_EV,
+                                   rtol=0, atol=1e-6)
+
+
+def test_cli_reads_stored_inputs_written_like_openmx_examples(tmp_path, source, capsys):
+    """Comments on block lines and FRAC coordinates, as in OpenMX's own example inputs."""
+    from test_openmx import _input_lines, _write_scfout
+
+    _, ref, _, hams = source
+    lines = _input_lines(hams[0], NIBRI_SPECIES, unit="FRAC", comments=True)
+    (tmp_path / "run").mkdir()
+    path = _write_scfout(tmp_path / "run" / "nibri.scfout", hams[0], NIBRI_SPECIES,
+                         lines=lines)
+    assert main(["dataset", "convert", "--from", "openmx", str(path), "--out",
+                 str(tmp_path / "omx"), "--cutoff", str(ref.cutoff)]) == 0
+    assert "wrote 1 records" in capsys.readouterr().out
+    back = record_to_hamiltonian(record_path(tmp_path / "omx", 0))
+    assert [int(z) for z in back.geometry.numbers] == [int(z) for z in hams[0].geometry.numbers]
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    """A DatasetError ends the command with its message on one line and a non-zero status."""
+    assert main(["dataset", "convert", "--from", "openmx", str(tmp_path / "missing"),
+                 "--out", str(tmp_path / "o")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert "does not exist" in captured.err and "Traceback" not in captured.err
+    (tmp_path / "bad.npz").write_bytes(b"not an archive")
+    assert main(["dataset", "convert", "--from", "hamgnn", str(tmp_path / "bad.npz"),
+                 "--out", str(tmp_path / "o")]) == 1
+    assert "not an .npz file" in capsys.readouterr().err
