@@ -222,43 +222,161 @@ class Bands:
             raise ValueError("these bands carry no spin; compute them with spin=True")
         return self.spin @ axis_vector(axis)
 
-    def plot(self, ax=None, axis: Any = "z", reference: float = 0.0,
+    def plot(self, ax=None, axis: Any = "z", reference: float | None = None,
              emin: float | None = None, emax: float | None = None, cmap: str = "coolwarm",
-             size: float = 6.0, colorbar: bool = True):
-        """Bands along the path, each state coloured by ``<sigma>`` along ``axis``
-        (grey lines without spin).  Returns the matplotlib Axes."""
+             size: float = 6.0, colorbar: bool = True, reference_label: str = "E_F",
+             lw: float = 1.2):
+        """Bands along the path, coloured by ``<sigma>`` along ``axis`` (grey without spin).
+
+        Bands are lines between neighbouring k-points (coloured segment by segment), except
+        windowed bands (:attr:`window`), whose band index may change from one k to the next:
+        those are points of area ``size``.  The x axis is the length along the path, with
+        every special point of the path labelled at its own position, however few the
+        k-points.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional (a new figure otherwise).
+        axis : ``'x'``, ``'y'``, ``'z'``, a 3-vector or ``'local'`` (see :meth:`spin_along`).
+        reference : energy (eV) subtracted from the bands and marked by a dashed line, e.g.
+            the Fermi level; ``None`` plots absolute energies.
+        emin, emax : energy window (eV, relative to ``reference``); by default the data and
+            a 5 % margin on each side.
+        cmap : colour map of ``<sigma>`` (limits fixed at -1 and 1, so that figures compare).
+        size : marker area (points^2) of windowed bands.
+        colorbar : draw the colour bar of ``<sigma>``.
+        reference_label : name of the reference in mathtext (``"E_F"``,
+            ``r"E_\\mathrm{mid}"``): the y label reads ``E - E_F`` and the line is labelled.
+        lw : line width of the bands (points).
+
+        Returns
+        -------
+        matplotlib Axes
+
+        Examples
+        --------
+        >>> ax = ham.bands(path).plot(axis="z", reference=e_fermi)       # doctest: +SKIP
+        """
         import matplotlib.pyplot as plt
+        from matplotlib.collections import LineCollection
 
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
-        if self.path is not None:
-            x, xlabels, labels = self.path.get_linear_kpoint_axis()
+        x, ticks, labels = self._axis()
+        e = self.energies - (0.0 if reference is None else reference)
+        colour = None if self.spin is None else self.spin_along(axis)
+        if self.window:
+            xx = np.broadcast_to(x[:, None], e.shape)
+            if colour is None:
+                ax.scatter(xx.ravel(), e.ravel(), s=size, color="0.35", lw=0, zorder=2)
+            else:
+                mappable = ax.scatter(xx.ravel(), e.ravel(), c=colour.ravel(), cmap=cmap,
+                                      vmin=-1, vmax=1, s=size, lw=0, zorder=2)
         else:
-            x = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(self.kpts, axis=0), axis=1))])
-            xlabels, labels = [], []
-        e = self.energies - reference
-        if not self.window:
-            ax.plot(x, e, color="0.7", lw=0.8, zorder=1)
-        if self.spin is None and self.window:
-            ax.plot(x, e, ".", color="0.4", ms=size**0.5, zorder=1)
-        if self.spin is not None:
-            colour = self.spin_along(axis)
-            xx = np.repeat(x[:, None], e.shape[1], axis=1)
-            sc = ax.scatter(xx.ravel(), e.ravel(), c=colour.ravel(), cmap=cmap, vmin=-1, vmax=1,
-                            s=size, lw=0, zorder=2)
-            if colorbar:
-                label = axis if isinstance(axis, str) else "axis"
-                ax.figure.colorbar(sc, ax=ax, label=rf"$\langle\sigma_{{{label}}}\rangle$")
-        for xl in xlabels:
-            ax.axvline(xl, color="k", lw=0.5)
-        ax.set_xticks(xlabels)
-        ax.set_xticklabels([lbl.replace("G", r"$\Gamma$") for lbl in labels])
-        ax.set_xlim(x[0], x[-1])
-        lo = e.min() if emin is None else emin
-        hi = e.max() if emax is None else emax
-        ax.set_ylim(lo, hi)
-        ax.set_ylabel("E - E_ref (eV)" if reference else "E (eV)")
+            # one segment per band and pair of neighbouring k-points, none across a break
+            keep = np.diff(x) > 0
+            x0, x1 = x[:-1][keep], x[1:][keep]
+            e0, e1 = e[:-1][keep], e[1:][keep]                      # (n_seg_k, n_bands)
+            segments = np.stack([np.stack([np.broadcast_to(x0[:, None], e0.shape), e0], -1),
+                                 np.stack([np.broadcast_to(x1[:, None], e1.shape), e1], -1)],
+                                axis=-2).reshape(-1, 2, 2)
+            if colour is None:
+                lines = LineCollection(segments, colors="0.35", linewidths=lw, zorder=2)
+            else:
+                mid = 0.5 * (colour[:-1][keep] + colour[1:][keep])
+                lines = LineCollection(segments, array=mid.ravel(), cmap=cmap, linewidths=lw,
+                                       zorder=2, capstyle="round")
+                lines.set_clim(-1, 1)
+                mappable = lines
+            ax.add_collection(lines)
+            if len(x) == 1 or not keep.any():                       # a single k-point
+                ax.plot(np.broadcast_to(x[:, None], e.shape).ravel(), e.ravel(), "_",
+                        color="0.35", ms=8)
+        if colour is not None and colorbar:
+            name = axis if isinstance(axis, str) else "n"
+            label = (r"$\langle\sigma\rangle$ along the local moment" if name == "local"
+                     else rf"$\langle\sigma_{{{name}}}\rangle$")
+            ax.figure.colorbar(mappable, ax=ax, label=label)
+        for xt in ticks:
+            ax.axvline(xt, color="k", lw=0.5, zorder=1)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(labels)
+        ax.set_xlim(x[0], x[-1] if x[-1] > x[0] else x[0] + 1.0)
+        lo, hi = float(e.min()), float(e.max())
+        pad = 0.05 * (hi - lo) if hi > lo else 0.1
+        ax.set_ylim(lo - pad if emin is None else emin, hi + pad if emax is None else emax)
+        if reference is None:
+            ax.set_ylabel("E (eV)")
+        else:
+            ax.set_ylabel(rf"$E - {reference_label}$ (eV)")
+            ax.axhline(0.0, color="k", lw=0.8, ls="--", zorder=1)
+            ax.annotate(rf"${reference_label}$", (1.0, 0.0), xycoords=("axes fraction", "data"),
+                        xytext=(-3, 2), textcoords="offset points", ha="right", va="bottom",
+                        fontsize="small", annotation_clip=True)
+        if self.path is None:
+            ax.set_xlabel("k (length along the k-points, fractional units)")
         return ax
+
+    def _axis(self) -> tuple[np.ndarray, list[float], list[str]]:
+        """x of every k-point (cumulative Cartesian length along the path, none across a
+        break) and the positions and labels of the path's special points."""
+        if self.path is not None:
+            found = _path_axis(self.path, self.kpts)
+            if found is not None:
+                return found
+        if self.path is not None and len(self.path.cartesian_kpts()) == len(self.kpts):
+            k = self.path.cartesian_kpts()
+        else:
+            k = self.kpts
+        x = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(k, axis=0), axis=1))])
+        return x, [], []
+
+
+def _special_label(name: str) -> str:
+    return r"$\Gamma$" if name == "G" else name
+
+
+def _path_axis(path: Any, kpts: np.ndarray):
+    """Axis of an ASE ``BandPath``: x per k-point (Cartesian length along the path, 1/Å,
+    without 2 pi), and the positions and labels of the special points.
+
+    The special points are looked up in the k-points in the order of ``path.path``, so each
+    gets its own tick even when two of them are neighbouring k-points (ASE's
+    ``get_linear_kpoint_axis`` puts a short path's neighbouring special points at one x,
+    taking them for a break).  Only the step between the last point of a ``,``-separated
+    part and the first of the next has no length; labels that meet there read ``M|K``.
+    ``None`` if a special point is not among the k-points (then the caller falls back)."""
+    from ase.dft.kpoints import parse_path_string
+
+    kpts = np.asarray(kpts, dtype=np.float64)
+    if len(kpts) != len(path.kpts) or not np.allclose(kpts, path.kpts):
+        return None
+    found: list[tuple[int, str]] = []
+    breaks: list[int] = []
+    start = 0
+    for part in parse_path_string(path.path):
+        for name in part:
+            target = np.asarray(path.special_points[name], dtype=np.float64)
+            hits = np.flatnonzero(np.abs(kpts[start:] - target).max(axis=1) < 1e-8)
+            if hits.size == 0:
+                return None
+            found.append((start + int(hits[0]), name))
+            start = found[-1][0] + 1
+        breaks.append(found[-1][0])
+    step = np.linalg.norm(np.diff(path.cartesian_kpts(), axis=0), axis=1)
+    for b in breaks[:-1]:
+        if b < len(step):
+            step[b] = 0.0
+    x = np.concatenate([[0.0], np.cumsum(step)])
+    ticks: list[float] = []
+    labels: list[str] = []
+    for index, name in found:
+        if ticks and np.isclose(x[index], ticks[-1]) and labels[-1] != _special_label(name):
+            labels[-1] += "|" + _special_label(name)
+        elif not ticks or not np.isclose(x[index], ticks[-1]):
+            ticks.append(float(x[index]))
+            labels.append(_special_label(name))
+    return x, ticks, labels
 
 
 def axis_vector(axis: Any) -> np.ndarray:
