@@ -529,28 +529,85 @@ def _axes(ax):
     return plt.subplots(figsize=(6, 4))[1]
 
 
-def plot_transmission(result: TransmissionCurve | SpinTransmission, ax=None):
-    """Plot ``T(E)`` (with the open channels dashed) or the four spin channels and the total.
+def _energy_axis(ax, reference: float | None, reference_label: str) -> None:
+    """x label ``E (eV)`` or ``E - E_F (eV)``, with the reference marked by a dashed line
+    when it is in view."""
+    if reference is None:
+        ax.set_xlabel("E (eV)")
+        return
+    ax.set_xlabel(rf"$E - {reference_label}$ (eV)")
+    lo, hi = ax.get_xlim()
+    if lo <= 0.0 <= hi:
+        ax.axvline(0.0, color="k", lw=0.8, ls="--", zorder=1)
+        ax.annotate(rf"${reference_label}$", (0.0, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, -3), textcoords="offset points", ha="left", va="top",
+                    fontsize="small")
 
-    Returns the matplotlib ``Axes``.
+
+#: Spin channels of :func:`plot_transmission`: (in, out) spin index, label, style.  Every
+#: curve has its own colour, dash pattern and marker, so that equal curves stay visible.
+_CHANNELS = (
+    (0, 0, r"$\uparrow\to\uparrow$", dict(color="C3", ls="-", marker="^")),
+    (1, 1, r"$\downarrow\to\downarrow$", dict(color="C0", ls="--", marker="v")),
+    (0, 1, r"$\uparrow\to\downarrow$", dict(color="C2", ls="-.", marker="x")),
+    (1, 0, r"$\downarrow\to\uparrow$", dict(color="C1", ls=":", marker="+")),
+)
+
+
+def plot_transmission(result: TransmissionCurve | SpinTransmission, ax=None, *,
+                      reference: float | None = None, reference_label: str = "E_F"):
+    """Conductance ``G = (e^2/h) T`` against energy.
+
+    A :class:`TransmissionCurve` is drawn with its open channels (dashed steps, the
+    plateaus of a clean ribbon); a :class:`SpinTransmission` as the total (a thick pale
+    line underneath) and the four channels ``in -> out`` on top, each with its own colour,
+    dash pattern and marker, so that a channel equal to the total stays visible.  Spin
+    labels are along :attr:`SpinTransmission.axis`.
+
+    Parameters
+    ----------
+    result : TransmissionCurve or SpinTransmission
+    ax : matplotlib Axes, optional (a new figure otherwise).
+    reference : energy (eV) subtracted from the axis and marked by a dashed line, e.g. the
+        Fermi level; ``None`` plots absolute energies.
+    reference_label : mathtext name of the reference (``"E_F"``).
+
+    Returns
+    -------
+    matplotlib Axes
     """
     ax = _axes(ax)
-    e = result.energies
+    e = result.energies - (0.0 if reference is None else reference)
+    markers = dict(ms=3.5) if len(e) <= 80 else dict(marker="")  # the sampled energies
     if isinstance(result, SpinTransmission):
-        labels = (("up", "up"), ("up", "down"), ("down", "up"), ("down", "down"))
-        for out_s, in_s in labels:
-            i, j = ("up", "down").index(out_s), ("up", "down").index(in_s)
-            ax.plot(e, result.transmission[:, i, j], label=f"{in_s} -> {out_s}")
-        ax.plot(e, result.total, "k-", lw=2, label="total")
+        ax.plot(e, result.total, color="0.6", lw=4.5, alpha=0.6, solid_capstyle="butt",
+                label="total", zorder=1)
+        for i_in, i_out, label, style in _CHANNELS:
+            ax.plot(e, result.transmission[:, i_out, i_in], lw=1.3, label=label, zorder=2,
+                    **{**style, **markers})
+        name = _axis_name(result.axis)
+        title = f"spin along {name} (in $\\to$ out)"
     elif isinstance(result, TransmissionCurve):
-        ax.plot(e, result.transmission, "k-", label="T")
-        ax.step(e, result.open_channels, "--", color="0.5", where="mid", label="open channels")
+        ax.step(e, result.open_channels, "--", color="0.5", where="mid", lw=1.0,
+                label="open channels", zorder=1)
+        ax.plot(e, result.transmission, "k-", lw=1.4, label="T", zorder=2,
+                **{"marker": "o", **markers})
+        title = None
     else:
         raise TypeError(f"expected TransmissionCurve or SpinTransmission, got {type(result)}")
-    ax.set_xlabel("Energy (eV)")
-    ax.set_ylabel(f"Transmission {result.from_lead} -> {result.to_lead}")
-    ax.legend(frameon=False, fontsize="small")
+    if len(e) > 1:
+        ax.set_xlim(e.min(), e.max())
+    _energy_axis(ax, reference, reference_label)
+    ax.set_ylabel(rf"$G$ ($e^2/h$), lead {result.from_lead} $\to$ {result.to_lead}")
+    ax.legend(frameon=False, fontsize="small", title=title, title_fontsize="small")
     return ax
+
+
+def _axis_name(axis: np.ndarray) -> str:
+    for n, name in enumerate("xyz"):
+        if np.allclose(axis, np.eye(3)[n]):
+            return name
+    return "(" + ", ".join(f"{a:.2f}" for a in axis) + ")"
 
 
 def plot_spin_density(maps: LocalMaps, ax=None, *, cmap: str = "RdBu_r"):
@@ -565,8 +622,13 @@ def plot_spin_density(maps: LocalMaps, ax=None, *, cmap: str = "RdBu_r"):
         sz = np.where(norm > 0, s[:, 2] / norm, 0.0)
     size = 5 + 60 * maps.charge / (maps.charge.max() if maps.charge.max() > 0 else 1.0)
     sc = ax.scatter(x, y, c=sz, s=size, cmap=cmap, vmin=-1, vmax=1)
-    ax.quiver(x, y, s[:, 0] / scale, s[:, 1] / scale, angles="xy", pivot="middle")
+    if norm.max(initial=0.0) > 0:
+        ax.quiver(x, y, s[:, 0] / scale, s[:, 1] / scale, angles="xy", pivot="middle")
     ax.figure.colorbar(sc, ax=ax, label=r"$s_z / |s|$")
+    if not maps.charge.max(initial=0.0) > 0:
+        ax.text(0.5, 0.5, f"no open channel at E = {maps.energy:.3g} eV:\nno scattering "
+                f"states from lead {maps.lead}", transform=ax.transAxes, ha="center",
+                va="center", bbox=dict(facecolor="w", edgecolor="0.5"))
     ax.set_aspect("equal")
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
@@ -575,21 +637,59 @@ def plot_spin_density(maps: LocalMaps, ax=None, *, cmap: str = "RdBu_r"):
 
 
 def plot_current(maps: LocalMaps, ax=None, *, component: str | None = None,
-                 cmap: str = "viridis"):
-    """Local current map: arrows of the site current (:meth:`LocalMaps.site_current`),
-    coloured by magnitude (xy projection); ``component`` ``None`` for charge or
-    ``'x'``/``'y'``/``'z'`` for spin current.  Returns the ``Axes``."""
+                 cmap: str = "viridis", reference: float | None = None,
+                 reference_label: str = "E_F"):
+    """Local current map: arrows of the site current (:meth:`LocalMaps.site_current`, xy
+    projection), their length relative to the largest, their colour the magnitude.
+
+    The colour bar is in units of the linear response to a bias ``V`` between the leads:
+    a charge current ``|I| / V`` in ``e^2/h``, a spin current (``component`` ``'x'``,
+    ``'y'`` or ``'z'``) ``|I_s| / V`` in ``(hbar/2) e/h``.  With no open channel at
+    :attr:`LocalMaps.energy` (no charge current anywhere), or none of the asked spin
+    current, the sites are drawn grey and the figure says so.
+
+    Parameters
+    ----------
+    maps : LocalMaps
+    ax : matplotlib Axes, optional (a new figure otherwise).
+    component : ``None`` (charge current) or ``'x'``, ``'y'``, ``'z'`` (spin current).
+    cmap : colour map of the magnitude.
+    reference, reference_label : the title gives ``E - E_F`` when ``reference`` (eV) is
+        given, else the absolute energy.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = _axes(ax)
     j = maps.site_current(component)
     mag = np.linalg.norm(j[:, :2], axis=1)
-    scale = mag.max() if mag.size and mag.max() > 0 else 1.0
+    largest = float(mag.max()) if mag.size else 0.0
     x, y = maps.positions[:, 0], maps.positions[:, 1]
-    q = ax.quiver(x, y, j[:, 0] / scale, j[:, 1] / scale, mag, cmap=cmap, angles="xy",
-                  pivot="middle")
-    name = "current" if component is None else f"spin-{component} current"
-    ax.figure.colorbar(q, ax=ax, label=f"|{name}|")
+    if component is None:
+        name, unit = "current", r"$|I|/V$ per site ($e^2/h$)"
+    else:
+        name = f"spin-{component} current"
+        unit = rf"$|I_{{s,{component}}}|/V$ per site ($(\hbar/2)\,e/h$)"
+    if reference is None:
+        at = f"E = {maps.energy:.3g} eV"
+    else:
+        at = rf"$E - {reference_label}$ = {maps.energy - reference:+.3g} eV"
+    ax.scatter(x, y, s=4, color="0.8", lw=0, zorder=1)
+    if largest > 0:
+        q = ax.quiver(x, y, j[:, 0] / largest, j[:, 1] / largest, mag, cmap=cmap,
+                      angles="xy", pivot="middle", zorder=2)
+        q.set_clim(0.0, largest)
+        ax.figure.colorbar(q, ax=ax, label=unit)
+    else:
+        if np.abs(maps.current).max(initial=0.0) > 0:   # open channels, none of this current
+            message = f"no {name} at {at}"
+        else:
+            message = f"no open channel at {at}:\nno current from lead {maps.lead}"
+        ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center",
+                bbox=dict(facecolor="w", edgecolor="0.5"))
     ax.set_aspect("equal")
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
-    ax.set_title(f"{name}, E = {maps.energy:.3g} eV, lead {maps.lead}")
+    ax.set_title(f"{name} injected from lead {maps.lead}, {at}")
     return ax
