@@ -227,16 +227,28 @@ class KPMDOS:
             lo, hi = (mid, hi) if self.integrated(np.array([mid]))[0] < n_electrons else (lo, mid)
         return 0.5 * (lo + hi)
 
-    def plot(self, ax=None, reference: float = 0.0, atoms: Any = None, **kwargs: Any):
-        """Draw the DOS on :attr:`energies` (or the local DOS of ``atoms``) shifted by
-        ``reference`` eV; returns the matplotlib Axes."""
+    def plot(self, ax=None, reference: float | None = None, atoms: Any = None,
+             reference_label: str = "E_F", **kwargs: Any):
+        r"""Draw the DOS on :attr:`energies` (or the local DOS of ``atoms``); returns the
+        matplotlib Axes.
+
+        ``reference`` (eV, e.g. the Fermi level) is subtracted from the energies and marked
+        by a dashed line named ``reference_label`` (mathtext: ``"E_F"``,
+        ``r"E_\mathrm{mid}"``); ``None`` plots absolute energies."""
         if ax is None:
             from matplotlib.figure import Figure
 
             ax = Figure(figsize=(5, 3.5), layout="constrained").add_subplot()
         y = self.dos if atoms is None else self.evaluate(self.energies, atoms)
-        ax.plot(self.energies - reference, y, **kwargs)
-        ax.set_xlabel("E - E_ref (eV)" if reference else "E (eV)")
+        ax.plot(self.energies - (0.0 if reference is None else reference), y, **kwargs)
+        if reference is None:
+            ax.set_xlabel("E (eV)")
+        else:
+            ax.set_xlabel(rf"$E - {reference_label}$ (eV)")
+            ax.axvline(0.0, color="k", lw=0.8, ls="--")
+            ax.annotate(rf"${reference_label}$", (0.0, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(3, -3), textcoords="offset points", ha="left", va="top",
+                        fontsize="small", annotation_clip=True)
         ax.set_ylabel("DOS (states/eV/cell)")
         return ax
 

@@ -99,23 +99,26 @@ class PDOS:
         out["total"] = float(np.trapezoid(self.total[sel], e[sel]))
         return out
 
-    def plot(self, ax=None, reference: float = 0.0, emin: float | None = None,
-             emax: float | None = None, show_total: bool = True, fill: bool = True):
-        """Plot the projected DOS (energy on x).  With spin resolution the up channel points
+    def plot(self, ax=None, reference: float | None = None, emin: float | None = None,
+             emax: float | None = None, show_total: bool = True, fill: bool = True,
+             reference_label: str = "E_F"):
+        r"""Plot the projected DOS (energy on x).  With spin resolution the up channel points
         up and the down channel down.  Returns the matplotlib Axes.
 
         Parameters
         ----------
-        reference : energy in eV subtracted from the axis (e.g. the Fermi level).
+        reference : energy in eV subtracted from the axis and marked by a dashed line (e.g.
+            the Fermi level); ``None`` plots absolute energies.
         emin, emax : energy window in eV relative to ``reference``.
         show_total : draw the total DOS (per spin channel when spin-resolved) in grey.
         fill : fill under each projected curve.
+        reference_label : mathtext name of the reference (``"E_F"``, ``r"E_\mathrm{mid}"``).
         """
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
-        e = self.energies - reference
+        e = self.energies - (0.0 if reference is None else reference)
         signs = (1.0, -1.0) if self.spin_resolved else (1.0,)
         if show_total:
             totals = (self.projected.sum(axis=0) if self.spin_resolved else self.total[None])
@@ -138,9 +141,14 @@ class PDOS:
             ax.text(0.01, 0.02, "down", transform=ax.transAxes, va="bottom", fontsize="small")
         else:
             ax.set_ylabel("PDOS (states/eV)")
-        if reference:
-            ax.axvline(0.0, color="k", lw=0.6, ls="--")
-        ax.set_xlabel("E - E_F (eV)" if reference else "E (eV)")
+        if reference is None:
+            ax.set_xlabel("E (eV)")
+        else:
+            ax.set_xlabel(rf"$E - {reference_label}$ (eV)")
+            ax.axvline(0.0, color="k", lw=0.8, ls="--")
+            ax.annotate(rf"${reference_label}$", (0.0, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(3, -3), textcoords="offset points", ha="left", va="top",
+                        fontsize="small", annotation_clip=True)
         ax.set_xlim(e[0] if emin is None else emin, e[-1] if emax is None else emax)
         ax.legend(frameon=False, fontsize="small")
         return ax
