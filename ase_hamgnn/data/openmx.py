@@ -28,17 +28,17 @@ H_ud,ji(-R)^dagger``.  ``SpinP_switch = 1`` (collinear) gives ``H_uu = Hks[0]``,
 Hks[1]``; ``0`` gives ``kron(1, Hks[0])``.
 
 Elements and shells are not in the binary part: they are parsed from the input file stored at
-its end (``<Definition.of.Atomic.Species`` with basis strings such as ``Fe6.0S-s2p2d1`` and
-the pseudopotential name ``Fe_PBE19``, and ``<Atoms.SpeciesAndCoordinates``), read as OpenMX
-reads its input: text after ``#`` is a comment (``<Atoms.SpeciesAndCoordinates  # Unit=Ang.``
-as in OpenMX's examples), keywords and block names are case-insensitive, and the coordinates
-are in ``Atoms.SpeciesAndCoordinates.Unit`` (Ang, AU or FRAC) with the cell in
+its end (``<Definition.of.Atomic.Species`` with basis strings such as ``Fe6.0S-s2p2d1`` and the
+pseudopotential name ``Fe_PBE19``, and ``<Atoms.SpeciesAndCoordinates``), read as OpenMX reads
+its input: text after ``#`` is a comment (``<Atoms.SpeciesAndCoordinates # Unit=Ang.`` as in
+OpenMX's examples), keywords and block names are case-insensitive, and the coordinates are in
+``Atoms.SpeciesAndCoordinates.Unit`` (Ang, AU or FRAC) with the cell in
 ``Atoms.UnitVectors.Unit`` (Ang or AU).  For a run that moves no atom (``MD.Type`` Nomd) the
 stored coordinates are compared with the binary ones, and a mismatch is warned about.  Pass
-``symbols`` and ``basis`` when the stored input cannot be used.  The converged moments are not in the file: pass
-``moments`` (required for spin-polarized data), or ``moments="input"`` for the moments the
-stored input starts from, ``(up - down)`` electrons along the angles ``theta, phi`` of each
-atom's line (for a run with ``scf.Constraint.NC.Spin`` these are the constrained
+``symbols`` and ``basis`` when the stored input cannot be used.  The converged moments are not
+in the file: pass ``moments`` (required for spin-polarized data), or ``moments="input"`` for
+the moments the stored input starts from, ``(up - down)`` electrons along the angles ``theta,
+phi`` of each atom's line (for a run with ``scf.Constraint.NC.Spin`` these are the constrained
 directions; the sizes are the initial ones).  Orbitals are in OpenMX's order
 (:mod:`ase_hamgnn.data.conventions`), converted to ours; Hartree and Bohr become eV and Å
 (:mod:`ase_hamgnn.data.units`).
