@@ -1,13 +1,20 @@
 """Atomic file writes: a reader never sees a half-written file, an interrupted write leaves
-the old file in place."""
+the old file in place.  :func:`exclusive_lock` keeps a second writer out of a folder."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks
+    fcntl = None
+
+__all__ = ["atomic_write_bytes", "exclusive_lock"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
@@ -27,3 +34,30 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, busy: Exception | None = None) -> Iterator[Path]:
+    """Hold an exclusive advisory lock (``fcntl.flock``) on the file ``path`` (created if
+    needed; left in place afterwards) for the ``with`` block.
+
+    Raises
+    ------
+    BlockingIOError
+        At once, if another process (or another open of the file) holds the lock; ``busy``
+        instead, if given.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if busy is None:
+                    raise
+                raise busy from None
+        yield path
+    finally:
+        os.close(fd)  # closing releases the lock

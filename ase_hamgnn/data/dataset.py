@@ -11,7 +11,12 @@ Layout of a dataset folder
     splits, the seed, the generation parameters and a fingerprint of the records.
 ``records/NNNNNN.npz``
     One record per configuration (index ``NNNNNN`` in the order given to
-    :func:`write_dataset`), written atomically with ``numpy.savez_compressed``.
+    :func:`write_dataset`), written atomically with ``numpy.savez_compressed``.  Each holds
+    the manifest's fingerprint; :class:`HamiltonianDataset` refuses a record of another
+    dataset.
+``.lock``
+    Locked (``fcntl.flock``) while :func:`write_dataset` writes the folder: a second writer
+    is refused at once.
 
 The record format is described in :mod:`ase_hamgnn.data.records`.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +37,7 @@ from torch_geometric.data import Dataset
 from tqdm.auto import tqdm
 
 from ase_hamgnn import keys as K
-from ase_hamgnn._atomic import atomic_write_bytes
+from ase_hamgnn._atomic import atomic_write_bytes, exclusive_lock
 from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.data.records import (
     FINGERPRINT_KEY,
@@ -64,6 +70,7 @@ FORMAT = RECORD_FORMAT
 FORMAT_VERSION = RECORD_FORMAT_VERSION
 MANIFEST_NAME = "manifest.json"
 RECORDS_DIR = "records"
+LOCK_NAME = ".lock"
 #: Names of the splits, in the order of the ``split`` fractions.
 SPLITS = ("train", "val", "test")
 
@@ -172,15 +179,37 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
+    except PermissionError as exc:
+        raise DatasetError(f"{path} cannot be read ({exc}); give this user read permission "
+                           "on the dataset folder") from None
     except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path} is unreadable ({exc}); re-run the command that wrote the "
-                           "dataset into the same folder to rewrite it") from None
+        raise _UnreadableManifest(
+            f"{path} is unreadable ({exc}); re-run the command that wrote the dataset with the "
+            "same arguments into the same folder: it keeps the records and rebuilds the "
+            f"manifest (or delete {Path(root)} and write the dataset again)") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DatasetError(f"{path} is not an ase-hamgnn dataset manifest")
     if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
         raise DatasetError(f"{path} has format version {manifest['format_version']}, newer than "
                            f"this ase-hamgnn reads ({FORMAT_VERSION}); upgrade ase-hamgnn")
     return manifest
+
+
+class _UnreadableManifest(DatasetError):
+    """``manifest.json`` exists but is not valid JSON (a damaged file: rebuilt on resume)."""
+
+
+def _resume_manifest(root: Path) -> dict[str, Any] | None:
+    """The manifest of a folder being written again: ``None`` if there is none, or if it is
+    damaged (it is rebuilt; the records' fingerprints still tie them to the new one)."""
+    if not (root / MANIFEST_NAME).exists():
+        return None
+    try:
+        return read_manifest(root)
+    except _UnreadableManifest as exc:
+        print(f"note: {exc.args[0].split(';')[0]}; rebuilding it from the records",
+              file=sys.stderr)
+        return None
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -297,8 +326,21 @@ def write_dataset(
         "generation": meta,
     }))
     root = Path(out_dir)
-    if (root / MANIFEST_NAME).exists():
-        old = read_manifest(root)
+    busy = DatasetError(
+        f"another process is writing the dataset folder {root} (it holds the lock "
+        f"{root / LOCK_NAME}); wait for it to finish and re-run to resume, or write this "
+        "dataset into another folder")
+    with exclusive_lock(root / LOCK_NAME, busy=busy):
+        return _write_locked(predictor, atoms_list, root, cutoff, manifest, progress)
+
+
+def _write_locked(predictor: Any, atoms_list: Sequence[Atoms], root: Path, cutoff: float,
+                  manifest: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """The body of :func:`write_dataset`, run while holding the folder's lock."""
+    n = len(atoms_list)
+    fingerprint = manifest["fingerprint"]
+    old = _resume_manifest(root)
+    if old is not None:
         diff = _differences(old, manifest)
         if diff:
             raise DatasetError(
@@ -322,8 +364,10 @@ def write_dataset(
             if path.exists():
                 try:
                     old_arrays = read_record(path)
-                except DatasetError:
-                    old_arrays = None  # unreadable: rewrite it
+                except DatasetError as exc:  # unreadable: rewrite it
+                    print(f"note: {exc.args[0].split('; delete it')[0]}; writing it again",
+                          file=sys.stderr)
+                    old_arrays = None
             if old_arrays is not None and not verified:
                 _verify_resume(predictor, atoms, cutoff, old_arrays, path)
                 verified = True
@@ -426,7 +470,17 @@ class HamiltonianDataset(Dataset):
         return len(self._paths)
 
     def get(self, idx: int) -> HamiltonianData:
-        return record_to_data(self._paths[idx])
+        path = self._paths[idx]
+        arrays = read_record(path)
+        expected = self.manifest.get("fingerprint")
+        found = str(arrays[FINGERPRINT_KEY])
+        if expected is not None and found != expected:
+            raise DatasetError(
+                f"{path} belongs to a different dataset than {Path(self.root) / MANIFEST_NAME} "
+                f"(record fingerprint {found[:12] or 'empty'}, manifest {str(expected)[:12]}): "
+                "two runs wrote into this folder. Delete the folder and write the dataset again "
+                "with one command (or copied the record from another dataset)")
+        return record_to_data(arrays)
 
 
 # -- the reference-model datasets ---------------------------------------------------------------

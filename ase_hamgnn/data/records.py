@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -203,8 +201,15 @@ def _check_record(path: Any, arrays: Mapping[str, np.ndarray]) -> None:
     for key, shape in shapes.items():
         if np.shape(arrays[key]) != shape:
             raise _bad(path, f"entry {key!r} has shape {np.shape(arrays[key])}, expected {shape}")
-    if e and (ei.min() < 0 or ei.max() >= n or np.asarray(arrays[K.EDGE_REVERSE]).max() >= e):
+    rev = np.asarray(arrays[K.EDGE_REVERSE])
+    if e and (ei.min() < 0 or ei.max() >= n or rev.min() < 0 or rev.max() >= e):
         raise _bad(path, "edge indices out of range")
+    if e:
+        shifts = np.asarray(arrays[K.CELL_SHIFTS])
+        if (not np.array_equal(rev[rev], np.arange(e)) or not np.array_equal(ei[:, rev], ei[::-1])
+                or not np.array_equal(shifts[rev], -shifts)):
+            raise _bad(path, "entry 'edge_reverse' does not map every edge (i, j, R) to its "
+                       "reverse (j, i, -R)")
     l_on = int(np.sum(sizes**2))
     l_e = int(np.sum(sizes[ei[0]] * sizes[ei[1]])) if e else 0
     pairs = [(K.H_ONSITE, K.H_EDGE)]
@@ -215,9 +220,11 @@ def _check_record(path: Any, arrays: Mapping[str, np.ndarray]) -> None:
             if key not in arrays or np.shape(arrays[key]) != (length,):
                 got = np.shape(arrays[key]) if key in arrays else "missing"
                 raise _bad(path, f"entry {key!r} is {got}; the basis and graph give ({length},)")
-    if not all(np.isfinite(arrays[k]).all() for k in (K.POSITIONS, K.MOMENTS, K.CELL,
-                                                       K.H_ONSITE, K.H_EDGE)):
-        raise _bad(path, "NaN or inf values")
+    finite = (K.POSITIONS, K.MOMENTS, K.CELL, CUTOFF_KEY) + tuple(k for pair in pairs
+                                                                  for k in pair)
+    bad = [key for key in finite if not np.isfinite(arrays[key]).all()]
+    if bad:
+        raise _bad(path, f"NaN or inf values in {', '.join(bad)}")
 
 
 def read_record(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -240,10 +247,17 @@ def read_record(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {key: f[key] for key in f.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
-            UnicodeDecodeError) as exc:
+    except PermissionError as exc:
+        raise DatasetError(f"dataset record {path} cannot be read ({exc}); give this user read "
+                           "permission on the dataset folder") from None
+    except Exception as exc:  # zip, zlib, header and dtype errors of a damaged file alike
         raise _bad(path, f"{type(exc).__name__}: {exc}") from None
-    _check_record(path, arrays)
+    try:
+        _check_record(path, arrays)
+    except DatasetError:
+        raise
+    except Exception as exc:  # arrays too damaged for the checks themselves
+        raise _bad(path, f"{type(exc).__name__}: {exc}") from None
     return arrays
 
 
