@@ -11,13 +11,13 @@ Run: python examples/handmade_tb.py [--out DIR]
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from _output import output_folder  # examples/ is on sys.path
 from ase import Atoms
 
 from ase_hamgnn import OrbitalBasis, TBHamiltonian
@@ -45,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out", help="folder for the figure")
     args = parser.parse_args()
+    out = output_folder(args.out)
     ham = triangular_rashba_ferromagnet()
     path = ham.to_atoms().cell.bandpath("GMKG", npoints=150, pbc=ham.geometry.pbc)
     bands = ham.bands(path)
@@ -53,8 +54,6 @@ def main() -> None:
     bands.plot(ax=axes[1], axis="x")
     axes[0].set_title(r"spin $\langle\sigma_z\rangle$")
     axes[1].set_title(r"spin $\langle\sigma_x\rangle$")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "handmade_bands.png", dpi=150)
     print(f"{ham}\nbands at Gamma (eV): {np.round(bands.energies[0], 3)}")
     print(f"wrote {out / 'handmade_bands.png'}")

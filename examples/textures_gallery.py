@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+from _output import output_file  # noqa: E402  (examples/ is on sys.path)
 from ase import Atoms  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -88,7 +89,7 @@ def main() -> None:
     parser.add_argument(
         "output", nargs="?", default="textures_gallery.png", help="PNG file to write"
     )
-    path = draw(Path(parser.parse_args().output))
+    path = draw(output_file(parser.parse_args().output))
     print(f"wrote {path.resolve()}")
 
 

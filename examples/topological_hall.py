@@ -16,7 +16,8 @@ Usage::
 
     python examples/topological_hall.py [output.png] [--mesh 10] [--chern-mesh 8]
 
-The picture goes to ``topological_hall.png`` in the current directory unless a path is given.
+The picture goes to ``topological_hall.png`` in the current directory unless a path is given;
+its folder is created (and checked to be writable) before the work starts.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+from _output import output_file  # noqa: E402  (examples/ is on sys.path)
 from matplotlib.figure import Figure  # noqa: E402
 
 import textures  # noqa: E402
@@ -111,4 +113,4 @@ if __name__ == "__main__":
     parser.add_argument("--chern-mesh", type=int, default=8,
                         help="k-mesh of the supercell for Chern numbers (default 8)")
     args = parser.parse_args()
-    print(main(args.output, args.mesh, args.chern_mesh))
+    print(main(output_file(args.output), args.mesh, args.chern_mesh))
