@@ -9,15 +9,20 @@ of NiBrI, not on DFT: gaps and band shapes are those of the synthetic model (its
 
 Run::
 
-    python examples/nibri_antiskyrmion.py --band-points 3  # 34 x 34 cells, 3468 atoms
+    python examples/nibri_antiskyrmion.py                 # 34 x 34 cells, 3468 atoms
     python examples/nibri_antiskyrmion.py --size 12 --out out/anti   # 432 atoms, quick
 
-At full size this is long on a small machine: about 22 minutes on 2 cores (prediction 12 s,
-gap search 10 min, three band k-points 11 min, KPM 28 s); ``--size 12`` takes about a minute.
+The bands next to the gap are computed by band index (the highest valence and lowest
+conduction bands, two sparse factorizations per k-point, each shifted next to its band
+edge) and drawn as lines along M-Γ-K of the supercell.  That is the long part: at 3468
+atoms about a minute and a half per k-point on 2 cores, so the default there is 7
+k-points (``--band-points``; 15 up to 1000 atoms, which take a few seconds each);
+``--size 12`` takes about a minute in all.
 
-Figures (PNG) go to ``--out``: the texture next to the VBM and CBM densities per atom,
-bands near the gap along M-Γ-K of the supercell, and the KPM DOS.  A short summary is
-printed (and returned by :func:`run` as a dict).
+Figures (PNG) go to ``--out``, which is created (and checked to be writable) first: the
+texture next to the VBM and CBM densities per atom, the bands next to the gap (valence and
+conduction panels, coloured by <sigma_z>, with the band edges at Γ marked), and the KPM
+DOS from midgap.  A short summary is printed (and returned by :func:`run` as a dict).
 """
 
 from __future__ import annotations
@@ -31,14 +36,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _output import output_folder  # noqa: E402  (examples/ is on sys.path)
 
 import textures  # noqa: E402
 from ase_hamgnn.analysis.states import atom_weights, plot_state_on_texture  # noqa: E402
 from ase_hamgnn.data.structures import nibri  # noqa: E402
-from ase_hamgnn.gap import find_gap  # noqa: E402
+from ase_hamgnn.gap import edge_states, find_gap  # noqa: E402
 from ase_hamgnn.kpm import kpm_dos  # noqa: E402
 from ase_hamgnn.model import load_model  # noqa: E402
-from ase_hamgnn.spectra import bands as spectra_bands  # noqa: E402
+from ase_hamgnn.shift_invert import ShiftInvert  # noqa: E402
+from ase_hamgnn.spectra import Bands, progress_bar  # noqa: E402
 
 NI_MOMENT = 2.0  # μB, the nominal Ni moment the model was trained with
 
@@ -77,11 +84,87 @@ def _core_area_fraction(atoms, radius: float) -> float:
     return float(np.mean(_core_distances(atoms) <= radius))
 
 
+def edge_bands(ham, path, n_electrons: int, n_below: int, n_above: int,
+               progress: bool | None = None) -> tuple[Bands, Bands]:
+    """The ``n_below`` highest valence and ``n_above`` lowest conduction bands along
+    ``path`` (an ASE ``BandPath``), by band index, with ``<sigma>`` of every state.
+
+    Shift-invert is fast for states next to the shift, so each side of the gap gets its own
+    shift next to its edge, as in :func:`ase_hamgnn.gap.edge_states`, which places the two
+    shifts once at the first k-point; every k-point then costs two sparse factorizations
+    and the inertia of each says that the shift is still in the gap (else that k-point is
+    redone by ``edge_states``).  The bands keep their index from one k to the next, so they
+    are drawn as lines.  Returns the valence and the conduction bands.
+    """
+    first = edge_states(ham, n_electrons, path.kpts[0], n_below, n_above)
+    parts = {"valence": ([], []), "conduction": ([], [])}
+    for k in progress_bar(path.kpts, "edge bands", progress):
+        sides = []
+        for side, shift, n, which in (("valence", first.shifts[0], n_below, "below"),
+                                      ("conduction", first.shifts[1], n_above, "above")):
+            si = ShiftInvert(ham, k, shift)
+            if si.count_below != n_electrons:   # the band edge moved past the shift
+                break
+            sides.append((side, *si.nearest(n, which)))
+        else:
+            for side, e, c in sides:
+                parts[side][0].append(e)
+                parts[side][1].append(ham.spin_expectation(k, c))
+            continue
+        es = edge_states(ham, n_electrons, k, n_below, n_above, vectors=True)
+        for side, cols in (("valence", slice(0, n_below)), ("conduction", slice(n_below, None))):
+            parts[side][0].append(es.energies[cols])
+            parts[side][1].append(ham.spin_expectation(k, es.states[:, cols]))
+    return tuple(Bands(np.asarray(path.kpts, dtype=np.float64), np.array(e), np.array(s), path)
+                 for e, s in parts.values())
+
+
+def plot_edge_bands(valence: Bands, conduction: Bands, gap, title: str):
+    """Valence and conduction bands in two panels, each zoomed on its own bands (the gap
+    between them is left out of the axis), coloured by ``<sigma_z>``, with the band edges of
+    ``gap`` (at Γ) marked; energies from midgap.  Returns the figure."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mid = 0.5 * (gap.vbm + gap.cbm)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(5.6, 5.4),
+                                      layout="constrained")
+    for ax, bands, edge, name in ((top, conduction, gap.cbm, "CBM"),
+                                  (bottom, valence, gap.vbm, "VBM")):
+        bands.plot(ax=ax, axis="z", reference=mid, colorbar=False, lw=1.5)
+        e = np.concatenate([bands.energies.ravel(), [edge]]) - mid
+        pad = 0.08 * max(float(np.ptp(e)), 0.01)
+        ax.set_ylim(e.min() - pad, e.max() + pad)
+        ax.axhline(edge - mid, color="k", ls="--", lw=0.8, zorder=1)
+        ax.annotate(f"{name} at Γ", (1.0, edge - mid), xycoords=("axes fraction", "data"),
+                    xytext=(-3, 2 if name == "CBM" else -2), textcoords="offset points",
+                    ha="right", va="bottom" if name == "CBM" else "top", fontsize="small")
+        ax.set_ylabel(r"$E - E_\mathrm{mid}$ (eV)")
+        which = "lowest conduction" if name == "CBM" else "highest valence"
+        ax.text(0.01, 0.97 if name == "CBM" else 0.03,
+                f"{bands.energies.shape[1]} {which} bands", transform=ax.transAxes,
+                va="top" if name == "CBM" else "bottom", fontsize="small")
+    # a broken axis: the gap lies between the panels
+    top.spines["bottom"].set_visible(False)
+    bottom.spines["top"].set_visible(False)
+    top.tick_params(bottom=False)
+    marks = dict(marker=[(-1, -0.5), (1, 0.5)], markersize=10, linestyle="none", color="k",
+                 mec="k", mew=1, clip_on=False)
+    top.plot([0, 1], [0, 0], transform=top.transAxes, **marks)
+    bottom.plot([0, 1], [1, 1], transform=bottom.transAxes, **marks)
+    fig.colorbar(ScalarMappable(Normalize(-1, 1), "coolwarm"), ax=[top, bottom],
+                 label=r"$\langle\sigma_z\rangle$")
+    fig.suptitle(f"{title}\ngap at Γ {gap.cbm - gap.vbm:.3f} eV (axis broken across it); "
+                 r"$E_\mathrm{mid}$ = " f"{mid:.3f} eV, midgap", fontsize="medium")
+    return fig
+
+
 def run(size: int = 34, out: str | Path = "out/nibri-antiskyrmion", n_bands: int = 16,
-        band_points: int = 7, n_moments: int = 768, seed: int = 0) -> dict:
-    """The whole story; returns the printed summary as a dict (energies in eV)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+        band_points: int | None = None, n_moments: int = 768, seed: int = 0) -> dict:
+    """The whole story; returns the printed summary as a dict (energies in eV).
+    ``n_bands`` is split evenly between valence and conduction bands; ``band_points`` is the
+    number of k-points along M-Γ-K of the supercell (default 15 up to 1000 atoms, else 7)."""
+    out = output_folder(out)
     timings = {}
 
     t = time.perf_counter()
@@ -109,23 +192,29 @@ def run(size: int = 34, out: str | Path = "out/nibri-antiskyrmion", n_bands: int
         core_weight[name] = _weight_near_core(atoms, weights, radius)
 
     t = time.perf_counter()
+    if band_points is None:
+        band_points = 15 if len(atoms) <= 1000 else 7
     path = atoms.cell.bandpath("MGK", npoints=band_points, pbc=atoms.pbc)
-    bands = spectra_bands(ham, path, n=n_bands, sigma=mid, progress=False)
+    valence, conduction = edge_bands(ham, path, n_el, n_bands // 2, n_bands - n_bands // 2)
     timings["bands_s"] = time.perf_counter() - t
-    ax = bands.plot(reference=mid, emin=gap.vbm - mid - 0.6, emax=gap.cbm - mid + 0.6)
-    ax.set_ylabel("E - E_midgap (eV)")
-    ax.set_title(f"{len(atoms)} atoms, {n_bands} bands nearest midgap")
-    ax.figure.savefig(out / "bands-near-gap.png", dpi=150)
-    plt.close(ax.figure)
+    fig = plot_edge_bands(valence, conduction, gap, f"antiskyrmion in {size} x {size} NiBrI "
+                          f"({len(atoms)} atoms), bands next to the gap")
+    fig.savefig(out / "bands-near-gap.png", dpi=150)
+    plt.close(fig)
 
     t = time.perf_counter()
     energies = np.linspace(mid - 5.0, mid + 5.0, 801)
     kpm = kpm_dos(ham, energies, n_moments=n_moments, n_vectors=8, rng=seed, progress=False)
     timings["kpm_s"] = time.perf_counter() - t
-    ax = kpm.plot(reference=mid)
-    ax.axvspan(gap.vbm - mid, gap.cbm - mid, color="0.9", zorder=0)
-    ax.set_xlabel("E - E_midgap (eV)")
-    ax.set_title(f"KPM DOS ({kpm.n_moments} moments, resolution {kpm.resolution * 1e3:.0f} meV)")
+    ax = kpm.plot(reference=mid, reference_label=r"E_\mathrm{mid}", color="C0", label="KPM")
+    ax.axvspan(gap.vbm - mid, gap.cbm - mid, color="0.9", zorder=0,
+               label=f"gap at Γ ({gap.cbm - gap.vbm:.2f} eV)")
+    ax.set_xlim(energies[0] - mid, energies[-1] - mid)
+    ax.set_ylim(bottom=0.0)
+    ax.set_ylabel(f"DOS (states/eV per {len(atoms)}-atom cell)")
+    ax.legend(frameon=False, fontsize="small", loc="upper left")
+    ax.set_title(f"KPM DOS at Γ ({kpm.n_moments} moments, resolution "
+                 f"{kpm.resolution * 1e3:.0f} meV)", fontsize="medium")
     ax.figure.savefig(out / "kpm-dos.png", dpi=150)
     plt.close(ax.figure)
 
@@ -135,6 +224,7 @@ def run(size: int = 34, out: str | Path = "out/nibri-antiskyrmion", n_bands: int
         "vbm_weight_in_core": core_weight["vbm"], "cbm_weight_in_core": core_weight["cbm"],
         "core_area_fraction": _core_area_fraction(atoms, radius),
         "kpm_states_below_midgap": float(kpm.integrated([mid])[0]), "electrons": n_el,
+        "band_points": len(path.kpts),
         **timings,
     }
     return summary
@@ -144,9 +234,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=34, help="n x n NiBrI cells (3 atoms each)")
     parser.add_argument("--out", default="out/nibri-antiskyrmion", help="folder for the figures")
-    parser.add_argument("--bands", type=int, default=16, help="bands nearest the midgap")
-    parser.add_argument("--band-points", type=int, default=7, help="k-points along M-Γ-K")
+    parser.add_argument("--bands", type=int, default=16,
+                        help="bands next to the gap, half valence and half conduction")
+    parser.add_argument("--band-points", type=int, default=None,
+                        help="k-points along M-Γ-K, two sparse factorizations each (default "
+                             "15 up to 1000 atoms, 7 beyond)")
     args = parser.parse_args()
+    output_folder(args.out)
     s = run(args.size, args.out, args.bands, args.band_points)
     print(f"antiskyrmion: {s['atoms']} atoms ({s['spin_orbitals']} spin-orbitals), "
           f"radius {s['radius_A']:.1f} Å, Q = {s['Q']:+.3f}")
@@ -156,7 +250,8 @@ def main() -> None:
     print(f"weight within the antiskyrmion radius: VBM {s['vbm_weight_in_core']:.2f}, "
           f"CBM {s['cbm_weight_in_core']:.2f} (area fraction {s['core_area_fraction']:.2f})")
     print(f"KPM: {s['kpm_states_below_midgap']:.1f} states below midgap "
-          f"({s['electrons']} electrons) in {s['kpm_s']:.1f} s; bands {s['bands_s']:.1f} s")
+          f"({s['electrons']} electrons) in {s['kpm_s']:.1f} s; bands {s['bands_s']:.1f} s "
+          f"({s['band_points']} k-points)")
     print(f"figures in {args.out}")
 
 
