@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from _output import output_folder  # examples/ is on sys.path
 from ase.dft.bandgap import bandgap
 
 import textures
@@ -85,11 +86,18 @@ def spiral(ref: ReferenceTB, fm_bands, fm_ef: float, out: Path) -> None:
     x = path.get_linear_kpoint_axis()[0]
     axes[0].plot(x, fm, color="0.6", lw=0.8)
     unfolded.plot(ax=axes[0], reference=ef, emin=-4, emax=3, size=10, color="C3")
-    axes[0].set_title("spiral unfolded (red) vs ferromagnet (grey)")
+    axes[0].set_title("spiral unfolded (red) vs ferromagnet (grey),\n"
+                      "each from its own midgap $E_F$", fontsize="medium")
     unfolded.plot(ax=axes[1], reference=ef, emin=-4, emax=3, size=10, axis="local")
-    axes[1].set_title("unfolded, coloured by spin along the local moment")
+    axes[1].set_title("unfolded, coloured by the spin\nalong the local moment",
+                      fontsize="medium")
     unfolded.plot(ax=axes[2], mode="image", reference=ef, emin=-4, emax=3, width=0.05)
-    axes[2].set_title("spectral function A(k, E)")
+    axes[2].set_title("spectral function A(k, E),\n50 meV Gaussian", fontsize="medium")
+    for ax in axes:
+        ax.set_ylabel(r"$E - E_F$ (eV)")
+        ax.axhline(0.0, color="k", lw=0.8, ls="--")
+        ax.annotate(r"$E_F$", (1.0, 0.0), xycoords=("axes fraction", "data"), xytext=(-3, 2),
+                    textcoords="offset points", ha="right", va="bottom", fontsize="small")
     path_png = out / "nibri_spiral_unfolded.png"
     fig.savefig(path_png, dpi=150)
     plt.close(fig)
@@ -109,8 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out", help="folder for the figures")
     args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out)
     ref = ReferenceTB("nibri")
     print(ref)
     ef, bands = ferromagnet(ref, out)

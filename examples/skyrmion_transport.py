@@ -20,7 +20,7 @@ channel) or a Néel skyrmion with its core down in it.
    one energy (:func:`ase_hamgnn.transport.local_maps`).
 
 Figures go to ``--out`` (default ``out``) as PNG; a summary is printed.  The defaults (a
-14 x 6 ribbon, 504 atoms, 9 energies) take one to two minutes on two cores; ``--size``,
+14 x 6 ribbon, 504 atoms, 41 energies) take about two minutes on two cores; ``--size``,
 ``--radius``, ``--energies`` and ``--window`` make it larger or finer (the skyrmion must fit
 in the region: radius + width <= half the shorter side).
 
@@ -44,6 +44,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _output import output_folder  # noqa: E402  (examples/ is on sys.path)
 
 import textures  # noqa: E402
 from ase_hamgnn.data import ReferenceTB  # noqa: E402
@@ -62,7 +63,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, nargs=2, default=(14, 6), metavar=("NX", "NY"),
                    help="rectangular cells along the ribbon (a) and across (sqrt(3) a)")
     p.add_argument("--radius", type=float, default=9.0, help="skyrmion radius, Å")
-    p.add_argument("--energies", type=int, default=9, help="energy points in the window")
+    p.add_argument("--energies", type=int, default=41,
+                   help="energy points in the window (enough to resolve the channel steps)")
     p.add_argument("--window", type=float, nargs=2, default=None, metavar=("EMIN", "EMAX"),
                    help="energy window relative to E_F, eV; default the lowest 0.5 eV of "
                         "the conduction band of the ferromagnet (minority Ni e_g for the "
@@ -112,13 +114,17 @@ def plot_conductance(energies, e_fermi, spins, out: Path) -> Path:
     """Total and spin-resolved conductance and spin polarization of both ribbons."""
     de = energies - e_fermi
     fig, axes = plt.subplots(1, 3, figsize=(15.5, 4.6), constrained_layout=True)
-    style = {"ferromagnet": dict(ls="--", marker="s", ms=4, lw=1.2),
-             "skyrmion": dict(ls="-", marker="o", ms=5, lw=1.6)}
+    markers = len(energies) <= 60
+    style = {"ferromagnet": dict(ls="--", marker="s" if markers else "", ms=2.5, lw=1.2),
+             "skyrmion": dict(ls="-", marker="o" if markers else "", ms=3, lw=1.6)}
     grey = {"ferromagnet": "0.55", "skyrmion": "k"}
 
     ax = axes[0]
     for name, res in spins.items():
-        ax.plot(de, res.total, color=grey[name], label=f"{name} ribbon", **style[name])
+        # the clean ribbon transmits its open channels: integer steps between the energies
+        steps = dict(drawstyle="steps-mid") if name == "ferromagnet" else {}
+        ax.plot(de, res.total, color=grey[name], label=f"{name} ribbon", **style[name],
+                **steps)
     ax.set_ylim(bottom=0)
     ax.set_xlabel(r"$E - E_F$ (eV)")
     ax.set_ylabel(r"conductance $G$ ($e^2/h$)")
@@ -215,7 +221,7 @@ def plot_maps(sky, maps, charge: float, radius: float, e_map: float, out: Path) 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     start = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
+    output_folder(args.out)
     model = load_predictor(args.model)
     nx, ny = args.size
     lead, e_fermi, systems, sky = build(model, nx, ny, args.radius)
@@ -246,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     def fmt(p: float) -> str:
         return f"{p:+.3f}" if np.isfinite(p) else "   -  "
 
-    for n, energy in enumerate(energies):
+    every = max(1, len(energies) // 10)     # about ten rows; the figure has them all
+    for n, energy in list(enumerate(energies))[::every]:
         flip = sk.transmission[n, 0, 1] + sk.transmission[n, 1, 0]
         print(f"     {energy - e_fermi:+6.3f}   | {fm.total[n]:20.4f} | {sk.total[n]:13.4f} | "
               f"{fmt(fm.spin_polarization[n])} | {fmt(sk.spin_polarization[n])} | "
