@@ -191,8 +191,8 @@ class Bands:
     local_spin : (n_k, n_bands) Mulliken spin of each state along each atom's own moment
         (positive = majority), or ``None`` (no spin, or no moments).
     window : ``True`` when only the bands nearest an energy were computed (shift-invert):
-        band ``i`` at one k and at the next need not be the same band, so plots draw
-        points, not lines.
+        band ``i`` at one k and at the next need not be the same band, so plots draw lines
+        only for the bands counted from a gap that every k-point has, points otherwise.
     """
 
     kpts: np.ndarray
@@ -228,11 +228,13 @@ class Bands:
              lw: float = 1.2):
         """Bands along the path, coloured by ``<sigma>`` along ``axis`` (grey without spin).
 
-        Bands are lines between neighbouring k-points (coloured segment by segment), except
-        windowed bands (:attr:`window`), whose band index may change from one k to the next:
-        those are points of area ``size``.  The x axis is the length along the path, with
-        every special point of the path labelled at its own position, however few the
-        k-points.
+        Bands are lines between neighbouring k-points (coloured segment by segment).
+        Windowed bands (:attr:`window`) may change index from one k to the next: they are
+        lines where they can be counted from a gap that every k-point has (the first, second,
+        ... state below and above it), and the states beyond that count, or all of them
+        without such a gap, are points of area ``size``.  The x axis is the length along the
+        path, with every special point of the path labelled at its own position, however few
+        the k-points.
 
         Parameters
         ----------
@@ -258,41 +260,31 @@ class Bands:
         >>> ax = ham.bands(path).plot(axis="z", reference=e_fermi)       # doctest: +SKIP
         """
         import matplotlib.pyplot as plt
-        from matplotlib.collections import LineCollection
 
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
         x, ticks, labels = self._axis()
         e = self.energies - (0.0 if reference is None else reference)
         colour = None if self.spin is None else self.spin_along(axis)
-        if self.window:
-            xx = np.broadcast_to(x[:, None], e.shape)
-            if colour is None:
-                ax.scatter(xx.ravel(), e.ravel(), s=size, color="0.35", lw=0, zorder=2)
+        lines_at, points = np.broadcast_to(np.arange(e.shape[1]), e.shape), None
+        if self.window:   # band i at one k need not be band i at the next
+            aligned = _aligned_at_gap(self.energies)
+            if aligned is None:
+                lines_at, points = None, np.ones(e.shape, dtype=bool)
             else:
-                mappable = ax.scatter(xx.ravel(), e.ravel(), c=colour.ravel(), cmap=cmap,
-                                      vmin=-1, vmax=1, s=size, lw=0, zorder=2)
-        else:
-            # one segment per band and pair of neighbouring k-points, none across a break
-            keep = np.diff(x) > 0
-            x0, x1 = x[:-1][keep], x[1:][keep]
-            e0, e1 = e[:-1][keep], e[1:][keep]                      # (n_seg_k, n_bands)
-            segments = np.stack([np.stack([np.broadcast_to(x0[:, None], e0.shape), e0], -1),
-                                 np.stack([np.broadcast_to(x1[:, None], e1.shape), e1], -1)],
-                                axis=-2).reshape(-1, 2, 2)
+                lines_at, points = aligned
+        mappable = None
+        if lines_at is not None and lines_at.shape[1]:
+            ce = None if colour is None else np.take_along_axis(colour, lines_at, axis=1)
+            mappable = _band_lines(ax, x, np.take_along_axis(e, lines_at, axis=1), ce, cmap, lw)
+        if points is not None and points.any():
+            xx = np.broadcast_to(x[:, None], e.shape)[points]
             if colour is None:
-                lines = LineCollection(segments, colors="0.35", linewidths=lw, zorder=2)
+                ax.scatter(xx, e[points], s=size, color="0.35", lw=0, zorder=2)
             else:
-                mid = 0.5 * (colour[:-1][keep] + colour[1:][keep])
-                lines = LineCollection(segments, array=mid.ravel(), cmap=cmap, linewidths=lw,
-                                       zorder=2, capstyle="round")
-                lines.set_clim(-1, 1)
-                mappable = lines
-            ax.add_collection(lines)
-            if len(x) == 1 or not keep.any():                       # a single k-point
-                ax.plot(np.broadcast_to(x[:, None], e.shape).ravel(), e.ravel(), "_",
-                        color="0.35", ms=8)
-        if colour is not None and colorbar:
+                mappable = ax.scatter(xx, e[points], c=colour[points], cmap=cmap, vmin=-1,
+                                      vmax=1, s=size, lw=0, zorder=2)
+        if mappable is not None and colorbar:
             name = axis if isinstance(axis, str) else "n"
             label = (r"$\langle\sigma\rangle$ along the local moment" if name == "local"
                      else rf"$\langle\sigma_{{{name}}}\rangle$")
@@ -330,6 +322,69 @@ class Bands:
             k = self.kpts
         x = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(k, axis=0), axis=1))])
         return x, [], []
+
+
+def _band_lines(ax, x: np.ndarray, e: np.ndarray, colour: np.ndarray | None, cmap: str,
+                lw: float):
+    """Bands ``e`` (n_k, n) as lines, one segment per band between neighbouring k-points
+    (none across a break of the path), coloured by the mean ``colour`` of its two ends.
+    Returns the colour-mapped collection (``None`` without colour)."""
+    from matplotlib.collections import LineCollection
+
+    keep = np.diff(x) > 0
+    if len(x) == 1 or not keep.any():                               # a single k-point
+        ax.plot(np.broadcast_to(x[:, None], e.shape).ravel(), e.ravel(), "_", color="0.35",
+                ms=8)
+        return None
+    x0, x1 = x[:-1][keep], x[1:][keep]
+    e0, e1 = e[:-1][keep], e[1:][keep]                              # (n_segments_k, n)
+    segments = np.stack([np.stack([np.broadcast_to(x0[:, None], e0.shape), e0], -1),
+                         np.stack([np.broadcast_to(x1[:, None], e1.shape), e1], -1)],
+                        axis=-2).reshape(-1, 2, 2)
+    if colour is None:
+        ax.add_collection(LineCollection(segments, colors="0.35", linewidths=lw, zorder=2))
+        return None
+    mid = 0.5 * (colour[:-1][keep] + colour[1:][keep])
+    lines = LineCollection(segments, array=mid.ravel(), cmap=cmap, linewidths=lw, zorder=2,
+                           capstyle="round")
+    lines.set_clim(-1, 1)
+    ax.add_collection(lines)
+    return lines
+
+
+def _aligned_at_gap(energies: np.ndarray):
+    """Band indices of windowed bands (the states nearest an energy at each k, a contiguous
+    run of the spectrum whose first index may change with k), counted from a gap.
+
+    If an energy range holds no state at any k, every k has states on both sides of it (so
+    that, the window being contiguous, none of its states can lie inside) and it is wider
+    than five mean level spacings of the window, it is a gap at every k, after the same
+    number of bands everywhere, and the states are numbered down and up from it: the
+    ``j``-th state below it is one band at every k, and so is the ``j``-th above, as far as
+    every k has one.  Returns
+    ``(columns, leftover)``: (n_k, m) column indices of those bands in each row, ascending
+    in energy, and an (n_k, n) mask of the states outside them (drawn as points); ``None``
+    without such a gap."""
+    nk, n = energies.shape
+    flat = np.sort(energies.ravel())
+    if nk < 2 or n < 2 or flat[-1] <= flat[0]:
+        return None
+    spacing = np.diff(flat)
+    j = int(np.argmax(spacing))
+    if spacing[j] <= 5.0 * (flat[-1] - flat[0]) / (len(flat) - 1):
+        return None
+    split = 0.5 * (flat[j] + flat[j + 1])
+    order = np.argsort(energies, axis=1, kind="stable")
+    below = (energies < split).sum(axis=1)                          # (n_k,)
+    n_below, n_above = int(below.min()), int((n - below).min())
+    if n_below == 0 or n_above == 0:    # a k-point without states on one side: the gap
+        return None                     # may hold states that its window left out
+    cols = [below - m for m in range(n_below, 0, -1)] + [below + m for m in range(n_above)]
+    rows = np.arange(nk)[:, None]
+    columns = order[rows, np.stack(cols, axis=1)]
+    leftover = np.ones((nk, n), dtype=bool)
+    leftover[rows, columns] = False
+    return columns, leftover
 
 
 def _special_label(name: str) -> str:

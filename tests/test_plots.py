@@ -102,6 +102,27 @@ def test_bands_are_lines_windowed_bands_points(rng):
     assert not any(isinstance(c, LineCollection) for c in ax.collections)
 
 
+def test_windowed_bands_are_lines_counted_from_the_gap():
+    """Windows of five states whose split between valence and conduction changes from one
+    k to the next: the bands counted from the gap are lines, the rest points."""
+    path = hexagonal().cell.bandpath("GMKG", npoints=12, pbc=[True, True, False])
+    nk = len(path.kpts)
+    phase = np.linspace(0.0, 2 * np.pi, nk)[:, None]
+    full = np.concatenate([-1.0 - 0.1 * np.arange(4)[::-1] + 0.02 * np.cos(phase),
+                           1.0 + 0.1 * np.arange(4) + 0.02 * np.sin(phase)], axis=1)  # (nk, 8)
+    first = np.where(np.arange(nk) % 2 == 0, 1, 2)          # 3 below / 2 above, or 2 / 3
+    window = np.array([full[i, f:f + 5] for i, f in enumerate(first)])
+    bands = Bands(np.asarray(path.kpts, dtype=np.float64), window, None, path, window=True)
+    ax = bands.plot()
+    (lines,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    segments = np.array(lines.get_segments())                # (segments, 2 ends, x/y)
+    assert len(segments) == (nk - 1) * 4                     # 2 valence + 2 conduction
+    drawn = segments[:, 0, 1].reshape(nk - 1, 4)
+    np.testing.assert_allclose(drawn, full[:-1, 2:6], atol=1e-12)
+    (points,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(points.get_offsets()) == nk                   # one state per k left over
+
+
 def test_band_plot_names_and_marks_the_reference(rng):
     path = hexagonal().cell.bandpath("GMKG", npoints=20, pbc=[True, True, False])
     bands = random_bands(path, rng)
