@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
+import re
 import warnings
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -223,19 +227,31 @@ class HamGNNModel:
 
     # -- checkpoints --------------------------------------------------------------------
     def state(self, **extra: Any) -> dict[str, Any]:
-        """Checkpoint payload: format tag, config and float32 weights (plus ``extra``)."""
+        """Checkpoint payload: format tag, config, weights, the trained moment range and a
+        ``checksum`` (:func:`checkpoint_checksum`) of these (plus ``extra``, not covered)."""
         weights = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
         state = {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION,
                  "config": self.config.to_dict(), "weights": weights}
         if self.moment_range is not None:
             state["moment_range"] = {k: [float(lo), float(hi)]
                                      for k, (lo, hi) in self.moment_range.items()}
-        return {**state, **extra}
+        state["checksum"] = checkpoint_checksum(state)
+        return {**extra, **state}
 
     def save(self, path: str | os.PathLike, **extra: Any) -> Path:
-        """Write a checkpoint atomically; ``load_model(path)`` rebuilds the model from it."""
+        """Write a checkpoint atomically; ``load_model(path)`` rebuilds the model from it.
+
+        Raises
+        ------
+        CheckpointError
+            If a weight is NaN or infinite (nothing is written)."""
+        state = self.state(**extra)
+        bad = _non_finite(state["weights"])
+        if bad:
+            raise CheckpointError(f"refusing to write {path}: the weights {', '.join(bad[:5])} "
+                                  "hold NaN or inf (a diverged training run?)")
         buf = io.BytesIO()
-        torch.save(self.state(**extra), buf)
+        torch.save(state, buf)
         return atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
@@ -243,9 +259,29 @@ class HamGNNModel:
                    source: str = "checkpoint") -> HamGNNModel:
         if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
             raise CheckpointError(f"{source} is not an ase-hamgnn model checkpoint")
-        if int(state.get("version", 0)) > _CHECKPOINT_VERSION:
+        try:
+            version = int(state.get("version", 0))
+        except (TypeError, ValueError):
+            raise CheckpointError(f"{source} is corrupted (its version is "
+                                  f"{state.get('version')!r})") from None
+        if version > _CHECKPOINT_VERSION:
             raise CheckpointError(f"{source} has checkpoint version {state['version']}; "
                                   "upgrade ase-hamgnn to read it")
+        weights = state.get("weights")
+        if not (isinstance(weights, Mapping)
+                and all(isinstance(v, torch.Tensor) for v in weights.values())):
+            raise CheckpointError(f"{source} is corrupted: it holds no weight tensors")
+        stored = state.get("checksum")  # older checkpoints have none
+        if stored is not None and stored != checkpoint_checksum(state, source):
+            raise CheckpointError(
+                f"{source} is corrupted: its checksum does not match the stored weights and "
+                "config (the file changed after it was written); restore it from a copy or "
+                "train the model again")
+        bad = _non_finite(weights)
+        if bad:
+            raise CheckpointError(f"{source} holds NaN or infinite weights "
+                                  f"({', '.join(bad[:5])}): it comes from a diverged run; "
+                                  "use another checkpoint or train again")
         try:
             config = ModelConfig.from_dict(state["config"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -264,8 +300,64 @@ class HamGNNModel:
         return model
 
 
+def checkpoint_checksum(state: Mapping[str, Any], source: str = "checkpoint") -> str:
+    """``"sha256:<hex>"`` over a checkpoint's config and moment range (as sorted JSON) and
+    its weights (name, dtype, shape and bytes of each, in sorted name order)."""
+    h = hashlib.sha256()
+    try:
+        h.update(json.dumps({"config": state.get("config"),
+                             "moment_range": state.get("moment_range")},
+                            sort_keys=True).encode())
+        weights = state["weights"]
+        for name in sorted(weights):
+            tensor = weights[name].detach().cpu().contiguous().reshape(-1)
+            h.update(json.dumps([name, str(tensor.dtype), list(weights[name].shape)]).encode())
+            h.update(tensor.view(torch.uint8).numpy().tobytes())
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(f"{source} is corrupted ({type(exc).__name__}: {exc})") from None
+    return "sha256:" + h.hexdigest()
+
+
+def _non_finite(weights: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point weights holding NaN or inf."""
+    return [name for name, t in weights.items()
+            if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())]
+
+
+def _torch_message(exc: BaseException) -> str:
+    """The text of a ``torch.load`` error without torch's advice to load the file with
+    ``weights_only=False`` or to allow-list its classes: both would run code from it."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL [\w.]+", text)
+        return ("it holds Python objects other than tensors and plain data"
+                + (f" ({found.group(0)})" if found else "")
+                + "; ase-hamgnn checkpoints never do, and it is not loaded because unpickling "
+                "it could run code")
+    keep = [line for line in text.splitlines()
+            if not re.search(r"weights_only|safe_globals|trust", line)]
+    return " ".join(line.strip() for line in keep if line.strip()) or type(exc).__name__
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` on the CPU; every failure becomes a
+    :class:`CheckpointError` naming the file."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip/pickle errors of a truncated, corrupted or foreign file
+        raise CheckpointError(f"cannot read checkpoint {path}: {_torch_message(exc)}"
+                              ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not an ase-hamgnn checkpoint")
+    return state
+
+
 def _shipped_dir() -> Path:
     return Path(str(resources.files("ase_hamgnn") / "models"))
+
+
+#: A shipped model's name: a plain identifier, never a path.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
 def list_models() -> list[str]:
@@ -290,21 +382,24 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     FileNotFoundError
         If neither a shipped model nor a file of that name exists.
     CheckpointError
-        If the file is corrupted, truncated or from an incompatible version.
+        If the file is corrupted (its stored checksum does not match), truncated, holds
+        NaN or infinite weights, holds objects other than tensors and plain data, or is
+        from an incompatible version.
     """
     path = Path(name_or_path)
     if not path.exists():
-        shipped = _shipped_dir() / f"{name_or_path}.pt"
-        if shipped.exists():
+        name = str(name_or_path)
+        folder = _shipped_dir()
+        shipped = folder / f"{name}.pt"
+        if (isinstance(name_or_path, str) and _MODEL_NAME.match(name) and ".." not in name
+                and shipped.is_file() and shipped.resolve().parent == folder.resolve()):
             path = shipped
         else:
             raise FileNotFoundError(
-                f"no model file {str(name_or_path)!r} and no shipped model of that name; "
-                f"shipped models: {list_models()}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # zip/pickle errors of a truncated or foreign file
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+                f"no model file {name!r} and no shipped model of that name (a shipped model "
+                f"is named by a plain identifier, one of {list_models()}; a checkpoint by the "
+                "path of an existing file)")
+    state = read_checkpoint(path)
     model = HamGNNModel.from_state(state, device=device, dtype=dtype, source=str(path))
     model.edge_chunk = edge_chunk
     return model
