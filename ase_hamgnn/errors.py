@@ -122,3 +122,37 @@ __all__ += ["HamiltonianFileError"]
 class HamiltonianFileError(HamGNNError, ValueError):
     """A file given to :meth:`~ase_hamgnn.TBHamiltonian.load` is not a readable TBHamiltonian
     file: not an ``.npz`` archive, truncated, missing arrays, or holding pickled objects."""
+
+
+# -- bad input to the predictors, the Hamiltonian and its spectra ------------------------------
+__all__ += ["CellError", "DenseSizeError", "IntegerValueError", "KPointError", "MomentError",
+            "NonFiniteError"]
+
+
+class CellError(StructureError):
+    """The periodic part of the cell is singular or ill-conditioned: two lattice planes
+    closer than the allowed minimum height, or lattice vectors of wildly different scales."""
+
+
+class MomentError(StructureError):
+    """Magnetic moments of a wrong shape, NaN or infinite, or of an unphysical size."""
+
+
+class NonFiniteError(HamGNNError, ValueError):
+    """A Hamiltonian or overlap block holds NaN or inf; the message names the atom pair and
+    the lattice vector ``R``."""
+
+
+class IntegerValueError(HamGNNError, ValueError):
+    """A value that must be an integer (a lattice vector ``R``, a supercell repetition, a
+    k-mesh size) is not integer-valued; it is refused instead of being truncated."""
+
+
+class KPointError(HamGNNError, ValueError):
+    """k-points, k-point weights, a temperature or a broadening that cannot be used: the
+    message says which forms are accepted."""
+
+
+class DenseSizeError(HamGNNError, ValueError):
+    """The Hamiltonian is too large to diagonalize densely at every k-point; the message
+    points to the sparse tools (``find_gap``, ``edge_states``, ``kpm_dos``)."""

@@ -16,9 +16,69 @@ import scipy.sparse as sp
 import vesin
 
 from ase_hamgnn.basis import OrbitalBasis
+from ase_hamgnn.errors import CellError, OverlappingAtomsError, StructureError
 from ase_hamgnn.geometry import Geometry
 
-__all__ = ["BlockLayout", "NeighborGraph", "neighbor_graph"]
+__all__ = ["MIN_DISTANCE", "BlockLayout", "NeighborGraph", "check_structure", "neighbor_graph"]
+
+#: Smallest interatomic distance (Å, periodic images included) a prediction accepts: closer
+#: atoms are duplicates or a broken structure, and give a meaningless (or NaN) Hamiltonian.
+MIN_DISTANCE = 0.5
+
+
+def check_structure(geometry: Geometry, min_distance: float = MIN_DISTANCE) -> None:
+    """Check that a structure can be predicted; every predictor calls this first.
+
+    Checks that there is at least one atom and that no two atoms (periodic images
+    included, an atom and its own images too) are closer than ``min_distance`` Å
+    (``min_distance <= 0`` skips the distances).  Finite positions, a proper periodic cell
+    and sane moments are checked when the :class:`~ase_hamgnn.geometry.Geometry` is made.
+
+    Raises
+    ------
+    StructureError
+        If there are no atoms.
+    OverlappingAtomsError
+        If two atoms are closer than ``min_distance``; the message names them.
+    """
+    if len(geometry) == 0:
+        raise StructureError("the structure has no atoms; give at least one atom")
+    min_distance = float(min_distance)
+    if not min_distance > 0:
+        return
+    cell, pbc = geometry.cell, geometry.pbc
+    for d in range(3):
+        if pbc[d] and np.linalg.norm(cell[d]) < min_distance:
+            raise OverlappingAtomsError(
+                f"lattice vector {d} has length {np.linalg.norm(cell[d]):.3f} Å < "
+                f"{min_distance} Å: every atom overlaps its own periodic image; check the cell"
+            )
+    i, j, shifts, dist = _vesin_pairs(geometry, min_distance, "ijSd")
+    if len(i):
+        worst = int(np.argmin(dist))
+        image = "" if not shifts[worst].any() else f" (image R={shifts[worst].tolist()})"
+        raise OverlappingAtomsError(
+            f"atoms {int(i[worst])} and {int(j[worst])}{image} are {dist[worst]:.3f} Å apart "
+            f"(periodic images included), closer than min_distance = {min_distance} Å; "
+            "remove duplicate atoms or fix the positions"
+        )
+
+
+def _vesin_pairs(geometry: Geometry, cutoff: float, quantities: str):
+    """vesin's full neighbour list of ``geometry``; the cell was checked by ``Geometry``."""
+    cell = np.array(geometry.cell, dtype=np.float64)
+    pbc = np.array(geometry.pbc, dtype=bool)
+    if np.abs(np.linalg.det(cell)) < 1e-12:
+        if pbc.any():
+            raise CellError(
+                "the cell is singular but periodic: a non-periodic direction has no cell "
+                "vector; give every direction a lattice vector (vacuum along the "
+                "non-periodic ones)"
+            )
+        cell = np.zeros((3, 3))
+    nl = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
+    return nl.compute(np.array(geometry.positions, dtype=np.float64), cell, pbc,
+                      quantities=quantities)
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,24 +116,19 @@ def neighbor_graph(geometry: Geometry, cutoff: float) -> NeighborGraph:
     Raises
     ------
     ValueError
-        If the cutoff is not positive, or a non-periodic direction has a zero cell vector
-        and atoms spread along it (vesin needs a box; give the cell vacuum).
+        If the cutoff is not positive and finite.
+    CellError
+        If a direction is periodic but the cell is singular (vesin needs a box: give the
+        non-periodic directions vacuum); a singular periodic lattice is refused earlier, by
+        :class:`~ase_hamgnn.geometry.Geometry`.
     """
-    if not cutoff > 0:
-        raise ValueError(f"cutoff must be positive (Å), got {cutoff}")
-    cell = np.array(geometry.cell, dtype=np.float64)
-    pos = np.array(geometry.positions, dtype=np.float64)
-    pbc = np.array(geometry.pbc, dtype=bool)
-    if np.abs(np.linalg.det(cell)) < 1e-12:
-        if pbc.any():
-            raise ValueError("the cell is singular but periodic; give three lattice vectors")
-        cell = np.zeros((3, 3))
-    if len(pos) == 0:
+    if not 0 < cutoff < np.inf:
+        raise ValueError(f"cutoff must be positive and finite (Å), got {cutoff}")
+    if len(geometry) == 0:
         empty = np.zeros((0, 3))
         return NeighborGraph(np.zeros((2, 0), np.int64), empty.astype(np.int64), empty,
                              np.zeros(0, np.int64), float(cutoff))
-    nl = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
-    i, j, shifts, vec = nl.compute(pos, cell, pbc, quantities="ijSD")
+    i, j, shifts, vec = _vesin_pairs(geometry, cutoff, "ijSD")
     i, j = i.astype(np.int64), j.astype(np.int64)
     shifts = shifts.astype(np.int64)
     order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))

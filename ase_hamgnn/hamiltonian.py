@@ -31,7 +31,13 @@ import scipy.sparse as sp
 
 from ase_hamgnn._atomic import atomic_write_bytes
 from ase_hamgnn.basis import OrbitalBasis
-from ase_hamgnn.errors import BlockShapeError, HamiltonianFileError, HermiticityError
+from ase_hamgnn.errors import (
+    BlockShapeError,
+    HamiltonianFileError,
+    HermiticityError,
+    IntegerValueError,
+    NonFiniteError,
+)
 from ase_hamgnn.geometry import Geometry
 
 __all__ = ["HERMITICITY_TOL", "TBHamiltonian"]
@@ -48,8 +54,20 @@ _FORMAT_VERSION = 1
 HERMITICITY_TOL = 1e-6
 
 
+def _integers(values: Any, what: str) -> tuple[int, ...]:
+    """``values`` as a tuple of ints, refusing (never truncating) non-integer values."""
+    try:
+        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise IntegerValueError(f"{what} must be integers, got {values!r}") from None
+    if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+        raise IntegerValueError(
+            f"{what} must be integers, got {values!r}; non-integer values are not rounded")
+    return tuple(int(x) for x in arr)
+
+
 def _as_vector(r: Iterable[int]) -> Vector:
-    t = tuple(int(x) for x in r)
+    t = _integers(r, "lattice vector R (in units of the cell vectors)")
     if len(t) != 3:
         raise ValueError(f"lattice vector R must have 3 integer components, got {r!r}")
     return t  # type: ignore[return-value]
@@ -98,6 +116,13 @@ class TBHamiltonian:
         If a matrix does not have the dimension the basis gives.
     HermiticityError
         If ``H(-R) != H(R)^dagger``; the message names the worst atom pair and ``R``.
+    NonFiniteError
+        If a matrix holds NaN or inf; the message names the atom pair and ``R``.
+    IntegerValueError
+        If a lattice vector ``R`` is not integer-valued (``(0.5, 0, 0)`` is refused, not
+        truncated).
+    StructureError
+        If the geometry is unusable (see :class:`~ase_hamgnn.geometry.Geometry`).
 
     Examples
     --------
@@ -144,6 +169,9 @@ class TBHamiltonian:
             self._s = MappingProxyType(
                 {_as_vector(r): _freeze(m, n, "S", _as_vector(r)) for r, m in s.items()}
             )
+        self._check_finite(self._h, "H")
+        if self._s is not None:
+            self._check_finite(self._s, "S")
         up, dn = self._spin_indices()
         self._up, self._dn = up, dn
         if hermiticity_tol is not None:
@@ -385,8 +413,10 @@ class TBHamiltonian:
 
         Atom order matches ``ase.Atoms.repeat(reps)``: image ``(c1, c2, c3)`` (last index
         fastest) holds a copy of all atoms.  Along a non-periodic direction ``reps`` must be 1.
+        ``reps`` must be integer-valued: ``(2.5, 1, 1)`` raises
+        :class:`~ase_hamgnn.errors.IntegerValueError`.
         """
-        reps_a = np.array([int(x) for x in reps], dtype=np.int64)
+        reps_a = np.array(_integers(reps, "reps (supercell repetitions)"), dtype=np.int64)
         if reps_a.shape != (3,) or (reps_a < 1).any():
             raise ValueError(f"reps must be three positive integers, got {reps!r}")
         for d in range(3):
@@ -472,6 +502,19 @@ class TBHamiltonian:
         i = int(np.searchsorted(self._offsets, row, side="right") - 1)
         j = int(np.searchsorted(self._offsets, col, side="right") - 1)
         return i, j
+
+    def _check_finite(self, store, what: str) -> None:
+        """:class:`NonFiniteError` naming the first atom pair and ``R`` holding NaN or inf."""
+        for r, mat in store.items():
+            bad = np.flatnonzero(~np.isfinite(mat.data))
+            if bad.size:
+                row = int(np.searchsorted(mat.indptr, bad[0], side="right") - 1)
+                i, j = self._locate(row, int(mat.indices[bad[0]]))
+                raise NonFiniteError(
+                    f"{what}(R={r}) holds {bad.size} NaN or infinite entries, the first in the "
+                    f"block of atoms i={i}, j={j}, R={r}; every {what} block must be finite "
+                    "(check the model or the file the blocks come from)"
+                )
 
     def _check_hermitian(self, store, what: str, tol: float) -> None:
         worst = (0.0, None)

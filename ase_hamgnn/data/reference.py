@@ -73,12 +73,13 @@ from ase_hamgnn.data._reference_params import SYSTEMS, PairParams, SystemParams
 from ase_hamgnn.data._soc import soc_matrix
 from ase_hamgnn.data.slater_koster import sk_basis, sk_block
 from ase_hamgnn.geometry import Geometry
+from ase_hamgnn.graph import MIN_DISTANCE, check_structure
 from ase_hamgnn.hamiltonian import TBHamiltonian
 
 __all__ = ["ReferenceTB"]
 
 _BUILDERS = {"nibr2": structures.nibr2, "nibri": structures.nibri, "feir": structures.fe_ir111}
-_MIN_DISTANCE = 0.5  # Å; closer atoms are rejected as unphysical input
+_MIN_DISTANCE = MIN_DISTANCE  # Å; closer atoms are rejected as unphysical input
 
 
 @dataclass(frozen=True)
@@ -269,10 +270,15 @@ class ReferenceTB:
         ------
         BasisError
             If an element is not part of the model.
-        ValueError
-            If two atoms are closer than 0.5 Å, or the moments are malformed.
+        StructureError
+            If the structure cannot be predicted (see
+            :func:`ase_hamgnn.graph.check_structure`): no atoms, a singular periodic cell
+            (:class:`~ase_hamgnn.errors.CellError`), two atoms closer than 0.5 Å
+            (:class:`~ase_hamgnn.errors.OverlappingAtomsError`) or malformed moments
+            (:class:`~ase_hamgnn.errors.MomentError`).
         """
         geometry = atoms if isinstance(atoms, Geometry) else Geometry.from_atoms(atoms)
+        check_structure(geometry, _MIN_DISTANCE)
         self._basis.check_numbers(geometry.numbers)
         sym = np.array([chemical_symbols[z] for z in geometry.numbers])
         magnetic = np.array([self._params.elements[s].magnetic for s in sym], dtype=bool)
@@ -349,23 +355,13 @@ class ReferenceTB:
     # -- geometry -----------------------------------------------------------------------------
     def _neighbours(self, geometry: Geometry) -> _Edges:
         pos, cell, pbc = geometry.positions, geometry.cell, geometry.pbc
-        if len(pos) == 0:
-            raise ValueError("the structure has no atoms")
         nl = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
         i, j, shift = nl.compute(points=pos, box=cell, periodic=pbc.tolist(), quantities="ijS")
         i, j, shift = i.astype(np.int64), j.astype(np.int64), shift.astype(np.int64)
         vec = pos[j] - pos[i] + shift @ cell
         dist = np.linalg.norm(vec, axis=1)
         keep = dist < self.cutoff
-        edges = _Edges(i[keep], j[keep], shift[keep], vec[keep], dist[keep])
-        if len(edges.dist) and edges.dist.min() < _MIN_DISTANCE:
-            k = int(np.argmin(edges.dist))
-            raise ValueError(
-                f"atoms {edges.i[k]} and {edges.j[k]} (image R={edges.shift[k].tolist()}) are "
-                f"{edges.dist[k]:.3f} Å apart; the reference model needs atoms at least "
-                f"{_MIN_DISTANCE} Å apart (check the cell and positions)"
-            )
-        return edges
+        return _Edges(i[keep], j[keep], shift[keep], vec[keep], dist[keep])
 
     def _radial(self, edges: _Edges, sym: np.ndarray) -> np.ndarray:
         """``f_ij = exp(-decay (r - r0)) fc(r)`` per edge, ``fc`` the cosine taper."""

@@ -21,7 +21,7 @@ from ase.data import chemical_symbols
 from ase_hamgnn._atomic import atomic_write_bytes
 from ase_hamgnn.errors import CheckpointError, MomentRangeWarning
 from ase_hamgnn.geometry import Geometry
-from ase_hamgnn.graph import BlockLayout, NeighborGraph
+from ase_hamgnn.graph import BlockLayout, NeighborGraph, check_structure
 from ase_hamgnn.hamiltonian import TBHamiltonian
 from ase_hamgnn.model.config import ModelConfig
 from ase_hamgnn.model.inputs import graph_inputs
@@ -163,9 +163,22 @@ class HamGNNModel:
 
         The network runs in :attr:`dtype`; the spin assembly ``H0 + H_mag`` (exchange fields
         ``b_k = Σ_j J_kj M_j`` and the spin blocks) runs in ``assembly_dtype``, float64 by
-        default (``None``: the network's dtype, as in training)."""
+        default (``None``: the network's dtype, as in training).
+
+        Raises
+        ------
+        StructureError
+            If the structure cannot be predicted (see
+            :func:`ase_hamgnn.graph.check_structure`): no atoms, a singular periodic cell
+            (:class:`~ase_hamgnn.errors.CellError`), atoms closer than
+            :data:`ase_hamgnn.graph.MIN_DISTANCE`
+            (:class:`~ase_hamgnn.errors.OverlappingAtomsError`) or unusable moments
+            (:class:`~ase_hamgnn.errors.MomentError`).
+        BasisError
+            If an element is not in the model's basis."""
         assembly_dtype = None if assembly_dtype is None else resolve_dtype(assembly_dtype)
         geometry = atoms if isinstance(atoms, Geometry) else Geometry.from_atoms(atoms)
+        check_structure(geometry)
         self.basis.check_numbers(geometry.numbers)
         self.check_moment_range(geometry)
         data, graph = graph_inputs(geometry, self.cutoff, dtype=self.dtype, device=self.device)
