@@ -44,15 +44,15 @@ from ase.calculators.calculator import (
     kpts2sizeandoffsets,
 )
 from ase.dft.kpoints import BandPath, monkhorst_pack
-from ase.neighborlist import neighbor_list
 from ase.spectrum.band_structure import BandStructure
 
-from ase_hamgnn.errors import MissingMomentsError, OverlappingAtomsError, StructureError
-from ase_hamgnn.geometry import read_moments
+from ase_hamgnn.errors import DenseSizeError, KPointError, MissingMomentsError
+from ase_hamgnn.geometry import Geometry
+from ase_hamgnn.graph import check_structure
 from ase_hamgnn.hamiltonian import TBHamiltonian
 from ase_hamgnn.occupations import Occupations, occupy
 from ase_hamgnn.predictor import Predictor
-from ase_hamgnn.spectra import all_eigenvalues
+from ase_hamgnn.spectra import _check_temperature, all_eigenvalues, parse_kpts
 
 __all__ = ["HamGNNCalc"]
 
@@ -60,7 +60,8 @@ __all__ = ["HamGNNCalc"]
 DEFAULT_FERMI_KPTS: dict[str, Any] = {"density": 5.0, "gamma": True}
 
 # Parameters whose change keeps the predicted Hamiltonian (only k-space results are redone).
-_K_PARAMETERS = frozenset({"kpts", "n_electrons", "temperature", "fermi_kpts"})
+_K_PARAMETERS = frozenset({"kpts", "n_electrons", "temperature", "fermi_kpts",
+                           "max_dense_size"})
 
 # A moment smaller than this (μB) counts as "no moment" for the magnetic-species check.
 _ZERO_MOMENT = 1e-8
@@ -77,9 +78,12 @@ class HamGNNCalc(Calculator):
         :class:`ase_hamgnn.data.ReferenceTB`; or a shipped model name or checkpoint path,
         loaded with :func:`ase_hamgnn.model.load_model`.
     kpts : tuple, dict, array or BandPath
-        k-points in any ASE form: a mesh ``(n1, n2, n3)`` (ASE's Monkhorst–Pack convention), a
+        k-points in any ASE form: a mesh ``(n1, n2, n3)`` of integers, also as floats
+        ``(4.0, 4.0, 1.0)`` (ASE's Monkhorst–Pack convention, not Γ-centred for even sizes,
+        unlike ``ham.dos`` and ``ham.fermi_level``, whose meshes are Γ-centred; both read
+        ``kpts`` with :func:`ase_hamgnn.spectra.parse_kpts`), a
         density ``{"density": 5.0, "gamma": True}`` (points per Å⁻¹), an explicit ``(n_k, 3)``
-        list of fractional k-points (equal weights), a band path
+        array of fractional k-points, one per row (equal weights), a band path
         ``{"path": "GMKG", "npoints": 100}`` or an ``ase.dft.kpoints.BandPath``.  Default
         ``{"density": 5.0, "gamma": True}``.
     device : str
@@ -101,7 +105,17 @@ class HamGNNCalc(Calculator):
         band path (a path does not sample the Brillouin zone); then
         ``{"density": 5.0, "gamma": True}``.
     min_distance : float
-        Smallest allowed interatomic distance in Å (periodic images included).
+        Smallest allowed interatomic distance in Å (periodic images included).  The
+        predictors refuse closer atoms than their own minimum anyway
+        (:data:`ase_hamgnn.graph.MIN_DISTANCE`, 0.5 Å).
+    max_dense_size : int or None
+        Largest number of spin-orbitals per cell whose ``H(k)`` is diagonalized densely
+        (eigenvalues, occupations, Fermi level, band structures); default 6000 (about
+        0.6 GB per k-point and minutes per k-point; time grows as the cube of the size).
+        Larger systems raise :class:`~ase_hamgnn.errors.DenseSizeError` before any
+        diagonalization: use the sparse tools on ``calc.get_hamiltonian()``
+        (:func:`ase_hamgnn.find_gap`, :func:`ase_hamgnn.edge_states`,
+        :func:`ase_hamgnn.kpm_dos`).  ``None`` removes the limit.
     require_moments : bool
         If True (default), atoms of the species the model declares magnetic (its
         ``magnetic_elements`` attribute) must carry a non-zero moment.  Models without that
@@ -149,6 +163,7 @@ class HamGNNCalc(Calculator):
         "fermi_kpts": None,
         "min_distance": 0.5,
         "require_moments": True,
+        "max_dense_size": 6000,
     }
 
     def __init__(self, model: Predictor | str | os.PathLike, *, atoms: Atoms | None = None,
@@ -274,7 +289,7 @@ class HamGNNCalc(Calculator):
                        nkpts=len(k), nspins=1, nbands=ham.n_spin_orbitals)
         wanted = set(properties)
         if wanted & {"eigenvalues", "occupations"} and "eigenvalues" not in res:
-            res["eigenvalues"] = all_eigenvalues(ham, res["ibz_kpoints"], None)[None]
+            res["eigenvalues"] = self._eigenvalues(ham, res["ibz_kpoints"])[None]
         if wanted & {"fermi_level", "occupations"} and "fermi_level" not in res:
             res["fermi_level"] = self._filling(ham).fermi_level
         if "occupations" in wanted and "occupations" not in res:
@@ -298,10 +313,19 @@ class HamGNNCalc(Calculator):
     def check_structure(self, atoms: Atoms) -> None:
         """Check that ``atoms`` can be predicted; called before every prediction.
 
+        The structural checks are the predictors' own (:class:`~ase_hamgnn.geometry.Geometry`
+        and :func:`ase_hamgnn.graph.check_structure`), with this calculator's
+        ``min_distance``.
+
         Raises
         ------
         StructureError
-            If positions or cell contain NaN or inf.
+            If positions or cell contain NaN or inf, or there are no atoms.
+        CellError
+            If the periodic cell is singular or ill-conditioned (a :class:`StructureError`).
+        MomentError
+            If ``initial_magmoms`` has a wrong shape, is not finite or is absurdly large (a
+            :class:`StructureError`).
         BasisError
             If an element is not in the model's basis.
         OverlappingAtomsError
@@ -309,21 +333,11 @@ class HamGNNCalc(Calculator):
         MissingMomentsError
             If ``require_moments`` and an atom of a species in the model's
             ``magnetic_elements`` has no moment.
-        ValueError
-            If ``initial_magmoms`` has a wrong shape or is not finite.
         """
-        pos = np.asarray(atoms.positions, dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
-        if bad.size:
-            raise StructureError(
-                f"atoms {bad[:10].tolist()} have NaN or infinite positions; set finite "
-                "Cartesian positions in Å"
-            )
-        if not np.isfinite(atoms.cell.array).all():
-            raise StructureError("the cell contains NaN or inf; set finite lattice vectors in Å")
-        self.predictor.basis.check_numbers(atoms.numbers)
-        moments = read_moments(atoms)
-        _check_distances(atoms, float(self.parameters["min_distance"]))
+        geometry = Geometry.from_atoms(atoms)
+        self.predictor.basis.check_numbers(geometry.numbers)
+        moments = geometry.moments
+        check_structure(geometry, float(self.parameters["min_distance"]))
         magnetic = getattr(self.predictor, "magnetic_elements", None)
         if self.parameters["require_moments"] and magnetic is not None:
             symbols = atoms.get_chemical_symbols()
@@ -357,28 +371,23 @@ class HamGNNCalc(Calculator):
         elif kpts is None:
             k = np.zeros((1, 3))
         else:
-            arr = np.asarray(kpts)
-            if arr.ndim == 1 and arr.shape == (3,) and np.issubdtype(arr.dtype, np.integer):
-                if (arr < 1).any():
-                    raise ValueError(f"{name} mesh must be three positive integers, got {kpts!r}")
+            try:
+                size, k = parse_kpts(kpts, name)
+            except KPointError as exc:
+                raise KPointError(
+                    f"{exc}; {name} may also be a dict ({{'density': ...}} or "
+                    "{'path': 'GMKG', 'npoints': 100}) or a BandPath") from None
+            if size is not None:
                 for d in range(3):
-                    if arr[d] > 1 and not atoms.pbc[d]:
-                        raise ValueError(
-                            f"{name} = {tuple(int(x) for x in arr)} samples the non-periodic "
+                    if size[d] > 1 and not atoms.pbc[d]:
+                        raise KPointError(
+                            f"{name} = {tuple(int(x) for x in size)} samples the non-periodic "
                             f"direction {d}; use 1 there"
                         )
-                k = monkhorst_pack(arr)
-            elif arr.ndim == 2 and arr.shape[1] == 3:
-                k = arr
-            else:
-                raise ValueError(
-                    f"{name} must be a mesh (n1, n2, n3), a dict ({{'density': ...}} or "
-                    f"{{'path': 'GMKG', 'npoints': 100}}), a BandPath or an (n_k, 3) array; "
-                    f"got {kpts!r}"
-                )
+                k = monkhorst_pack(size)
         k = np.array(k, dtype=np.float64).reshape(-1, 3)
         if not np.isfinite(k).all() or len(k) == 0:
-            raise ValueError(f"{name} gives no finite k-points: {kpts!r}")
+            raise KPointError(f"{name} gives no finite k-points: {kpts!r}")
         return k
 
     def _fermi_k(self, atoms: Atoms) -> np.ndarray | None:
@@ -396,18 +405,37 @@ class HamGNNCalc(Calculator):
         if self._filled is not None and self._filled[0] is self.results:
             return self._filled[1]
         k = self._fermi_k(self.atoms)
+        temperature = _check_temperature(self.parameters["temperature"])
         if k is None:
             if "eigenvalues" not in self.results:
-                self.results["eigenvalues"] = all_eigenvalues(
-                    ham, self.results["ibz_kpoints"], None)[None]
+                self.results["eigenvalues"] = self._eigenvalues(
+                    ham, self.results["ibz_kpoints"])[None]
             eig = self.results["eigenvalues"][0]
         else:
-            eig = all_eigenvalues(ham, k, None)
+            eig = self._eigenvalues(ham, k)
         w = np.full(len(eig), 1.0 / len(eig))
-        filled = occupy(eig, w, self._n_electrons(self.atoms),
-                        float(self.parameters["temperature"]))
+        filled = occupy(eig, w, self._n_electrons(self.atoms), temperature)
         self._filled = (self.results, filled)
         return filled
+
+    def _eigenvalues(self, ham: TBHamiltonian, k: np.ndarray) -> np.ndarray:
+        """All eigenvalues (n_k, n) at ``k``; :class:`DenseSizeError` before diagonalizing a
+        Hamiltonian larger than ``max_dense_size``."""
+        limit = self.parameters["max_dense_size"]
+        n = ham.n_spin_orbitals
+        if limit is not None and n > int(limit):
+            gb = 3 * 16 * n**2 / 1e9  # H(k), eigenvectors and LAPACK workspace, complex128
+            raise DenseSizeError(
+                f"{len(ham)} atoms with {n} spin-orbitals per cell exceed max_dense_size = "
+                f"{int(limit)}: dense diagonalization at {len(k)} k-point(s) would need about "
+                f"{gb:.1f} GB and O(n^3) time per k-point. Use the sparse tools on the "
+                "Hamiltonian instead: ham = calc.get_hamiltonian(), then "
+                "ase_hamgnn.find_gap(ham, n_electrons) for the gap and band edges, "
+                "ase_hamgnn.edge_states(ham, n_electrons, k) for the states at the Fermi "
+                "level, ase_hamgnn.kpm_dos(ham) for the density of states; or raise the "
+                "limit, calc.set(max_dense_size=...) (None: no limit)"
+            )
+        return all_eigenvalues(ham, k, None)
 
     def _n_electrons(self, atoms: Atoms) -> float:
         n = self.parameters["n_electrons"]
@@ -493,7 +521,7 @@ class HamGNNCalc(Calculator):
         else:
             bandpath = atoms.cell.bandpath(path, npoints=npoints, pbc=atoms.pbc)
         ham = self.get_hamiltonian(atoms)
-        energies = all_eigenvalues(ham, bandpath.kpts, None)
+        energies = self._eigenvalues(ham, bandpath.kpts)
         ref = self.get_fermi_level() if reference is None else float(reference)
         return BandStructure(bandpath, energies[None], reference=ref)
 
@@ -515,24 +543,3 @@ def _k_index(kpt: int, n_k: int) -> int:
         raise IndexError(f"kpt={kpt} is out of range for {n_k} k-points")
     return int(kpt)
 
-
-def _check_distances(atoms: Atoms, min_distance: float) -> None:
-    """Raise :class:`OverlappingAtomsError` for pairs (and periodic images) closer than
-    ``min_distance`` Å."""
-    if min_distance <= 0 or len(atoms) == 0:
-        return
-    cell = atoms.cell.array
-    for d in range(3):
-        if atoms.pbc[d] and np.linalg.norm(cell[d]) < min_distance:
-            raise OverlappingAtomsError(
-                f"lattice vector {d} has length {np.linalg.norm(cell[d]):.3f} Å < "
-                f"{min_distance} Å: every atom overlaps its own periodic image; check the cell"
-            )
-    i, j, dist = neighbor_list("ijd", atoms, min_distance)
-    if len(i):
-        worst = int(np.argmin(dist))
-        raise OverlappingAtomsError(
-            f"atoms {int(i[worst])} and {int(j[worst])} are {dist[worst]:.3f} Å apart "
-            f"(periodic images included), closer than min_distance = {min_distance} Å; "
-            "remove duplicate atoms or fix the positions (or lower min_distance)"
-        )

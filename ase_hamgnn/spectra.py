@@ -14,6 +14,7 @@ import numpy as np
 import scipy.linalg
 from tqdm.auto import tqdm
 
+from ase_hamgnn.errors import KPointError
 from ase_hamgnn.occupations import K_BOLTZMANN_EV, fermi_level_from_eigenvalues
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "fermi_level_from_eigenvalues",
     "kmesh",
     "kpoints_and_weights",
+    "parse_kpts",
     "progress_bar",
     "shift_invert_eigh",
 ]
@@ -79,30 +81,121 @@ def shift_invert_eigh(ham, k, n: int, sigma: float, gauge: str = "lattice"):
 
 def kmesh(size, shift=(0.0, 0.0, 0.0)) -> np.ndarray:
     """Γ-centred Monkhorst–Pack mesh of ``size = (n1, n2, n3)`` as fractional k, shape
-    ``(n1 n2 n3, 3)``, optionally shifted by ``shift`` (in units of the mesh spacing)."""
-    size = np.array([int(x) for x in size])
-    if size.shape != (3,) or (size < 1).any():
-        raise ValueError(f"k-mesh size must be three positive integers, got {size!r}")
+    ``(n1 n2 n3, 3)``, optionally shifted by ``shift`` (in units of the mesh spacing).
+
+    Raises
+    ------
+    KPointError
+        If ``size`` is not three integer-valued numbers of at least 1 (``(4.0, 4.0, 1.0)``
+        is accepted, ``(2.5, 1, 1)`` is not).
+    """
+    size = _mesh_size(size, "k-mesh size")
+    if (size < 1).any():
+        raise KPointError(f"k-mesh size must be three positive integers, got {size.tolist()}")
     grids = [(np.arange(m) + sh) / m for m, sh in zip(size, shift)]
     mesh = np.array(np.meshgrid(*grids, indexing="ij")).reshape(3, -1).T
     return mesh - np.round(mesh)  # into (-1/2, 1/2]
 
 
+def _mesh_size(values: Any, name: str) -> np.ndarray:
+    """Three integer-valued numbers as an int64 array; :class:`KPointError` otherwise."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise KPointError(f"{name} must be three integers, got {values!r}") from None
+    if arr.shape != (3,) or not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+        raise KPointError(f"{name} must be three integers, got {values!r}")
+    return arr.astype(np.int64)
+
+
+def parse_kpts(kpts: Any, name: str = "kpts") -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Read a k-mesh size or explicit k-points: ``(size, None)`` or ``(None, kpoints)``.
+
+    The one parser of :func:`kpoints_and_weights` (``ham.dos``, ``ham.fermi_level``, the
+    projected DOS, KPM) and of :class:`~ase_hamgnn.calculator.HamGNNCalc`; what a mesh
+    size means is up to the caller (a Γ-centred mesh in :func:`kmesh`, ASE's
+    Monkhorst–Pack mesh in the calculator).
+
+    * A mesh size: three integer-valued numbers of at least 1, ints or floats
+      (``(4, 4, 1)`` and ``(4.0, 4.0, 1.0)`` alike), returned as int64 ``(3,)``.
+      ``(0, 0, 0)`` means the Γ point alone.
+    * Explicit fractional k-points: an array of shape ``(n_k, 3)``, ``n_k >= 1``, one
+      k-point per row (so a 3 x 3 array is three k-points), returned as float64.
+
+    Raises
+    ------
+    KPointError
+        For anything else, with the accepted forms: a flat triple that is not integer-valued
+        (a single k-point is ``[[0.5, 0, 0]]``), mesh sizes below 1, an array of another
+        shape (e.g. ``(3, n_k)``: transpose it), no k-points, NaN or inf.
+    """
+    forms = ("a mesh size (n1, n2, n3) of integers >= 1, or fractional k-points as an "
+             "(n_k, 3) array, one k-point per row")
+    try:
+        arr = np.asarray(kpts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise KPointError(f"{name} must be {forms}; got {kpts!r}") from None
+    if arr.ndim == 1 and arr.shape == (3,):
+        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+            raise KPointError(
+                f"{name} = {kpts!r}: three numbers are a mesh size and must be integers; "
+                f"give a single k-point as a (1, 3) array, e.g. [{arr.tolist()}]")
+        if (arr == 0).all():
+            return None, np.zeros((1, 3))
+        if (arr < 1).any():
+            raise KPointError(
+                f"{name} = {kpts!r}: mesh sizes must be integers >= 1 (use 1 along a "
+                "direction without k-points; (0, 0, 0) is the Γ point alone)")
+        return arr.astype(np.int64), None
+    if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
+        hint = ("; it looks transposed: give one k-point per row (kpts.T)"
+                if arr.ndim == 2 and arr.shape[0] == 3 and arr.shape[1] != 3 else "")
+        raise KPointError(f"{name} must be {forms}; got an array of shape {arr.shape}{hint}")
+    if not np.isfinite(arr).all():
+        raise KPointError(f"{name} contain NaN or inf; give finite fractional k-points")
+    return None, arr
+
+
 def kpoints_and_weights(kpts: Any, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Fractional k-points and normalized weights from a mesh size (3 ints) or an array."""
-    arr = np.asarray(kpts)
-    if arr.shape == (3,) and np.issubdtype(arr.dtype, np.integer):
-        k = kmesh(arr)
-    else:
-        k = np.asarray(kpts, dtype=np.float64).reshape(-1, 3)
+    """Fractional k-points and normalized weights from a mesh size or an ``(n_k, 3)``
+    array (see :func:`parse_kpts`; a mesh is Γ-centred, :func:`kmesh`).
+
+    Raises
+    ------
+    KPointError
+        If ``kpts`` is malformed (see :func:`parse_kpts`), or ``weights`` is not one finite,
+        non-negative number per k-point with a positive sum.
+    """
+    size, k = parse_kpts(kpts)
+    if size is not None:
+        k = kmesh(size)
     if weights is None:
-        w = np.full(len(k), 1.0 / len(k))
-    else:
+        return k, np.full(len(k), 1.0 / len(k))
+    try:
         w = np.asarray(weights, dtype=np.float64).reshape(-1)
-        if w.shape != (len(k),) or (w < 0).any():
-            raise ValueError("weights must be one non-negative number per k-point")
-        w = w / w.sum()
-    return k, w
+    except (TypeError, ValueError):
+        w = np.full(0, np.nan)
+    if w.shape != (len(k),) or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise KPointError(
+            f"weights must be {len(k)} finite, non-negative numbers (one per k-point) with a "
+            f"positive sum; got {weights!r}")
+    return k, w / w.sum()
+
+
+def _check_width(width: Any) -> float:
+    """A broadening in eV: finite and positive."""
+    w = float(width)
+    if not (np.isfinite(w) and w > 0):
+        raise KPointError(f"width must be a finite, positive broadening in eV, got {width!r}")
+    return w
+
+
+def _check_temperature(temperature: Any) -> float:
+    """An electronic temperature in K: finite and >= 0."""
+    t = float(temperature)
+    if not (np.isfinite(t) and t >= 0):
+        raise KPointError(f"temperature must be a finite number of K >= 0, got {temperature!r}")
+    return t
 
 
 def progress_bar(items, desc: str, progress: bool | None):
@@ -126,14 +219,20 @@ def dos(ham, kpts: Any, energies: np.ndarray, width: float = 0.05, kind: str = "
 
     Parameters
     ----------
-    kpts : (n1, n2, n3) ints for a Γ-centred mesh, or an array of fractional k-points.
+    kpts : (n1, n2, n3) integers (also as floats, ``(4.0, 4.0, 1.0)``) for a Γ-centred mesh
+        (:func:`kmesh`; the calculator's ``kpts`` mesh is ASE's Monkhorst–Pack mesh
+        instead), or an ``(n_k, 3)`` array of fractional k-points (see :func:`parse_kpts`).
     energies : energies in eV at which to evaluate.
     width : broadening in eV (Gaussian standard deviation, or Lorentzian half width).
     kind : ``"gaussian"`` or ``"lorentzian"``.
-    weights : optional k-point weights (normalized here).
+    weights : optional k-point weights (normalized here; their sum must be positive).
+
+    Raises
+    ------
+    KPointError
+        If ``kpts`` or ``weights`` are malformed, or ``width`` is not finite and positive.
     """
-    if width <= 0:
-        raise ValueError(f"width must be positive (eV), got {width}")
+    width = _check_width(width)
     k, w = kpoints_and_weights(kpts, weights)
     eig = all_eigenvalues(ham, k, progress)
     return broaden(eig, w, energies, width, kind)
@@ -172,7 +271,12 @@ def fermi_level(ham, n_electrons: float, kpts: Any = (1, 1, 1), temperature: flo
     ends at a gap, and the energy of the partly filled level otherwise.  At
     ``temperature > 0`` it is the Fermi–Dirac chemical potential of the count, near mid-gap
     in an insulator (see :mod:`ase_hamgnn.occupations`).
+
+    ``kpts`` is a Γ-centred mesh size (:func:`kmesh`) or an ``(n_k, 3)`` array of
+    fractional k-points (see :func:`parse_kpts`); :class:`~ase_hamgnn.errors.KPointError`
+    for malformed k-points or weights, or a temperature that is not finite and >= 0.
     """
+    temperature = _check_temperature(temperature)
     k, w = kpoints_and_weights(kpts, weights)
     eig = all_eigenvalues(ham, k, progress=False)
     return fermi_level_from_eigenvalues(eig, w, n_electrons, temperature)
