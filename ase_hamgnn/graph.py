@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import vesin
 
 from ase_hamgnn.basis import OrbitalBasis
-from ase_hamgnn.errors import CellError, OverlappingAtomsError, StructureError
+from ase_hamgnn.errors import OverlappingAtomsError, StructureError
 from ase_hamgnn.geometry import Geometry
 
 __all__ = ["MIN_DISTANCE", "BlockLayout", "NeighborGraph", "check_structure", "neighbor_graph"]
@@ -65,16 +65,12 @@ def check_structure(geometry: Geometry, min_distance: float = MIN_DISTANCE) -> N
 
 
 def _vesin_pairs(geometry: Geometry, cutoff: float, quantities: str):
-    """vesin's full neighbour list of ``geometry``; the cell was checked by ``Geometry``."""
+    """vesin's full neighbour list of ``geometry``.  Its periodic lattice vectors were
+    checked by ``Geometry`` (a singular periodic cell crashes vesin); the non-periodic cell
+    vectors do not matter (zero, or any length)."""
     cell = np.array(geometry.cell, dtype=np.float64)
     pbc = np.array(geometry.pbc, dtype=bool)
-    if np.abs(np.linalg.det(cell)) < 1e-12:
-        if pbc.any():
-            raise CellError(
-                "the cell is singular but periodic: a non-periodic direction has no cell "
-                "vector; give every direction a lattice vector (vacuum along the "
-                "non-periodic ones)"
-            )
+    if not pbc.any():
         cell = np.zeros((3, 3))
     nl = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
     return nl.compute(np.array(geometry.positions, dtype=np.float64), cell, pbc,
@@ -116,11 +112,8 @@ def neighbor_graph(geometry: Geometry, cutoff: float) -> NeighborGraph:
     Raises
     ------
     ValueError
-        If the cutoff is not positive and finite.
-    CellError
-        If a direction is periodic but the cell is singular (vesin needs a box: give the
-        non-periodic directions vacuum); a singular periodic lattice is refused earlier, by
-        :class:`~ase_hamgnn.geometry.Geometry`.
+        If the cutoff is not positive and finite.  (A singular periodic cell is refused
+        earlier, by :class:`~ase_hamgnn.geometry.Geometry`.)
     """
     if not 0 < cutoff < np.inf:
         raise ValueError(f"cutoff must be positive and finite (Å), got {cutoff}")
