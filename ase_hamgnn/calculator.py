@@ -110,8 +110,9 @@ class HamGNNCalc(Calculator):
         (:data:`ase_hamgnn.graph.MIN_DISTANCE`, 0.5 Å).
     max_dense_size : int or None
         Largest number of spin-orbitals per cell whose ``H(k)`` is diagonalized densely
-        (eigenvalues, occupations, Fermi level, band structures); default 6000 (about
-        0.6 GB per k-point and minutes per k-point; time grows as the cube of the size).
+        (eigenvalues, occupations, Fermi level, band structures); default 6000 (an
+        ``H(k)`` of 0.6 GB, about 2 GB with the eigenvectors and LAPACK's workspace, and
+        minutes per k-point; memory grows as the square and time as the cube of the size).
         Larger systems raise :class:`~ase_hamgnn.errors.DenseSizeError` before any
         diagonalization: use the sparse tools on ``calc.get_hamiltonian()``
         (:func:`ase_hamgnn.find_gap`, :func:`ase_hamgnn.edge_states`,
