@@ -1,13 +1,18 @@
 """Thin command line over the library: ``ase-hamgnn COMMAND ...``.
 
-Every command only parses arguments and calls public functions of the package.
+Every command only parses arguments and calls public functions of the package.  An error
+of the input (a typed ase-hamgnn error, a missing file, a refused permission, a bad value)
+is printed as one line ``error: ...`` on stderr with exit status 1; ``--traceback`` (or the
+environment variable ``ASE_HAMGNN_TRACEBACK=1``) shows the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -36,15 +41,9 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_dataset_convert(args: argparse.Namespace) -> int:
     from ase_hamgnn.data.convert import convert_dataset
-    from ase_hamgnn.errors import DatasetError
 
-    try:
-        manifest = convert_dataset(args.source, args.out, source_format=args.source_format,
-                                   cutoff=args.cutoff, rng=args.seed,
-                                   length_unit=args.length_unit)
-    except DatasetError as exc:  # the message names the file and the fix
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    manifest = convert_dataset(args.source, args.out, source_format=args.source_format,
+                               cutoff=args.cutoff, rng=args.seed, length_unit=args.length_unit)
     counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
     print(f"wrote {manifest['n_records']} records ({counts}) to {args.out}")
     print(f"source: {manifest['description']}")
@@ -52,29 +51,32 @@ def _cmd_dataset_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from ase_hamgnn.distributed import launch_environment
-    from ase_hamgnn.errors import ConfigError
     from ase_hamgnn.training import load_train_config, train
 
-    try:
-        cfg = load_train_config(args.config)
-    except ConfigError as exc:  # a typo in the file: the message names the fix
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    cfg = load_train_config(args.config)  # ConfigError names the key, the file and the fix
     if args.epochs is not None:
-        from dataclasses import replace
-
         cfg = replace(cfg, epochs=args.epochs)
+    if args.allow_dataset_change:
+        cfg = replace(cfg, allow_dataset_change=True)
     result = train(cfg)  # also under torchrun: one process per GPU, see ase_hamgnn.distributed
     if launch_environment()[0] == 0:  # rank 0 alone reports
-        print(f"best validation MAE {result['best_val_mae_meV']:.3f} meV; "
-              f"model: {result['best']}")
+        best = Path(result["best"])
+        if best.is_file():
+            print(f"best validation MAE {result['best_val_mae_meV']:.3f} meV; model: {best}")
+        else:
+            print(f"no model was written ({best} does not exist)")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ase-hamgnn``."""
     parser = argparse.ArgumentParser(prog="ase-hamgnn", description=__doc__.splitlines()[0])
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, show the full traceback instead of one line (also "
+                        "ASE_HAMGNN_TRACEBACK=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="print the version")
     info.set_defaults(func=_cmd_info)
@@ -112,14 +114,35 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int, default=None,
                     help="override the number of epochs (a resumed run continues its learning "
                     "rate from where it stopped, down to lr_min at the new last epoch)")
+    tr.add_argument("--allow-dataset-change", action="store_true",
+                    help="resume although the dataset was written again with other data (the "
+                    "checkpoint remembers the dataset's fingerprint and split)")
     tr.set_defaults(func=_cmd_train)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ase-hamgnn`` command."""
+    """Entry point of the ``ase-hamgnn`` command.
+
+    Returns the exit status: 0, or 1 after printing ``error: <message>`` to stderr for an
+    error of the input (:class:`~ase_hamgnn.errors.HamGNNError`, ``FileNotFoundError``,
+    ``PermissionError``, ``ValueError``)."""
+    from ase_hamgnn.errors import HamGNNError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (HamGNNError, FileNotFoundError, PermissionError, ValueError) as exc:
+        if args.traceback or os.environ.get("ASE_HAMGNN_TRACEBACK", "") not in ("", "0"):
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (an OSError's text names its file)."""
+    text = str(exc) if str(exc) else type(exc).__name__
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 if __name__ == "__main__":

@@ -156,3 +156,17 @@ class KPointError(HamGNNError, ValueError):
 class DenseSizeError(HamGNNError, ValueError):
     """The Hamiltonian is too large to diagonalize densely at every k-point; the message
     points to the sparse tools (``find_gap``, ``edge_states``, ``kpm_dos``)."""
+
+
+# -- training runs (ase_hamgnn.training) --------------------------------------------------------
+__all__ += ["DatasetChangedError", "TrainingDivergedError"]
+
+
+class TrainingDivergedError(HamGNNError, RuntimeError):
+    """The training loss or the weights became NaN or infinite; nothing of the diverged epoch
+    is written to the checkpoints.  The message says what to lower."""
+
+
+class DatasetChangedError(DatasetError):
+    """A run is resumed on a dataset other than the one its checkpoint was trained on (the
+    folder was written again with other data or another split)."""

@@ -7,7 +7,11 @@ same error on the magnetic (time-reversal-odd) parts, which are orders of magnit
 than the rest and would otherwise be ignored.  Each epoch is validated; ``last.pt`` (with
 optimizer, scheduler and history; the shuffling of each epoch is drawn from the seed and the
 epoch number) and ``best.pt`` are written atomically, and a run started again with the
-same configuration resumes from ``last.pt``.
+same configuration resumes from ``last.pt`` -- on the same dataset only: the checkpoint
+holds the dataset's fingerprint (and split), and a dataset written again with other data
+raises :class:`~ase_hamgnn.errors.DatasetChangedError` unless ``allow_dataset_change`` is
+set.  A loss or weights that become NaN or infinite stop the run with
+:class:`~ase_hamgnn.errors.TrainingDivergedError` before anything of that epoch is written.
 
 The same :func:`train` runs data-parallel under ``torchrun`` (:mod:`ase_hamgnn.distributed`):
 ``batch_size`` is the global batch, split evenly over the processes by a
@@ -20,6 +24,7 @@ one plain line per epoch in a log file).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -39,13 +44,23 @@ from tqdm.auto import tqdm
 from ase_hamgnn import keys as K
 from ase_hamgnn._atomic import atomic_write_bytes
 from ase_hamgnn.distributed import DistributedContext, distributed_context
-from ase_hamgnn.errors import CheckpointError, ConfigError
+from ase_hamgnn.errors import ConfigError, DatasetChangedError, TrainingDivergedError
 from ase_hamgnn.model import HamGNNModel, ModelConfig
 from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
+from ase_hamgnn.model.config import (
+    BOOLEAN,
+    TEXT,
+    Check,
+    check_model_values,
+    check_values,
+    integer,
+    number,
+    one_of,
+)
+from ase_hamgnn.model.predictor import read_checkpoint
 
-__all__ = ["TrainConfig", "block_errors", "evaluate", "load_train_config", "mean_onsite_h0",
-           "moment_range",
-           "train"]
+__all__ = ["TrainConfig", "block_errors", "dataset_fingerprint", "evaluate", "load_train_config",
+           "mean_onsite_h0", "moment_range", "train"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Keys a training configuration's ``[model]`` table may hold (``basis`` and ``cutoff`` come
@@ -81,6 +96,11 @@ class TrainConfig:
     device, dtype : ``"cpu"``/``"cuda"``/``"auto"`` (under ``torchrun``, ``"cuda"`` is the GPU
         of each process's local rank); ``"float32"`` or ``"float64"``.
     max_train, max_val : use only the first records of each split (0 = all).
+    allow_dataset_change : resume even if the dataset's fingerprint or split differs from the
+        one the checkpoint was trained on (default: refuse with ``DatasetChangedError``).
+
+    Every value is checked for its type and range; a wrong one raises :class:`ConfigError`
+    naming the key, the value and what it must be.
     """
 
     dataset: str
@@ -96,22 +116,51 @@ class TrainConfig:
     dtype: str = "float32"
     max_train: int = 0
     max_val: int = 0
+    allow_dataset_change: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, dict):
-            raise ConfigError(f"model must be a table (dict) of ModelConfig keys, got "
-                              f"{type(self.model).__name__}")
-        _check_model_keys(self.model, "the model table")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be positive")
-        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
-            raise ValueError("need lr > 0 and 0 <= lr_min <= lr")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+        _check_train_values(self.to_dict(), "the training configuration")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+def _is_device(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value == "auto":
+        return True
+    try:
+        torch.device(value)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+#: Type and range of every TrainConfig value (``model`` is checked key by key).
+TRAIN_CHECKS: dict[str, Check] = {
+    "dataset": TEXT, "out": TEXT,
+    "model": Check(lambda v: isinstance(v, dict), "a table of ModelConfig keys ([model])"),
+    "epochs": integer(1), "batch_size": integer(1),
+    "lr": number(0, strict=True), "lr_min": number(0, strict=False),
+    "magnetic_weight": number(0, strict=False), "seed": integer(0),
+    "device": Check(_is_device, "'cpu', 'cuda', 'cuda:N' or 'auto'"),
+    "dtype": one_of(*_DTYPES), "max_train": integer(0), "max_val": integer(0),
+    "allow_dataset_change": BOOLEAN,
+}
+
+
+def _check_train_values(values: dict[str, Any], where: str,
+                        model_where: str = "the model table") -> None:
+    """Types and ranges of a training configuration's values (ConfigError naming ``where``)."""
+    check_values(values, TRAIN_CHECKS, where)
+    if "model" in values:
+        _check_model_keys(values["model"], model_where)
+        check_model_values(values["model"], model_where)
+    lr, lr_min = values.get("lr", TrainConfig.lr), values.get("lr_min", TrainConfig.lr_min)
+    if lr_min > lr:
+        raise ConfigError(f"lr_min = {lr_min!r} in {where}: expected a finite number between 0 "
+                          f"and lr = {lr!r}")
 
 def load_train_config(path: str | os.PathLike) -> TrainConfig:
     """Read a training configuration from TOML (``[model]`` table for the network).
@@ -121,14 +170,18 @@ def load_train_config(path: str | os.PathLike) -> TrainConfig:
     Raises
     ------
     ConfigError
-        For an unknown key at the top level or in ``[model]``; the message names the
-        closest allowed key and all allowed keys."""
+        For a file that is not valid TOML, an unknown key at the top level or in ``[model]``
+        (the message names the closest allowed key and all allowed keys), or a value of the
+        wrong type or range (the message names the key, the file, the value and what it must
+        be)."""
     path = Path(path)
     with path.open("rb") as fh:
-        data = tomllib.load(fh)
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     ConfigError.check_keys(data, [f.name for f in fields(TrainConfig)], str(path))
-    if isinstance(data.get("model"), dict):
-        _check_model_keys(data["model"], f"the [model] table of {path}")
+    _check_train_values(data, str(path), f"the [model] table of {path}")
     for key in ("dataset", "out"):
         if key in data and not os.path.isabs(data[key]):
             data[key] = str(path.parent / data[key])
@@ -249,6 +302,12 @@ def train(cfg: TrainConfig, progress: bool | None = None, max_epochs: int | None
     ValueError
         If ``out`` holds a run with a different configuration, or ``batch_size`` is not a
         multiple of the number of processes.
+    DatasetChangedError
+        If ``out`` holds a run trained on other data than ``dataset`` holds now (unless
+        ``allow_dataset_change``).
+    TrainingDivergedError
+        If the loss, the weights or the validation error become NaN or infinite; the
+        checkpoints keep the last finite epoch.
 
     Examples
     --------
@@ -275,6 +334,7 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
     if len(train_ds) == 0 or len(val_ds) == 0:
         raise ValueError(f"dataset {cfg.dataset} needs non-empty train and val splits")
     model_cfg = _model_config(cfg, full_train.manifest)
+    dataset_id = dataset_fingerprint(full_train.manifest)
     model = HamGNNModel(model_cfg, device=ctx.device, dtype=_DTYPES[cfg.dtype], seed=cfg.seed)
     optimizer = torch.optim.Adam(model.network.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs,
@@ -284,12 +344,19 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
     start_epoch = 0
     last = out / "last.pt"
     if last.exists():
-        state = _read(last)
+        state = read_checkpoint(last)
         saved = state.get("train", {})
         if saved.get("config") != _resumable(cfg):
             raise ValueError(
                 f"{out} holds a run with another configuration; use a new 'out' folder or "
                 "delete its checkpoints")
+        trained_on = saved.get("dataset_fingerprint")  # older checkpoints hold none
+        if trained_on is not None and trained_on != dataset_id and not cfg.allow_dataset_change:
+            raise DatasetChangedError(
+                f"{cfg.dataset} is not the dataset {last} was trained on (it was written again "
+                "with other data or another split); train into a new 'out' folder, or set "
+                "allow_dataset_change = true in the config (ase-hamgnn train "
+                "--allow-dataset-change) to continue this run on the new data")
         model.network.load_state_dict(state["weights"])
         model.network.refresh_constants()
         optimizer.load_state_dict(saved["optimizer"])
@@ -331,6 +398,9 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
             # entries and loss of the whole global batch; the local loss is scaled so that
             # the gradient average over processes is the gradient of the global-batch mean
             totals = ctx.all_reduce_sum(torch.stack([err["count"], local.detach().cpu().double()]))
+            if not math.isfinite(float(totals[1])):  # the same on every process
+                raise _diverged(f"the training loss became {float(totals[1])}", epoch,
+                                optimizer, last)
             loss = local * (ctx.world_size / float(totals[0]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -338,6 +408,12 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
             losses.append(float(totals[1] / totals[0]))
         scheduler.step()
         metrics = _maes(ctx.all_reduce_sum(_error_sums(model, val_loader, partners)))
+        bad = [name for name, p in model.network.named_parameters()
+               if not bool(torch.isfinite(p).all())]
+        if bad or not all(math.isfinite(v) for v in metrics.values()):
+            what = (f"the weights {', '.join(bad[:3])} became NaN or infinite" if bad else
+                    f"the validation MAE became {metrics['mae_meV']}")
+            raise _diverged(what, epoch, optimizer, last)
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
                "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in metrics.items()}}
         history.append(row)
@@ -347,7 +423,8 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
         improved = metrics["mae_meV"] < best
         best = min(best, metrics["mae_meV"])
         if ctx.is_main:
-            train_state = {"config": _resumable(cfg), "epoch": epoch, "epochs": cfg.epochs,
+            train_state = {"config": _resumable(cfg), "dataset_fingerprint": dataset_id,
+                           "epoch": epoch, "epochs": cfg.epochs,
                            "history": history, "best": best, "optimizer": optimizer.state_dict(),
                            "scheduler": scheduler.state_dict(), "processes": ctx.world_size}
             if improved:
@@ -419,12 +496,24 @@ def _resumable(cfg: TrainConfig) -> dict[str, Any]:
     """The parts of a config that must match to resume (more epochs may be asked for)."""
     d = cfg.to_dict()
     d.pop("epochs")
+    d.pop("allow_dataset_change")
     return json.loads(json.dumps(d))
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}; delete it to start over"
-                              ) from exc
+def dataset_fingerprint(manifest: dict[str, Any]) -> str:
+    """What a checkpoint remembers of its dataset: a sha256 of the manifest's fingerprint
+    (configurations, basis, cutoff, source) and of its split."""
+    key = json.dumps({"fingerprint": manifest.get("fingerprint"), "split": manifest.get("split")},
+                     sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _diverged(what: str, epoch: int, optimizer: torch.optim.Optimizer, last: Path
+              ) -> TrainingDivergedError:
+    lr = optimizer.param_groups[0]["lr"]
+    kept = (f"{last} still holds the last finite state" if last.exists()
+            else "no checkpoint was written")
+    return TrainingDivergedError(
+        f"training diverged in epoch {epoch + 1}: {what} (learning rate {lr:.3g}); nothing of "
+        f"this epoch was saved and {kept}. Lower lr (and lr_min) or magnetic_weight and train "
+        "into a new 'out' folder (or delete its checkpoints)")

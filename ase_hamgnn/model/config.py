@@ -2,14 +2,118 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 from e3nn import o3
 
 from ase_hamgnn.basis import OrbitalBasis
+from ase_hamgnn.errors import ConfigError
 
 __all__ = ["ModelConfig"]
+
+
+# -- typed checks of configuration values (shared with ase_hamgnn.training) --------------------
+class Check(NamedTuple):
+    """A test of one configuration value and the words for what it must be."""
+
+    ok: Callable[[Any], bool]
+    expected: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_number(value: Any) -> bool:
+    return ((isinstance(value, int | float | np.integer | np.floating)
+             and not isinstance(value, bool | np.bool_)) and math.isfinite(float(value)))
+
+
+def integer(low: int) -> Check:
+    """An integer ``>= low`` (not a bool, not a float)."""
+    return Check(lambda v: _is_int(v) and v >= low, f"an integer >= {low}")
+
+
+def number(low: float, *, strict: bool) -> Check:
+    """A finite number ``> low`` (``strict``) or ``>= low``."""
+    if strict:
+        return Check(lambda v: _is_number(v) and v > low, f"a finite number > {low:g}")
+    return Check(lambda v: _is_number(v) and v >= low, f"a finite number >= {low:g}")
+
+
+def one_of(*choices: str) -> Check:
+    """One of the strings ``choices``."""
+    return Check(lambda v: isinstance(v, str) and v in choices,
+                 "one of " + ", ".join(repr(c) for c in choices))
+
+
+BOOLEAN = Check(lambda v: isinstance(v, bool | np.bool_), "true or false")
+TEXT = Check(lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string")
+
+
+def check_values(values: Mapping[str, Any], checks: Mapping[str, Check], where: str) -> None:
+    """Raise :class:`ConfigError` for the first entry of ``values`` that fails its check,
+    naming the key, ``where`` (e.g. the file), the value and what it must be."""
+    for key, check in checks.items():
+        if key not in values:
+            continue
+        value = values[key]
+        try:
+            good = bool(check.ok(value))
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise ConfigError(f"{key} = {value!r} ({type(value).__name__}) in {where}: expected "
+                              f"{check.expected}")
+
+
+#: Checks of the ModelConfig fields that are plain values (``basis`` and the tables are
+#: checked by ModelConfig itself).
+MODEL_CHECKS: dict[str, Check] = {
+    "cutoff": number(0, strict=True),
+    "node_irreps": TEXT,
+    "pair_multiplicity": integer(1),
+    "n_layers": integer(0),
+    "lmax_sh": integer(0),
+    "n_radial": integer(1),
+    "radial_hidden": integer(1),
+    "n_moment_basis": integer(1),
+    "moment_max": number(0, strict=True),
+    "avg_neighbors": number(0, strict=True),
+    "moment_coupling": BOOLEAN,
+    "onsite_from_edges": BOOLEAN,
+    "form": one_of("physics", "general"),
+    "onsite_bias": BOOLEAN,
+    "exchange_channels": integer(1),
+    "onsite_weight": one_of("shell", "orbital"),
+}
+
+
+def check_model_values(values: Mapping[str, Any], where: str) -> None:
+    """Check the plain values of a ``[model]`` table (or a ModelConfig's fields) and its
+    ``magnetic`` list and ``valence`` table; raise :class:`ConfigError` naming ``where``."""
+    check_values(values, MODEL_CHECKS, where)
+    magnetic = values.get("magnetic", ())
+    if isinstance(magnetic, str) or not all(isinstance(m, str) for m in _items(magnetic)):
+        raise ConfigError(f"magnetic = {magnetic!r} in {where}: expected a list of element "
+                          "symbols, e.g. [\"Ni\"]")
+    valence = values.get("valence", {})
+    if not isinstance(valence, Mapping):
+        raise ConfigError(f"valence = {valence!r} in {where}: expected a table of element -> "
+                          "valence electrons, e.g. {Ni = 10.0}")
+    check_values({f"valence.{k}": v for k, v in valence.items()},
+                 {f"valence.{k}": number(0, strict=False) for k in valence}, where)
+
+
+def _items(value: Any) -> list[Any]:
+    try:
+        return list(value)
+    except TypeError:
+        return [None]
 
 
 @dataclass(frozen=True)
@@ -76,6 +180,7 @@ class ModelConfig:
     onsite_weight: str = "shell"
 
     def __post_init__(self) -> None:
+        check_model_values({f.name: getattr(self, f.name) for f in fields(self)}, "ModelConfig")
         basis = OrbitalBasis(self.basis)  # validates
         object.__setattr__(self, "basis", basis.to_dict())
         object.__setattr__(self, "magnetic", tuple(self.magnetic))
