@@ -74,7 +74,9 @@ def _as_vector(r: Iterable[int]) -> Vector:
 
 
 def _freeze(mat: Any, n: int, what: str, r: Vector) -> sp.csr_matrix:
-    m = sp.csr_matrix(mat, dtype=np.complex128)
+    # a sparse input (e.g. another TBHamiltonian's read-only H(R)) may share its arrays with
+    # the result: copy it, so that the in-place clean-up below never writes into the caller's
+    m = sp.csr_matrix(mat, dtype=np.complex128, copy=sp.issparse(mat))
     if m.shape != (n, n):
         raise BlockShapeError(
             f"{what}(R={r}) has shape {m.shape}, but the basis gives {n} spin-orbitals per cell"
