@@ -62,7 +62,13 @@ from ase.data import chemical_symbols, covalent_radii
 from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.data._torch_pickle import load_pickled_graphs
 from ase_hamgnn.data.conventions import atom_transform
-from ase_hamgnn.data.deeph import _pair_blocks, basis_from_orbital_types, blocks_to_hamiltonian
+from ase_hamgnn.data.deeph import (
+    _Z_MAX,
+    _geometry,
+    _pair_blocks,
+    basis_from_orbital_types,
+    blocks_to_hamiltonian,
+)
 from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
@@ -140,13 +146,21 @@ def _shells_from_slots(occupied: np.ndarray, nao_max: int, where: str) -> tuple[
     return tuple(sorted(ls))  # OpenMX order: by l, then multiplicity
 
 
-def _array(graph: Any, key: str) -> np.ndarray | None:
+def _array(graph: Any, key: str, where: str = "the graph") -> np.ndarray | None:
+    """Field ``key`` of a graph as a real numeric array (None when absent)."""
     value = graph.get(key) if isinstance(graph, Mapping) else getattr(graph, key, None)
     if value is None:
         return None
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
-    return np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):  # ragged lists
+        array = np.zeros(0, dtype=object)
+    if array.dtype.kind not in "biuf":
+        raise DatasetError(f"{where}: {key} holds {type(value).__name__} of {array.dtype}, not "
+                           "a real numeric array; the file is corrupted or no HamGNN graph")
+    return array
 
 
 def _load_graphs(path: Path) -> list[tuple[str, Any]]:
@@ -200,7 +214,7 @@ def _graph_moments(where: str, graph: Any, kind: str, n_atoms: int, given: Any) 
             raise ValueError(f"{where}: moments must be a finite ({n_atoms}, 3) array in μB, "
                              f"got shape {m.shape}")
         return m
-    length, vec = _array(graph, "spin_length"), _array(graph, "spin_vec")
+    length, vec = _array(graph, "spin_length", where), _array(graph, "spin_vec", where)
     if length is not None and vec is not None:
         length = np.asarray(length, np.float64).reshape(-1)
         vec = np.asarray(vec, np.float64)
@@ -287,20 +301,43 @@ def read_hamgnn(
                          "graphs")
     out = []
     for n, (name, graph) in enumerate(graphs):
-        out.append(_read_graph(f"{path} (graph {name})", graph, basis,
-                               None if moments is None else moments[n], _LENGTH[length_unit],
-                               _ENERGY[energy_unit], down_up, overlap, pbc, hermiticity_tol))
+        where = f"{path} (graph {name:.40})"
+        try:
+            out.append(_read_graph(where, graph, basis,
+                                   None if moments is None else moments[n],
+                                   _LENGTH[length_unit], _ENERGY[energy_unit], down_up, overlap,
+                                   pbc, hermiticity_tol))
+        except DatasetError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError) as exc:  # any other malformation
+            raise DatasetError(f"{where} is malformed ({type(exc).__name__}: {exc!s:.200}); "
+                               "generate the file again") from None
     return out
 
 
 def _read_graph(where, graph, basis, moments, length, energy, down_up, overlap, pbc, tol):
-    fields = {key: _array(graph, key) for key in
+    if not isinstance(graph, Mapping):
+        raise DatasetError(f"{where} is a {type(graph).__name__}, not a graph; it is not a "
+                           "HamGNN graph_data.npz")
+    fields = {key: _array(graph, key, where) for key in
               (*_REQUIRED, "iHon", "iHoff", "Son", "Soff", "Hon0", "Hoff0")}
     missing = [key for key in _REQUIRED if fields[key] is None]
     if missing:
         raise DatasetError(f"{where} lacks {', '.join(missing)}; it is not a HamGNN graph")
-    numbers = fields["z"].astype(np.int64).reshape(-1)
+    for key, value in fields.items():
+        if value is not None and not np.isfinite(value).all():
+            raise DatasetError(f"{where}: {key} holds NaN or infinite values; the DFT run "
+                               "diverged or the file is corrupted: generate it again")
+    z = fields["z"].reshape(-1)
+    if z.size == 0 or (z != np.round(z)).any() or (z < 1).any() or (z > _Z_MAX).any():
+        raise DatasetError(f"{where}: z holds {z[:8].tolist()}, not atomic numbers (integers "
+                           f"from 1 to {_Z_MAX}); the file is corrupted")
+    numbers = z.astype(np.int64)
     n_atoms = len(numbers)
+    if fields["cell"].size != 9 or fields["pos"].size != 3 * n_atoms:
+        raise DatasetError(f"{where}: cell {fields['cell'].shape} and pos {fields['pos'].shape}"
+                           f" do not fit {n_atoms} atoms (a 3 x 3 cell, ({n_atoms}, 3) "
+                           "positions)")
     edges = fields["edge_index"].astype(np.int64)
     shifts = fields["cell_shift"].astype(np.int64)
     hon, hoff = fields["Hon"].astype(np.float64), fields["Hoff"].astype(np.float64)
@@ -342,7 +379,7 @@ def _read_graph(where, graph, basis, moments, length, energy, down_up, overlap, 
     cell = fields["cell"].astype(np.float64).reshape(3, 3) * length
     pos = fields["pos"].astype(np.float64).reshape(n_atoms, 3) * length
     m = _graph_moments(where, graph, kind, n_atoms, moments)
-    geometry = Geometry(cell, pos, numbers, pbc, m)
+    geometry = _geometry(where, cell, pos, numbers, pbc, m)
     _warn_if_not_converged(where, fields)
     _warn_if_implausible_bonds(where, geometry, edges, shifts)
 
