@@ -34,7 +34,9 @@ import numpy as np
 from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.data.dataset import write_dataset
 from ase_hamgnn.data.deeph import (
+    _H5_ERRORS,
     _KEY,
+    _atomic_numbers,
     _h5py,
     _orbital_types,
     basis_from_orbital_types,
@@ -113,9 +115,9 @@ def _stored_range(folder: Path, geo: Geometry) -> float:
     try:
         with h5py.File(folder / "hamiltonians.h5", "r") as f:
             names = list(f.keys())
-    except OSError as exc:
+    except _H5_ERRORS as exc:
         raise DatasetError(f"{folder / 'hamiltonians.h5'} is truncated or not an HDF5 file "
-                           f"({exc}); regenerate it") from None
+                           f"({exc!s:.200}); regenerate it") from None
     for key in names:
         m = _KEY.match(key)
         if m is None:
@@ -331,10 +333,3 @@ def convert_dataset(
     return write_dataset(predictor, predictor.atoms, out_dir, cutoff=predictor.cutoff,
                          split=split, rng=rng, metadata=meta, progress=progress)
 
-
-def _atomic_numbers(folder: Path) -> np.ndarray:
-    try:
-        numbers = np.loadtxt(folder / "element.dat", ndmin=1)
-    except ValueError as exc:
-        raise DatasetError(f"{folder / 'element.dat'} is malformed ({exc})") from None
-    return np.round(numbers).astype(np.int64)

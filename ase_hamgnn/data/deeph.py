@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -91,32 +92,84 @@ def is_deeph_folder(folder: str | os.PathLike) -> bool:
 
 
 # -- small text files ---------------------------------------------------------------------------
+_REGENERATE = "regenerate it with the DeepH preprocessing step"
+
+
 def _load_matrix(path: Path, what: str) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"{path} is missing; a DeepH folder needs {what}")
     try:
-        return np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except ValueError as exc:
-        raise DatasetError(f"{path} is truncated or malformed ({exc}); regenerate it with the "
-                           "DeepH preprocessing step") from None
+        data = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except (ValueError, OSError) as exc:  # UnicodeDecodeError is a ValueError
+        raise DatasetError(f"{path} is truncated or malformed ({exc!s:.200}); "
+                           f"{_REGENERATE}") from None
+    if not np.isfinite(data).all():
+        raise DatasetError(f"{path} holds NaN or infinite values; {_REGENERATE}")
+    return data
+
+
+def _lines(path: Path, what: str) -> list[tuple[int, list[str]]]:
+    """``(line number, words)`` of the non-blank lines of a text file (``#`` starts a
+    comment, as for numpy.loadtxt)."""
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing; a DeepH folder needs {what}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path} is not a text file ({exc!s:.200}); {_REGENERATE}") from None
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if words:
+            out.append((number, words))
+    return out
+
+
+def _integer(word: str, low: int, high: int) -> int | None:
+    """``word`` as an integer in ``low..high`` (``"26"`` or ``"26.0"``), else None."""
+    try:
+        x = float(word)
+    except ValueError:
+        return None
+    if not math.isfinite(x) or x != round(x) or not low <= x <= high:
+        return None
+    return int(x)
+
+
+#: Largest atomic number (ase.data knows the elements 1..118).
+_Z_MAX = len(chemical_symbols) - 1
+
+
+def _atomic_numbers(folder: Path) -> np.ndarray:
+    """The atomic numbers of ``element.dat``; a DatasetError names the file and the line
+    of a value that is no element."""
+    path = folder / "element.dat"
+    numbers = []
+    for number, words in _lines(path, "the atomic numbers"):
+        for word in words:
+            z = _integer(word, 1, _Z_MAX)
+            if z is None:
+                raise DatasetError(f"{path}, line {number}: {word!r:.40} is not an atomic "
+                                   f"number (an integer from 1 to {_Z_MAX}); {_REGENERATE}")
+            numbers.append(z)
+    if not numbers:
+        raise DatasetError(f"{path} lists no atomic numbers; {_REGENERATE}")
+    return np.array(numbers, dtype=np.int64)
 
 
 def _orbital_types(folder: Path, n_atoms: int) -> list[tuple[int, ...]]:
     path = folder / "orbital_types.dat"
-    if not path.is_file():
-        raise DatasetError(f"{path} is missing; a DeepH folder needs the shells of each atom")
-    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    lines = _lines(path, "the shells of each atom")
     if len(lines) != n_atoms:
         raise DatasetError(f"{path} has {len(lines)} lines but element.dat lists {n_atoms} "
                            "atoms; the file is truncated or belongs to another structure")
-    try:
-        out = [tuple(int(float(x)) for x in ln) for ln in lines]
-    except ValueError as exc:
-        raise DatasetError(f"{path} is malformed ({exc}); each line lists integer l values") \
-            from None
-    for ls in out:
-        if any(not 0 <= l <= 3 for l in ls):
-            raise DatasetError(f"{path} lists l = {ls}; DeepH shells have l in 0..3")
+    out = []
+    for number, words in lines:
+        ls = tuple(_integer(w, 0, 3) for w in words)
+        if None in ls:
+            raise DatasetError(f"{path}, line {number}: {' '.join(words)!r:.80} is not a list "
+                               f"of l values from 0 to 3 (DeepH shells); {_REGENERATE}")
+        out.append(ls)
     return out
 
 
@@ -125,9 +178,9 @@ def _info(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DatasetError(f"{path} is missing; write it with at least {{\"isspinful\": ...}}")
     try:
-        info = json.loads(path.read_text())
-    except ValueError as exc:
-        raise DatasetError(f"{path} is not valid JSON ({exc}); regenerate it") from None
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise DatasetError(f"{path} is not valid JSON ({exc!s:.200}); regenerate it") from None
     if not isinstance(info, dict) or "isspinful" not in info:
         raise DatasetError(f"{path} lacks the key \"isspinful\"; add it (true for "
                            "non-collinear / spin-orbit data)")
@@ -201,10 +254,7 @@ def read_deeph_geometry(folder: str | os.PathLike, *, moments: Any = None) -> Ge
         ``(N, 3)`` moments in μB; default: ``magmom.txt`` (required for spinful folders).
     """
     folder = Path(folder)
-    numbers = _load_matrix(folder / "element.dat", "the atomic numbers").ravel()
-    if numbers.size == 0 or not np.allclose(numbers, np.round(numbers)):
-        raise DatasetError(f"{folder / 'element.dat'} must list integer atomic numbers")
-    numbers = np.round(numbers).astype(np.int64)
+    numbers = _atomic_numbers(folder)
     n = len(numbers)
     lat = _load_matrix(folder / "lat.dat", "the lattice vectors")
     if lat.shape != (3, 3):
@@ -217,30 +267,72 @@ def read_deeph_geometry(folder: str | os.PathLike, *, moments: Any = None) -> Ge
     info = _info(folder)
     pbc = info.get("pbc", [True, True, True])
     m = _moments(folder, n, bool(info["isspinful"]), moments)
-    return Geometry(lat.T, pos.T, numbers, pbc, m)
+    return _geometry(folder, lat.T, pos.T, numbers, pbc, m)
+
+
+def _geometry(origin: str | os.PathLike, cell: Any, positions: Any, numbers: Any, pbc: Any,
+              moments: Any) -> Geometry:
+    """The :class:`Geometry` of data read from ``origin``; atomic numbers that are no element,
+    NaN or infinite values and malformed periodicity become a DatasetError naming it."""
+    bad = [int(z) for z in np.asarray(numbers).reshape(-1) if not 1 <= z <= _Z_MAX]
+    if bad:
+        raise DatasetError(f"{origin}: {bad[0]} is not an atomic number (1 to {_Z_MAX}); the "
+                           "file is corrupted: regenerate it")
+    for name, value in (("cell", cell), ("positions", positions), ("moments", moments)):
+        if not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+            raise DatasetError(f"{origin}: the {name} hold NaN or infinite values; the file is "
+                               "corrupted or the DFT run diverged: regenerate it")
+    try:
+        return Geometry(cell, positions, numbers, pbc, moments)
+    except (ValueError, TypeError) as exc:
+        raise DatasetError(f"{origin}: {exc}; the file is corrupted: regenerate it") from None
 
 
 # -- hamiltonians.h5 ----------------------------------------------------------------------------
-def _read_blocks(path: Path, n_atoms: int) -> dict[tuple[int, int, tuple[int, int, int]],
-                                                   np.ndarray]:
+#: What h5py raises for a corrupted file (besides OSError: KeyError for an unreadable
+#: object, RuntimeError and ValueError from the HDF5 library, TypeError for unknown types).
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+
+
+def _read_blocks(path: Path, sizes: Sequence[int]) -> dict[tuple[int, int, tuple[int, int, int]],
+                                                           np.ndarray]:
+    """The blocks of ``path``, each of the spinless ``(n_i, n_j)`` or spin-doubled shape of
+    the atoms' orbital counts ``sizes`` (checked before the data are read, so that a
+    corrupted header cannot make it allocate an absurd size)."""
     h5py = _h5py()
     if not path.is_file():
         raise DatasetError(f"{path} is missing")
+    n_atoms = len(sizes)
     out = {}
     try:
         with h5py.File(path, "r") as f:
             for key in f.keys():
                 match = _KEY.match(key)
                 if match is None:
-                    raise DatasetError(f"{path}: dataset name {key!r} is not '[Rx, Ry, Rz, i, j]'")
+                    raise DatasetError(f"{path}: dataset name {key!r:.80} is not "
+                                       "'[Rx, Ry, Rz, i, j]'")
                 rx, ry, rz, i, j = (int(x) for x in match.groups())
                 if not (1 <= i <= n_atoms and 1 <= j <= n_atoms):
                     raise DatasetError(f"{path}: block {key} names an atom outside 1..{n_atoms} "
                                        "(DeepH atom indices are 1-based)")
-                out[(i - 1, j - 1, (rx, ry, rz))] = np.asarray(f[key][()])
-    except OSError as exc:
-        raise DatasetError(f"{path} is truncated or not an HDF5 file ({exc}); regenerate it") \
-            from None
+                data = f[key]
+                plain = (sizes[i - 1], sizes[j - 1])
+                shapes = (plain, (2 * plain[0], 2 * plain[1]))
+                if not isinstance(data, h5py.Dataset) or data.shape not in shapes:
+                    raise DatasetError(
+                        f"{path}: block {key} has shape {getattr(data, 'shape', None)}, but "
+                        f"orbital_types.dat gives {plain} (or {shapes[1]} with spin) for atoms "
+                        f"{i} and {j}; the file and the basis sizes do not match (another basis "
+                        "set or a corrupted file)")
+                if data.dtype.kind not in "iufc":
+                    raise DatasetError(f"{path}: block {key} holds {data.dtype} values, not "
+                                       "numbers; the file is corrupted: regenerate it")
+                out[(i - 1, j - 1, (rx, ry, rz))] = np.asarray(data[()])
+    except DatasetError:
+        raise
+    except _H5_ERRORS as exc:
+        raise DatasetError(f"{path} is truncated or not an HDF5 file ({exc!s:.200}); "
+                           "regenerate it") from None
     if not out:
         raise DatasetError(f"{path} holds no blocks")
     return out
@@ -340,11 +432,11 @@ def read_deeph(
                 blocks[partner] = b.conj().T
         return blocks
 
-    h_blocks = convert(_read_blocks(folder / "hamiltonians.h5", n_atoms), "hamiltonians.h5",
+    h_blocks = convert(_read_blocks(folder / "hamiltonians.h5", sizes), "hamiltonians.h5",
                        spinful)
     s_blocks = None
     if overlap and (folder / "overlaps.h5").is_file():
-        s_blocks = convert(_read_blocks(folder / "overlaps.h5", n_atoms), "overlaps.h5", False)
+        s_blocks = convert(_read_blocks(folder / "overlaps.h5", sizes), "overlaps.h5", False)
     return blocks_to_hamiltonian(folder, basis, geometry, h_blocks, s_blocks, hermiticity_tol)
 
 
@@ -509,8 +601,16 @@ def blocks_to_hamiltonian(origin: str | os.PathLike, basis: OrbitalBasis, geomet
     rounding of the DFT code (~1e-9 Hartree), so each pair ``(i, j, R)``, ``(j, i, -R)`` of H
     (eV) and S is replaced by its Hermitian part; the largest asymmetry is logged (logger
     ``ase_hamgnn.data.deeph``, level INFO), and one above ``hermiticity_tol`` is refused.
-    Shape or Hermiticity problems become a :class:`DatasetError` that names ``origin``.
+    Shape or Hermiticity problems, and NaN or infinite values, become a
+    :class:`DatasetError` that names ``origin``.
     """
+    for what, blocks in (("H", h_blocks), ("S", s_blocks or {})):
+        for (i, j, r), b in blocks.items():
+            if not np.isfinite(b).all():
+                raise DatasetError(
+                    f"{origin}: the {what} block of atoms {i + 1}, {j + 1}, R = {r} holds NaN "
+                    "or infinite values; the DFT run diverged or the file is corrupted: rerun "
+                    "it or regenerate the file")
     try:
         h_blocks = _symmetrized(origin, h_blocks, "H", hermiticity_tol)
         if s_blocks is not None:

@@ -58,10 +58,9 @@ from ase.data import atomic_numbers
 
 from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.data.conventions import atom_transform
-from ase_hamgnn.data.deeph import basis_from_orbital_types, blocks_to_hamiltonian
+from ase_hamgnn.data.deeph import _geometry, basis_from_orbital_types, blocks_to_hamiltonian
 from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, bohr_to_angstrom, hartree_to_ev
 from ase_hamgnn.errors import DatasetError
-from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.hamiltonian import HERMITICITY_TOL, TBHamiltonian
 
 __all__ = ["SCFOUT_VERSION", "SCFOUT_VERSIONS", "read_openmx"]
@@ -80,6 +79,7 @@ class _Reader:
         self.data, self.pos, self.path, self.endian = data, 0, path, endian
 
     def take(self, kind: str, count: int) -> np.ndarray:
+        count = int(count)  # a Python int: absurd counts of a corrupted header cannot overflow
         size = np.dtype(kind).itemsize * count
         if count < 0 or self.pos + size > len(self.data):
             raise DatasetError(f"{self.path} is truncated (needs {self.pos + size} bytes, has "
@@ -101,6 +101,15 @@ def _blocks(rd: _Reader, sizes, natn) -> list[list[np.ndarray]]:
     return out
 
 
+class _Words(list):
+    """The words of one line of the stored input, with its line number (1-based)."""
+
+    line = 0
+
+    def where(self) -> str:
+        return f"line {self.line} of the input stored in it ({' '.join(self)!r:.80})"
+
+
 class _StoredInput:
     """The OpenMX input file stored at the end of a ``.scfout``, read as OpenMX reads it.
 
@@ -113,13 +122,14 @@ class _StoredInput:
     def __init__(self, path: Path, lines: Sequence[str]) -> None:
         self.path = path
         self.keywords: dict[str, list[str]] = {}
-        self.blocks: dict[str, list[list[str]]] = {}
+        self.blocks: dict[str, list[_Words]] = {}
         current: str | None = None
-        rows: list[list[str]] = []
-        for line in lines:
-            words = line.split("#", 1)[0].split()
+        rows: list[_Words] = []
+        for number, line in enumerate(lines, 1):
+            words = _Words(line.split("#", 1)[0].split())
             if not words:
                 continue
+            words.line = number
             head = words[0].lower()
             if current is None and head.startswith("<") and len(head) > 1:
                 current, rows = head[1:], []
@@ -131,7 +141,7 @@ class _StoredInput:
             else:
                 self.keywords.setdefault(head, words[1:])
 
-    def block(self, name: str, fix: str) -> list[list[str]]:
+    def block(self, name: str, fix: str) -> list[_Words]:
         rows = self.blocks.get(name.lower())
         if rows is None:
             raise DatasetError(f"{self.path}: the input file stored in it has no <{name} "
@@ -164,23 +174,28 @@ def _parse_input(stored: _StoredInput, n_atoms: int):
     species = {}
     for words in stored.block("Definition.of.Atomic.Species", _FIX):
         if len(words) < 2:
-            raise DatasetError(f"{stored.path}: the species line {' '.join(words)!r} of the "
-                               f"stored input has no basis; {_FIX}")
+            raise DatasetError(f"{stored.path}: {words.where()} of <Definition.of.Atomic."
+                               "Species has no basis (expected: name, basis, pseudopotential); "
+                               f"{_FIX}")
         name, pao, vps = words[0], words[1], words[2] if len(words) > 2 else words[1]
         symbol = re.match(r"[A-Z][a-z]?", vps.split("_")[0])
         if symbol is None or symbol.group(0) not in atomic_numbers:
             raise DatasetError(f"{stored.path}: cannot tell the element of species {name} "
-                               f"({vps}); {_FIX}")
-        species[name] = (atomic_numbers[symbol.group(0)], _shells(pao))
+                               f"({vps}) on {words.where()}; {_FIX}")
+        try:
+            species[name] = (atomic_numbers[symbol.group(0)], _shells(pao))
+        except DatasetError as exc:
+            raise DatasetError(f"{stored.path}: {exc}, on {words.where()}; {_FIX}") from None
     atoms = stored.block("Atoms.SpeciesAndCoordinates", _FIX)
     if len(atoms) != n_atoms:
         raise DatasetError(f"{stored.path}: the stored input lists {len(atoms)} atoms, the "
                            f"binary part {n_atoms}")
-    try:
-        return [species[w[1]][0] for w in atoms], [species[w[1]][1] for w in atoms]
-    except (KeyError, IndexError) as exc:
-        raise DatasetError(f"{stored.path}: species {exc} of <Atoms.SpeciesAndCoordinates "
-                           "is not in <Definition.of.Atomic.Species") from None
+    for words in atoms:
+        if len(words) < 2 or words[1] not in species:
+            raise DatasetError(f"{stored.path}: {words.where()} of <Atoms.SpeciesAndCoordinates "
+                               "names no species of <Definition.of.Atomic.Species (expected: "
+                               f"index, species, x, y, z, ...); {_FIX}")
+    return [species[w[1]][0] for w in atoms], [species[w[1]][1] for w in atoms]
 
 
 _UNITS = {"ang": 1.0, "au": BOHR_IN_ANGSTROM}
@@ -214,8 +229,9 @@ def _check_stored_geometry(stored: _StoredInput, cell: np.ndarray,
     except (ValueError, IndexError):
         raise DatasetError(f"{stored.path}: cannot read the coordinates of the stored input's "
                            "<Atoms.SpeciesAndCoordinates") from None
-    if coords.shape != positions.shape:
-        return
+    if coords.shape != positions.shape or not (np.isfinite(cell).all()
+                                               and abs(np.linalg.det(cell)) > 1e-12):
+        return  # a corrupted cell is reported when the geometry is built
     frac = (coords - positions) @ np.linalg.inv(cell)
     diff = (frac - np.round(frac)) @ cell
     worst = float(np.linalg.norm(diff, axis=1).max())
@@ -394,7 +410,7 @@ def read_openmx(
         if m.shape != (atomnum, 3) or not np.isfinite(m).all():
             raise ValueError(f"moments must be a finite ({atomnum}, 3) array in μB, got shape "
                              f"{m.shape}")
-    geometry = Geometry(cell, positions, numbers, pbc, m)
+    geometry = _geometry(path, cell, positions, numbers, pbc, m)
 
     t = [atom_transform("openmx", la, spinful=True) for la in ls]
     spatial = [atom_transform("openmx", la, spinful=False) for la in ls]
