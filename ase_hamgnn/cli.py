@@ -71,6 +71,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+_CONVERT_EPILOG = (
+    "What is checked: every file is validated as it is read.  Truncated or corrupted files, "
+    "sizes a header claims beyond what the file holds, atomic numbers that are no element, "
+    "NaN or infinite values in H, S, cell, positions or moments, blocks that do not fit the "
+    "basis and missing spin components stop the command with one line, 'error: ...' (a "
+    "DatasetError naming the file, the line of a text file, and what to do), and status 1.  "
+    "DFT blocks are Hermitian only to the code's rounding: each pair H_ij(R), H_ji(-R) (and "
+    "S) is replaced by its Hermitian part, and a file further from Hermitian than 1 μeV is "
+    "refused.  HamGNN graph_data.npz files are pickles: they are read by a restricted "
+    "reader that runs no code from the file (only the numpy, torch and torch_geometric "
+    "names such files hold are resolved, to stand-ins that build data; any other name is "
+    "refused), the file given as well as every *.npz below a folder."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ase-hamgnn``."""
     parser = argparse.ArgumentParser(prog="ase-hamgnn", description=__doc__.splitlines()[0])
@@ -96,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds_sub = ds.add_subparsers(dest="dataset_action", required=False)
     cv = ds_sub.add_parser("convert", help="convert DFT Hamiltonians (DeepH folders, OpenMX "
                            ".scfout files or HamGNN graph_data.npz) into a dataset folder for "
-                           "`ase-hamgnn train`")
+                           "`ase-hamgnn train`", epilog=_CONVERT_EPILOG)
     cv.add_argument("--from", dest="source_format", choices=("deeph", "openmx", "hamgnn"),
                     required=True, help="format of the source")
     cv.add_argument("source", help="deeph: folder holding the structure folders; openmx / "
