@@ -29,6 +29,7 @@ import scipy.linalg
 import scipy.sparse.linalg as spla
 from tqdm.auto import tqdm
 
+from ase_hamgnn._plotting import energy_axis
 from ase_hamgnn.spectra import kpoints_and_weights, progress_bar
 
 __all__ = ["KPMDOS", "jackson_kernel", "kpm_dos", "spectral_bounds"]
@@ -241,14 +242,7 @@ class KPMDOS:
             ax = Figure(figsize=(5, 3.5), layout="constrained").add_subplot()
         y = self.dos if atoms is None else self.evaluate(self.energies, atoms)
         ax.plot(self.energies - (0.0 if reference is None else reference), y, **kwargs)
-        if reference is None:
-            ax.set_xlabel("E (eV)")
-        else:
-            ax.set_xlabel(rf"$E - {reference_label}$ (eV)")
-            ax.axvline(0.0, color="k", lw=0.8, ls="--")
-            ax.annotate(rf"${reference_label}$", (0.0, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(3, -3), textcoords="offset points", ha="left", va="top",
-                        fontsize="small", annotation_clip=True)
+        energy_axis(ax, reference, reference_label)
         ax.set_ylabel("DOS (states/eV/cell)")
         return ax
 

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.linalg
 from tqdm.auto import tqdm
 
+from ase_hamgnn._plotting import energy_axis
 from ase_hamgnn.errors import KPointError
 from ase_hamgnn.occupations import K_BOLTZMANN_EV, fermi_level_from_eigenvalues
 
@@ -401,14 +402,7 @@ class Bands:
         lo, hi = float(e.min()), float(e.max())
         pad = 0.05 * (hi - lo) if hi > lo else 0.1
         ax.set_ylim(lo - pad if emin is None else emin, hi + pad if emax is None else emax)
-        if reference is None:
-            ax.set_ylabel("E (eV)")
-        else:
-            ax.set_ylabel(rf"$E - {reference_label}$ (eV)")
-            ax.axhline(0.0, color="k", lw=0.8, ls="--", zorder=1)
-            ax.annotate(rf"${reference_label}$", (1.0, 0.0), xycoords=("axes fraction", "data"),
-                        xytext=(-3, 2), textcoords="offset points", ha="right", va="bottom",
-                        fontsize="small", annotation_clip=True)
+        energy_axis(ax, reference, reference_label, along="y")
         if self.path is None:
             ax.set_xlabel("k (length along the k-points, fractional units)")
         return ax

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from ase.data import chemical_symbols
 
+from ase_hamgnn._plotting import energy_axis
 from ase_hamgnn.spectra import axis_vector, broaden, kpoints_and_weights, progress_bar
 
 __all__ = [
@@ -141,14 +142,7 @@ class PDOS:
             ax.text(0.01, 0.02, "down", transform=ax.transAxes, va="bottom", fontsize="small")
         else:
             ax.set_ylabel("PDOS (states/eV)")
-        if reference is None:
-            ax.set_xlabel("E (eV)")
-        else:
-            ax.set_xlabel(rf"$E - {reference_label}$ (eV)")
-            ax.axvline(0.0, color="k", lw=0.8, ls="--")
-            ax.annotate(rf"${reference_label}$", (0.0, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(3, -3), textcoords="offset points", ha="left", va="top",
-                        fontsize="small", annotation_clip=True)
+        energy_axis(ax, reference, reference_label)
         ax.set_xlim(e[0] if emin is None else emin, e[-1] if emax is None else emax)
         ax.legend(frameon=False, fontsize="small")
         return ax
