@@ -8,6 +8,17 @@ from ase import Atoms
 
 from ase_hamgnn import OrbitalBasis, TBHamiltonian
 
+#: The smallest HamGNN++ network worth training in a test: a ``[model]`` table for TOML configs.
+TINY_MODEL_TOML = """
+[model]
+node_irreps = "8x0e+2x0o+4x1o+4x1e+2x2e+2x2o+1x3o+1x3e"
+pair_multiplicity = 1
+n_layers = 1
+lmax_sh = 3
+n_radial = 4
+radial_hidden = 8
+"""
+
 
 def spin_major_indices(basis: OrbitalBasis, numbers) -> tuple[np.ndarray, np.ndarray]:
     """Global spin-up and spin-down indices of every spatial orbital, in orbital order."""

@@ -7,18 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from tb_helpers import TINY_MODEL_TOML
 
 from ase_hamgnn.cli import main
-
-TINY_MODEL_TOML = """
-[model]
-node_irreps = "8x0e+2x0o+4x1o+4x1e+2x2e+2x2o+1x3o+1x3e"
-pair_multiplicity = 1
-n_layers = 1
-lmax_sh = 3
-n_radial = 4
-radial_hidden = 8
-"""
 
 
 def _run(*args, cwd=None, stdout=subprocess.PIPE):
