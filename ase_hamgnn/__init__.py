@@ -10,6 +10,7 @@ stays light.
 from typing import Any
 
 from ase_hamgnn.basis import OrbitalBasis, Shell
+from ase_hamgnn.edge_bands import EdgeBands, edge_bands
 from ase_hamgnn.errors import (
     BasisError,
     BlockShapeError,
@@ -43,10 +44,12 @@ from ase_hamgnn.spectra import Bands
 __all__ = [
     "KPMDOS",
     "Bands",
+    "EdgeBands",
     "EdgeStates",
     "Gap",
     "MetallicError",
     "ShiftInvert",
+    "edge_bands",
     "edge_states",
     "find_gap",
     "kpm_dos",

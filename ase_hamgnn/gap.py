@@ -328,6 +328,12 @@ def edge_states(ham: Any, n_electrons: int, k: Any = (0.0, 0.0, 0.0), n_below: i
     >>> es.indices - ref.n_electrons(atoms)
     array([-4, -3, -2, -1,  0,  1,  2,  3])
     """
+    return _edge_states(ham, n_electrons, k, n_below, n_above, vectors, n_moments, rng)[0]
+
+
+def _edge_states(ham: Any, n_electrons: int, k: Any, n_below: int, n_above: int,
+                 vectors: bool, n_moments: int, rng: Any) -> tuple[EdgeStates, tuple]:
+    """:func:`edge_states` and the two factorizations it used (valence side first)."""
     from ase_hamgnn.kpm import kpm_dos, spectral_bounds
 
     dim = int(ham.n_spin_orbitals)
@@ -346,20 +352,22 @@ def edge_states(ham: Any, n_electrons: int, k: Any = (0.0, 0.0, 0.0), n_below: i
     coarse = kpm_dos(ham, np.zeros(1), kpts=[kk], n_moments=n_moments, n_vectors=1,
                      bounds=(lo_e, hi_e), rng=rng, progress=False)
     low, high = _plateau(coarse, coarse.fermi_level(ne, tol=1e-3), dim / (hi_e - lo_e))
-    energies, indices, columns, shifts = [], [], [], []
+    energies, indices, columns, shifts, factors = [], [], [], [], []
     for sigma, first, last in ((low, ne - n_below, ne - 1), (high, ne, ne + n_above - 1)):
-        e, idx, c, used = _indexed_states(ham, kk, sigma, first, last, vectors, (lo_e, hi_e))
+        e, idx, c, si = _indexed_states(ham, kk, sigma, first, last, vectors, (lo_e, hi_e))
         energies.append(e)
         indices.append(idx)
         columns.append(c)
-        shifts.append(used)
+        shifts.append(si.sigma)
+        factors.append(si)
     e, idx = np.concatenate(energies), np.concatenate(indices)
     if e[n_below] - e[n_below - 1] <= 0:
         raise MetallicError(f"no gap at k = {kk.tolist()} for {ne} electrons: state {ne} at "
                             f"{e[n_below - 1]:.6f} eV, state {ne + 1} at {e[n_below]:.6f} eV; "
                             "the system is metallic there (check n_electrons)")
     states = np.concatenate(columns, axis=1) if vectors else None
-    return EdgeStates(e, idx, states, kk, ne, (float(shifts[0]), float(shifts[1])))
+    return (EdgeStates(e, idx, states, kk, ne, (float(shifts[0]), float(shifts[1]))),
+            tuple(factors))
 
 
 def _indexed_states(ham: Any, k: np.ndarray, sigma: float, first: int, last: int,
@@ -403,7 +411,7 @@ def _indexed_states(ham: Any, k: np.ndarray, sigma: float, first: int, last: int
     e, idx = np.concatenate(parts_e), np.concatenate(parts_i)
     keep = (idx >= first) & (idx <= last)
     c = np.concatenate(parts_c, axis=1)[:, keep] if vectors else None
-    return e[keep], idx[keep], c, si.sigma
+    return e[keep], idx[keep], c, si
 
 
 def _plateau(coarse: Any, crossing: float, mean_dos: float) -> tuple[float, float]:

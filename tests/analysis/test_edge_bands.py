@@ -1,0 +1,106 @@
+"""Bands next to the gap along a path (reduced basis from a few factorized k-points),
+checked against dense diagonalization of small NiBrI supercells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import textures
+from ase_hamgnn import EdgeBands, edge_bands
+from ase_hamgnn.data import ReferenceTB, nibri
+from ase_hamgnn.spectra import Bands
+
+N_BELOW, N_ABOVE = 4, 4
+
+
+def _path(atoms, n=7):
+    return atoms.cell.bandpath("MGK", npoints=n, pbc=atoms.pbc)
+
+
+def _dense_window(ham, k, ne):
+    e, c = ham.eigh(k)
+    return e[ne - N_BELOW: ne + N_ABOVE], c[:, ne - N_BELOW: ne + N_ABOVE], e
+
+
+@pytest.fixture(scope="module", params=["orthogonal", "overlap"])
+def random_moments(request):
+    """3x3 NiBrI with moments in random directions (252 spin-orbitals), with and without S."""
+    ref = ReferenceTB("nibri", overlap=request.param == "overlap")
+    atoms = textures.random_moments(nibri((3, 3)), rng=3)
+    return ref.predict(atoms), ref.n_electrons(atoms), atoms
+
+
+def test_matches_dense_to_tight_tolerance(random_moments):
+    ham, ne, atoms = random_moments
+    path = _path(atoms)
+    eb = edge_bands(ham, ne, path, N_BELOW, N_ABOVE, anchors=2, buffer=4, tol=1e-7,
+                    max_anchors=len(path.kpts))
+    assert isinstance(eb, EdgeBands)
+    assert eb.energies.shape == (len(path.kpts), N_BELOW + N_ABOVE)
+    np.testing.assert_array_equal(eb.indices, np.arange(ne - N_BELOW, ne + N_ABOVE))
+    assert eb.max_residual <= 1e-7
+    for i, k in enumerate(path.kpts):
+        e, c, full = _dense_window(ham, k, ne)
+        # an eigenvalue lies within the residual (over the smallest eigenvalue of S)
+        np.testing.assert_allclose(eb.energies[i], e, atol=1e-6)
+        # <sigma> of isolated levels (a level closer than 1e-4 eV to another mixes freely)
+        spacing = np.diff(full)[ne - N_BELOW - 1: ne + N_ABOVE]
+        isolated = np.minimum(spacing[:-1], spacing[1:]) > 1e-3
+        ref_spin = ham.spin_expectation(k, c)
+        np.testing.assert_allclose(eb.spin[i][isolated], ref_spin[isolated], atol=1e-4)
+    # the inertia counts at the anchors are the numbers of eigenvalues below the shifts
+    for i, sv, nv, sc, nc in eb.counts:
+        full = ham.eigvalsh(eb.kpts[i])
+        assert nv == np.count_nonzero(full < sv)
+        assert nc == np.count_nonzero(full < sc)
+
+
+def test_default_tolerance_bounds_the_error():
+    """With the default ``tol`` every energy is within its residual of the dense one."""
+    ref = ReferenceTB("nibri")
+    atoms = textures.antiskyrmion(nibri((4, 4)), radius=4.0, magnetic=("Ni",), magnitude=2.0)
+    ham, ne = ref.predict(atoms), ref.n_electrons(atoms)
+    path = _path(atoms, 9)
+    eb = edge_bands(ham, ne, path, N_BELOW, N_ABOVE, vectors=True, max_anchors=9)
+    assert eb.max_residual <= 1e-3
+    for i, k in enumerate(path.kpts):
+        e = ham.eigvalsh(k)[ne - N_BELOW: ne + N_ABOVE]
+        assert np.all(np.abs(eb.energies[i] - e) <= eb.residuals[i] + 1e-9)
+        c = eb.states[i]     # S-orthonormal eigenvectors in the lattice gauge
+        np.testing.assert_allclose(c.conj().T @ c, np.eye(c.shape[1]), atol=1e-6)
+    assert eb.vbm < eb.midgap < eb.cbm
+    bands = eb.bands()
+    assert isinstance(bands, Bands) and not bands.window
+    assert eb.bands("valence").energies.shape[1] == N_BELOW
+    assert "anchor" in eb.index_source
+
+
+def test_kramers_degenerate_levels():
+    """Zero moments: time reversal makes every level at Γ and M a Kramers pair; the bands
+    still match the dense spectrum there and in between."""
+    ref = ReferenceTB("nibri")
+    atoms = nibri((3, 3))
+    atoms.set_initial_magnetic_moments(np.zeros((len(atoms), 3)))
+    ham, ne = ref.predict(atoms), ref.n_electrons(atoms)
+    path = _path(atoms)
+    eb = edge_bands(ham, ne, path, N_BELOW, N_ABOVE, anchors=2, buffer=4, tol=1e-7,
+                    max_anchors=len(path.kpts))
+    for i, k in enumerate(path.kpts):
+        np.testing.assert_allclose(eb.energies[i], _dense_window(ham, k, ne)[0], atol=1e-6)
+    gamma = int(np.argmin(np.linalg.norm(path.kpts, axis=1)))
+    e = eb.energies[gamma]
+    np.testing.assert_allclose(e[0::2], e[1::2], atol=1e-6)   # pairs at Γ
+
+
+def test_rejects_bad_input():
+    ref = ReferenceTB("nibri")
+    atoms = nibri((3, 3))
+    ham, ne = ref.predict(atoms), ref.n_electrons(atoms)
+    path = _path(atoms)
+    with pytest.raises(ValueError, match="anchor"):
+        edge_bands(ham, ne, path, anchors=[99])
+    with pytest.raises(ValueError, match="tol"):
+        edge_bands(ham, ne, path, tol=0.0)
+    with pytest.raises(ValueError, match="n_electrons"):
+        edge_bands(ham, 0, path)
