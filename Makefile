@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.ase-hamgnn-installed
 PYTEST_ARGS ?= -m "not slow" -n 2
 OUT    ?= out
 
-.PHONY: all install demo test test-all bench lint clean pyscf-data
+.PHONY: all install demo test test-all bench lint clean pyscf-data peers
 
 all: test
 
@@ -40,6 +40,13 @@ PYSCF_ARGS ?=
 pyscf-data: install
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check "pyscf>=2.6"
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) benchmarks/pyscf_dataset.py $(PYSCF_ARGS)
+
+# DeePTB, the peer of benchmarks/peers.py, in its own environment (it pins an older torch):
+# benchmarks/peers/.venv; then the side-by-side benchmark.  PEERS_ARGS e.g. "--quick".
+PEERS_ARGS ?=
+peers: install
+	bash benchmarks/peers/setup.sh benchmarks/peers/.venv
+	MPLBACKEND=Agg $(PY) benchmarks/peers.py $(PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
