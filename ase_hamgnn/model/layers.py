@@ -9,10 +9,13 @@ from e3nn import nn as enn
 from e3nn import o3
 from torch import nn
 
+from ase_hamgnn.model.fused import LinearPlan, TensorProductLinear
+
 __all__ = ["BesselBasis",
     "GaussianBasis",
     "Interaction",
     "edge_slices",
+    "mlp_hidden",
     "polynomial_cutoff",
     "uvu_tensor_product",
 ]
@@ -61,6 +64,19 @@ def edge_slices(n_edges: int, chunk: int | None) -> list[slice]:
     return [slice(a, min(a + chunk, n_edges)) for a in range(0, n_edges, chunk)]
 
 
+def mlp_hidden(mlp: enn.FullyConnectedNet, x: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last hidden layer of ``mlp`` at ``x`` and the matrix of its (linear) output layer
+    with e3nn's normalization: ``mlp(x) = hidden @ last``."""
+    layers = list(mlp)
+    for layer in layers[:-1]:
+        x = layer(x)
+    out = layers[-1]
+    if out.act is not None:
+        raise ValueError("the output layer of the MLP must be linear")
+    return x, out.weight / (out.h_in * out.var_in / out.var_out) ** 0.5
+
+
 def uvu_tensor_product(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, keep: o3.Irreps
                        ) -> o3.TensorProduct:
     """Depthwise ('uvu') tensor product with per-edge weights, keeping outputs in ``keep``."""
@@ -96,15 +112,26 @@ class Interaction(nn.Module):
         self.lin_out = o3.Linear(self.tp.irreps_out, self.gate.irreps_in)
         self.skip = o3.Linear(irreps_node, self.gate.irreps_out)
         self.irreps_out = self.gate.irreps_out
+        # fused evaluation (constants only, no parameters): messages lin_out(tp(...)) per
+        # edge in a few large operations, and lin_in, skip as dense matrices
+        self.fused_message = TensorProductLinear(self.tp, [self.lin_out])
+        self.fused_in = LinearPlan(self.lin_in)
+        self.fused_skip = LinearPlan(self.skip)
 
     def forward(self, x, sh, radial, src, dst, chunk: int | None = None,
-                self_index: torch.Tensor | None = None) -> torch.Tensor:
+                self_index: torch.Tensor | None = None, fused: bool = True) -> torch.Tensor:
         """``chunk``: evaluate the messages of at most this many edges at a time (caps the
         memory of the tensor products; the sum is accumulated in the same edge order).
 
         ``self_index``: update only the nodes ``x[self_index]`` (rows of the output), with
         ``src`` indexing the output rows and ``dst`` the rows of ``x``; the default updates
-        every node."""
+        every node.
+
+        ``fused``: evaluate with :mod:`ase_hamgnn.model.fused` (the default; the same result
+        to float rounding, with ``lin_out`` applied to each message before the sum) instead
+        of e3nn's modules."""
+        if fused:
+            return self._forward_fused(x, sh, radial, src, dst, chunk, self_index)
         h = self.lin_in(x)
         x_self = x if self_index is None else x[self_index]
         agg = x.new_zeros(x_self.shape[0], self.tp.irreps_out.dim)
@@ -112,3 +139,15 @@ class Interaction(nn.Module):
             msg = self.tp(h[dst[sl]], sh[sl], self.radial(radial[sl]))
             agg.index_add_(0, src[sl], msg)
         return self.skip(x_self) + self.gate(self.lin_out(agg / math.sqrt(self.avg_neighbors)))
+
+    def _forward_fused(self, x, sh, radial, src, dst, chunk, self_index) -> torch.Tensor:
+        h = self.fused_in(x, self.lin_in.weight)
+        x_self = x if self_index is None else x[self_index]
+        plan = self.fused_message
+        agg = x.new_zeros(x_self.shape[0], self.gate.irreps_in.dim)
+        for sl in edge_slices(len(src), chunk):
+            hidden, last = mlp_hidden(self.radial, radial[sl])
+            k = plan.mixing_from_hidden(hidden, last, [self.lin_out.weight])
+            agg.index_add_(0, src[sl], plan([h[dst[sl]]], sh[sl], k))
+        skip = self.fused_skip(x_self, self.skip.weight)
+        return skip + self.gate(agg / math.sqrt(self.avg_neighbors))

@@ -30,11 +30,13 @@ from ase_hamgnn.model.assembly import (
 )
 from ase_hamgnn.model.config import ModelConfig
 from ase_hamgnn.model.decoders import pair_decoders, tensor_decoder
+from ase_hamgnn.model.fused import LinearPlan, TensorProductLinear, refresh_plans
 from ase_hamgnn.model.layers import (
     BesselBasis,
     GaussianBasis,
     Interaction,
     edge_slices,
+    mlp_hidden,
     uvu_tensor_product,
 )
 from ase_hamgnn.model.sharing import EnvironmentClasses
@@ -64,6 +66,10 @@ class HamGNNPP(nn.Module):
         # runtime knob: dtype of the spin assembly H0 + H_mag (None: the network's dtype);
         # float64 with a float32 network sums the exchange fields without float32 rounding
         self.assembly_dtype: torch.dtype | None = None
+        # runtime knob: evaluate tensor products and linear maps with the fused plans of
+        # :mod:`ase_hamgnn.model.fused` (the same parameters and results to float rounding,
+        # far fewer operations) or, with False, with e3nn's modules
+        self.fused = True
         basis = config.orbital_basis
         self.basis = basis
         zs = [int(o3_z) for o3_z in _numbers(basis.elements)]
@@ -169,6 +175,14 @@ class HamGNNPP(nn.Module):
             for zi in zs:
                 n_shells = len(basis.shells(zi))
                 self.onsite_bias[str(zi)] = nn.Parameter(torch.zeros(n_shells, n_shells))
+        # fused evaluation plans (constants only; the parameters stay in the e3nn modules)
+        self.fused_pair = TensorProductLinear(self.pair_tp_i, [self.pair_mix_i, self.pair_mix_j])
+        self.fused_linear = nn.ModuleDict({"embed_out": LinearPlan(self.embed_out),
+                                           "node_lift": LinearPlan(self.node_lift)})
+        for key, head in self.edge_heads.items():
+            self.fused_linear[f"edge_{key}"] = LinearPlan(head)
+        for key, head in self.node_heads.items():
+            self.fused_linear[f"node_{key}"] = LinearPlan(head)
         self.refresh_constants()
 
     # ------------------------------------------------------------------------------------
@@ -186,6 +200,7 @@ class HamGNNPP(nn.Module):
         breaks equivariance at float64 precision; call this after changing the dtype
         (:class:`~ase_hamgnn.model.HamGNNModel` does)."""
         dtype = self.embed_out.weight.dtype
+        refresh_plans(self, dtype)
         for name, master in self._masters.items():
             buf = getattr(self, name)
             setattr(self, name, torch.as_tensor(master, dtype=dtype, device=buf.device))
@@ -228,7 +243,24 @@ class HamGNNPP(nn.Module):
         dtype = self.embed_out.weight.dtype
         onehot = torch.nn.functional.one_hot(species, len(self.species)).to(dtype)
         m_abs = torch.linalg.norm(moments, dim=1)
-        return self.embed_out(self.embed(torch.cat([onehot, self.moment_basis(m_abs)], dim=1)))
+        return self._linear("embed_out", self.embed_out,
+                            self.embed(torch.cat([onehot, self.moment_basis(m_abs)], dim=1)))
+
+    def _linear(self, name: str, lin: o3.Linear, x: torch.Tensor) -> torch.Tensor:
+        """``lin(x)``, as one dense matmul when :attr:`fused`."""
+        if self.fused:
+            return self.fused_linear[name](x, lin.weight)
+        return lin(x)
+
+    def _head(self, kind: str, key: str, features: torch.Tensor) -> torch.Tensor:
+        """Decoded outputs of the ``kind`` ("edge" or "node") head ``key``: the head's linear
+        map followed by its decoder matrix (one matmul when :attr:`fused`)."""
+        heads = self.edge_heads if kind == "edge" else self.node_heads
+        dec = getattr(self, f"dec_{kind}_{key}")
+        if self.fused:
+            plan = self.fused_linear[f"{kind}_{key}"]
+            return features @ (plan.matrix(heads[key].weight) @ dec)
+        return heads[key](features) @ dec
 
     def _edge_geometry(self, vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Spherical harmonics and radial basis of edge vectors."""
@@ -244,7 +276,7 @@ class HamGNNPP(nn.Module):
         src, dst = inputs[K.EDGE_INDEX]
         sh, radial = self._edge_geometry(inputs[K.EDGE_VECTORS])
         for layer in self.layers:
-            x = layer(x, sh, radial, src, dst, self.edge_chunk)
+            x = layer(x, sh, radial, src, dst, self.edge_chunk, fused=self.fused)
         return x, sh, radial, species
 
     def _pair_features(self, x, sh, radial, moments, src, dst) -> torch.Tensor:
@@ -253,8 +285,17 @@ class HamGNNPP(nn.Module):
             mm = (moments[src] * moments[dst]).sum(1, keepdim=True)
             edge_scalars = torch.cat([radial, mm], 1)
         n_i = self.pair_tp_i.weight_numel
+        slices = edge_slices(len(src), self.edge_chunk)
+        if self.fused:
+            plan, mixes = self.fused_pair, [self.pair_mix_i.weight, self.pair_mix_j.weight]
+            parts = []
+            for sl in slices:
+                hidden, last = mlp_hidden(self.pair_radial, edge_scalars[sl])
+                k = plan.mixing_from_hidden(hidden, last, mixes)
+                parts.append(plan([x[src[sl]], x[dst[sl]]], sh[sl], k))
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
         pair = x.new_empty(len(src), self.irreps_pair.dim)
-        for sl in edge_slices(len(src), self.edge_chunk):
+        for sl in slices:
             weights = self.pair_radial(edge_scalars[sl])
             pair[sl] = self.pair_mix_i(
                 self.pair_tp_i(x[src[sl]], sh[sl], weights[:, :n_i])
@@ -264,7 +305,7 @@ class HamGNNPP(nn.Module):
     def _onsite_features(self, x, pair, src) -> torch.Tensor:
         """Node features lifted to the pair irreps, plus (``onsite_from_edges``) the
         normalized neighbour sum of the pair features."""
-        out = self.node_lift(x)
+        out = self._linear("node_lift", self.node_lift, x)
         if self.config.onsite_from_edges:
             agg = torch.zeros_like(out).index_add_(0, src, pair)
             out = out + agg / math.sqrt(self.config.avg_neighbors)
@@ -320,7 +361,7 @@ class HamGNNPP(nn.Module):
             sel, local = edges_of(reps[t])
             sh, radial = self._edge_geometry(vec[sel])
             x = layer(x, sh, radial, local, node[t - 1][dst[sel]], self.edge_chunk,
-                      self_index=node[t - 1][reps[t]])
+                      self_index=node[t - 1][reps[t]], fused=self.fused)
         level = self.config.n_layers  # x is indexed by the level-L classes
         # pair features and bond outputs per edge class
         sh, radial = self._edge_geometry(vec[edge_reps])
@@ -332,7 +373,7 @@ class HamGNNPP(nn.Module):
         # on-site features per level-(L+1) class: lifted node features plus the bond sum
         top = reps[level + 1]
         sel, local = edges_of(top)
-        selfpair = self.node_lift(x[node[level][top]])
+        selfpair = self._linear("node_lift", self.node_lift, x[node[level][top]])
         if self.config.onsite_from_edges:
             agg = torch.zeros_like(selfpair).index_add_(0, local, pair[edge_cls[sel]])
             selfpair = selfpair + agg / math.sqrt(self.config.avg_neighbors)
@@ -356,9 +397,7 @@ class HamGNNPP(nn.Module):
                 if sel.numel() == 0:
                     continue
                 ni, nj = int(self.n_orbitals[a]), int(self.n_orbitals[b])
-                out = self.edge_heads[_key(zi, zj)](pair[sel]) @ getattr(
-                    self, f"dec_edge_{_key(zi, zj)}"
-                )
+                out = self._head("edge", _key(zi, zj), pair[sel])
                 k = ni * nj
                 h0_e[sel, :ni, :nj] = out[:, :k].reshape(-1, ni, nj)
                 soc_e[sel, :, :ni, :nj] = out[:, k : 4 * k].reshape(-1, 3, ni, nj)
@@ -385,7 +424,7 @@ class HamGNNPP(nn.Module):
                 continue
             ni = int(self.n_orbitals[a])
             k = ni * ni
-            out = self.node_heads[str(zi)](selfpair[sel]) @ getattr(self, f"dec_node_{zi}")
+            out = self._head("node", str(zi), selfpair[sel])
             wmask = getattr(self, f"wmask_{zi}").to(dtype)  # (shells, shells, ni, ni)
             h0 = out[:, :k].reshape(-1, ni, ni)
             if str(zi) in self.onsite_bias:
@@ -422,14 +461,14 @@ class HamGNNPP(nn.Module):
         pair = self._pair_features(x, sh, radial, moments, src, dst)
         nmax = self.n_max
 
-        def decode(features, groups, heads, prefix):
+        def decode(features, groups, kind):
             n = features.shape[0]
             a_re, a_im = x.new_zeros(n, nmax, nmax), x.new_zeros(n, nmax, nmax)
             b_re, b_im = x.new_zeros(n, 3, nmax, nmax), x.new_zeros(n, 3, nmax, nmax)
             for key, sel, ni, nj in groups:
                 if sel.numel() == 0:
                     continue
-                out = heads[key](features[sel]) @ getattr(self, f"{prefix}{key}")
+                out = self._head(kind, key, features[sel])
                 k = ni * nj
                 a_re[sel, :ni, :nj] = out[:, :k].reshape(-1, ni, nj)
                 a_im[sel, :ni, :nj] = out[:, k : 2 * k].reshape(-1, ni, nj)
@@ -445,10 +484,8 @@ class HamGNNPP(nn.Module):
             for b_idx, zj in enumerate(self.species):
                 sel = torch.nonzero((si == a_idx) & (sj == b_idx)).flatten()
                 edge_groups.append((_key(zi, zj), sel, ni, int(self.n_orbitals[b_idx])))
-        a_e, b_e = decode(pair, edge_groups, self.edge_heads, "dec_edge_")
-        a_n, b_n = decode(
-            self._onsite_features(x, pair, src), node_groups, self.node_heads, "dec_node_"
-        )
+        a_e, b_e = decode(pair, edge_groups, "edge")
+        a_n, b_n = decode(self._onsite_features(x, pair, src), node_groups, "node")
         herm = lambda t: t.transpose(-1, -2).conj()  # noqa: E731
         a_e, b_e = 0.5 * (a_e + herm(a_e[reverse])), 0.5 * (b_e + herm(b_e[reverse]))
         a_n, b_n = 0.5 * (a_n + herm(a_n)), 0.5 * (b_n + herm(b_n))
