@@ -24,7 +24,8 @@ Comparisons:
   (:class:`ase_hamgnn.ShiftInvert`'s factorization passed as ``OPinv``).  eigsh is given
   the best single shift there is, the middle of the 32 wanted states (known from our
   result), so its 32 nearest states are exactly the wanted ones.  Agreement: max |ΔE|.
-  SuperLU above ``--superlu-max`` atoms runs once (its factorization alone takes minutes).
+  eigsh + SuperLU runs up to ``--superlu-max`` atoms (default 1200): at 3468 atoms one run
+  takes over ten CPU minutes.
 * ``transport``: :func:`ase_hamgnn.transport.transmission` (MUMPS, one call per energy)
   against ``kwant.smatrix`` (Kwant's default MUMPS solver) per energy, 3 energies in
   E_F ± 0.2 eV.  Agreement: max |ΔT|.
@@ -82,7 +83,7 @@ def _parse(argv):
     p.add_argument("--repeats", type=int, help="alternated repeats (default 3; --quick: 1)")
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="comparisons to run")
     p.add_argument("--superlu-max", type=int, default=1200,
-                   help="largest system (atoms) whose eigsh + SuperLU runs every repeat")
+                   help="largest system (atoms) for eigsh + SuperLU (skipped above)")
     p.add_argument("--budget", type=float, help="DeePTB / ours training budget, seconds "
                    "(default 600; --quick: 60)")
     p.add_argument("--out", type=Path, default=REPORT_DIR, help="report folder")
@@ -200,7 +201,7 @@ def compare_states(atoms, repeats: int, superlu_max: int) -> list[dict]:
         times["ours"].append(t)
         result["ours"] = e
         for name, fn in peers.items():
-            if name == "superlu" and len(atoms) > superlu_max and rep > 0:
+            if name == "superlu" and len(atoms) > superlu_max:
                 continue
             e, t = _cpu(fn)
             times[name].append(t)
@@ -210,9 +211,10 @@ def compare_states(atoms, repeats: int, superlu_max: int) -> list[dict]:
     rows = []
     for name, label in (("superlu", "scipy eigsh(sigma) + SuperLU"),
                         ("mumps", "scipy eigsh(sigma) + MUMPS solve")):
+        if not times[name]:
+            continue
         dev = float(np.abs(result["ours"] - result[name]).max())
-        t_o = times["ours"][:len(times[name])] if len(times[name]) < repeats else times["ours"]
-        rows.append(_row(f"states/{name}", len(atoms), "edge_states", label, t_o,
+        rows.append(_row(f"states/{name}", len(atoms), "edge_states", label, times["ours"],
                          times[name], dev, "max |dE| (eV), 32 eigenvalues", 1e-8,
                          spin_orbitals=int(ham.n_spin_orbitals), gap_eV=float(first.gap)))
     return rows
@@ -296,32 +298,143 @@ def compare_predict(atoms, repeats: int) -> list[dict]:
 
 # --------------------------------------------------------------------------- DeePTB
 
+def _spinless_configs(n: int, seed: int, size: int = 2):
+    """Rattled ``size x size`` NiBrI cells without moments (spin-less data)."""
+    import numpy as np
+
+    from ase_hamgnn.data import nibri
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        atoms = nibri((size, size))
+        atoms.set_initial_magnetic_moments(np.zeros((len(atoms), 3)))
+        atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape) * [1, 1, 1]
+        out.append(atoms)
+    return out
+
+
+def _write_deeptb_job(tmp: Path, sizes: list[int], quick: bool, budget: float) -> dict:
+    """The same spin-less data for both codes: DeepH folders (DeePTB reads them) and the
+    configurations themselves; structures of each size for the prediction timings."""
+    import numpy as np
+
+    from ase_hamgnn.data import ReferenceTB
+    from ase_hamgnn.data.deeph import write_deeph
+
+    ref = ReferenceTB("nibri", soc=False)
+    n_train, n_test = (8, 2) if quick else (32, 8)
+    train, test = _spinless_configs(n_train, 1), _spinless_configs(n_test, 2)
+    folders = {"train": [], "test": []}
+    for split, configs in (("train", train), ("test", test)):
+        for i, atoms in enumerate(configs):
+            folders[split].append(str(write_deeph(ref.predict(atoms), tmp / split / f"c{i}",
+                                                  spinful=False)))
+    predict = {}
+    for n in sizes:
+        atoms = _structure(SIZES[n])
+        atoms.set_initial_magnetic_moments(np.zeros((len(atoms), 3)))
+        path = tmp / f"structure-{n}.json"
+        path.write_text(json.dumps({"numbers": atoms.numbers.tolist(),
+                                    "positions": atoms.positions.tolist(),
+                                    "cell": np.asarray(atoms.cell).tolist(),
+                                    "pbc": atoms.pbc.tolist()}))
+        predict[str(n)] = str(path)
+    basis = {el: "".join(f"1{'spdf'[l]}" for l in sorted({s.l for s in ref.basis.shells(z)}))
+             for el, z in (("Ni", 28), ("Br", 35), ("I", 53))}
+    return {"train": folders["train"], "test": folders["test"], "basis": basis,
+            "r_max": ref.cutoff, "pbc": [True, True, False], "budget_s": budget,
+            "predict": predict, "threads": 1, "repeats": 1 if quick else 3,
+            "train_atoms": len(train[0]), "_configs": (train, test)}
+
+
+def _train_ours(job: dict, tmp: Path) -> dict:
+    """Our network on the same configurations and the same wall-clock budget."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from ase_hamgnn.data import ReferenceTB
+    from ase_hamgnn.data.dataset import write_dataset
+    from ase_hamgnn.model import load_model
+    from ase_hamgnn.training import load_train_config, train
+    from benchmarks._report import entry_errors
+
+    ref = ReferenceTB("nibri", soc=False)
+    train_atoms, test_atoms = job["_configs"]
+    n_val = max(1, len(train_atoms) // 8)
+    write_dataset(ref, train_atoms, tmp / "ours-data",
+                  split=(1 - n_val / len(train_atoms), n_val / len(train_atoms), 0.0), rng=0,
+                  progress=False)
+    cfg = load_train_config(HERE.parent / "configs" / "nibri-reference.toml")
+    pilot = dataclasses.replace(cfg, dataset=str(tmp / "ours-data"), out=str(tmp / "pilot"),
+                                epochs=1)
+    c0, t0 = time.process_time(), time.perf_counter()
+    hist = train(pilot, progress=False)["history"]
+    per_epoch = float(hist[0]["seconds"])
+    epochs = max(1, int((job["budget_s"] - (time.perf_counter() - t0)) // per_epoch))
+    run = dataclasses.replace(pilot, out=str(tmp / "ours-run"), epochs=epochs)
+    train(run, progress=False)
+    cpu = time.process_time() - c0
+    wall = time.perf_counter() - t0
+    n_train = len(train_atoms) - n_val
+    steps = (epochs + 1) * -(-n_train // cfg.batch_size)
+    model = load_model(str(tmp / "ours-run" / "last.pt"))
+    errs = []
+    for atoms in test_atoms:
+        diff, _ = entry_errors(model.predict(atoms), ref.predict(atoms), model.basis,
+                               model.cutoff)
+        errs.append(np.abs(np.concatenate([diff.real, diff.imag])))
+    predict = {}
+    for n, path in job["predict"].items():
+        from ase import Atoms
+
+        s = json.loads(Path(path).read_text())
+        atoms = Atoms(numbers=s["numbers"], positions=s["positions"], cell=s["cell"],
+                      pbc=s["pbc"])
+        atoms.set_initial_magnetic_moments(np.zeros((len(atoms), 3)))
+        times = []
+        for _ in range(job["repeats"]):
+            with torch.no_grad():
+                times.append(_cpu(lambda a=atoms: model.predict(a))[1])
+        predict[n] = float(np.median(times))
+    return {"train_wall_s": wall, "train_cpu_s": cpu, "steps": steps, "epochs": epochs + 1,
+            "train_s_per_config_step": cpu / max(steps * cfg.batch_size, 1) * 1.0,
+            "mae_eV": float(np.mean(np.concatenate(errs))), "predict_s": predict,
+            "mae_note": "all entries of our spinful blocks (spin-diagonal h and the zero "
+                        "spin-flip parts)"}
+
+
 def compare_deeptb(sizes: list[int], budget: float, quick: bool) -> dict:
     """DeePTB's E3 model against ours on the same spin-less data, or why it could not run."""
     if not DPTB_PYTHON.exists():
         return {"status": "not installed",
-                "error": f"{DPTB_PYTHON.relative_to(HERE.parent)} missing: run `make peers` "
-                         "(see benchmarks/peers/setup.sh)"}
+                "error": f"{DPTB_PYTHON.relative_to(HERE.parent)} missing: `make peers` "
+                         "creates it (benchmarks/peers/setup.sh)"}
     with tempfile.TemporaryDirectory(prefix="peers-dptb-") as tmp:
         tmp = Path(tmp)
-        from benchmarks.peers.data import write_dataset  # noqa: PLC0415
-
-        spec = write_dataset(tmp, sizes=sizes, quick=quick)
-        spec.update({"budget_s": budget, "threads": 1})
-        (tmp / "job.json").write_text(json.dumps(spec))
+        job = _write_deeptb_job(tmp, sizes, quick, budget)
+        (tmp / "job.json").write_text(json.dumps({k: v for k, v in job.items()
+                                                  if not k.startswith("_")}))
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                    MKL_NUM_THREADS="1", PYTHONNOUSERSITE="1")
         env.pop("PYTHONPATH", None)
         res = subprocess.run([str(DPTB_PYTHON), str(DPTB_DRIVER), str(tmp / "job.json"),
                               str(tmp / "dptb.json")], env=env, capture_output=True,
-                             text=True, check=False)
-        log = (res.stdout + res.stderr)[-4000:]
-        if res.returncode != 0 or not (tmp / "dptb.json").exists():
-            return {"status": "failed", "returncode": res.returncode, "error": log}
-        theirs = json.loads((tmp / "dptb.json").read_text())
-        from benchmarks.peers.ours import train_and_predict  # noqa: PLC0415
+                             text=True, check=False, cwd=tmp)
+        def clean(text: str) -> str:  # no local paths in the report
+            return text.replace(str(tmp), "<tmp>").replace(str(HERE.parent) + os.sep, "")
 
-        mine = train_and_predict(spec)
+        log = clean((res.stdout + res.stderr)[-4000:])
+        theirs = (json.loads((tmp / "dptb.json").read_text())
+                  if (tmp / "dptb.json").exists() else {})
+        if res.returncode != 0 or "error" in theirs:
+            err = clean(str(theirs.get("error", log)))
+            return {"status": "failed", "stage": theirs.get("stage", "start"),
+                    "returncode": res.returncode, "error": err}
+        theirs.pop("log_tail", None)
+        mine = _train_ours(job, tmp)
     return {"status": "ran", "deeptb": theirs, "ours": mine}
 
 
@@ -427,14 +540,38 @@ def _merge(path: Path, rows: list[dict], deeptb: dict | None, replace: set) -> t
     return merged, deeptb if deeptb is not None else old.get("deeptb")
 
 
-def main(argv=None) -> dict:
-    args = _parse(argv)
+def _save(args, name: str, rows: list[dict], deeptb: dict | None, replace: set,
+          load_before: float) -> dict:
+    """Merge ``rows`` into the report on disk and rewrite it (after every comparison, so an
+    interrupted run keeps what it measured)."""
+    import fcntl
     import platform
 
+    from ase_hamgnn._atomic import atomic_write_bytes
+    from benchmarks._report import write_report
+
+    path = args.out / f"{name}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(Path(tempfile.gettempdir()) / f"ase-hamgnn-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # runs of different parts may finish together
+        rows, deeptb = _merge(path, rows, deeptb, replace)
+        measured = {"date": time.strftime("%Y-%m-%d"),
+                    "platform": platform.platform(terse=True), "cpus": os.cpu_count(),
+                    "load_before": load_before, "load_after": os.getloadavg()[0],
+                    "threads": 1}
+        rep = {"benchmark": "peers", "quick": args.quick, "measured": measured, "rows": rows,
+               "deeptb": deeptb}
+        write_report(name, {k: v for k, v in rep.items() if k != "rows"}, rows, out=args.out)
+        atomic_write_bytes(args.out / f"{name}.md", _markdown(rep).encode())
+        if rows:
+            _plot(rows, args.out / f"{name}.png")
+    return rep
+
+
+def main(argv=None) -> dict:
+    args = _parse(argv)
     import torch
     from threadpoolctl import threadpool_limits
-
-    from benchmarks._report import write_report
 
     torch.set_num_threads(1)
     sizes = args.atoms or ([300] if args.quick else [1200, 3468])
@@ -443,53 +580,33 @@ def main(argv=None) -> dict:
     budget = args.budget or (60.0 if args.quick else 600.0)
     name = "peers-quick" if args.quick else "peers"
     load_before = os.getloadavg()[0]
-    rows: list[dict] = []
-    replace: set = set()
-    deeptb = None
+    rep: dict = {}
+
+    def save(rows, key, deeptb=None):
+        nonlocal rep
+        rep = _save(args, name, rows, deeptb, {key} if key else set(), load_before)
+
     with threadpool_limits(1):
         for n_atoms in sizes:
             atoms = _structure(SIZES[n_atoms])
             if "kpm" in only:
                 print(f"kpm {n_atoms} atoms", flush=True)
-                rows.append(compare_kpm(atoms, repeats))
-                replace.add(("kpm", n_atoms))
+                save([compare_kpm(atoms, repeats)], ("kpm", n_atoms))
             if "states" in only:
                 print(f"states {n_atoms} atoms", flush=True)
-                rows += compare_states(atoms, repeats, args.superlu_max)
-                replace.add(("states", n_atoms))
+                save(compare_states(atoms, repeats, args.superlu_max), ("states", n_atoms))
             if "predict" in only:
                 print(f"predict {n_atoms} atoms", flush=True)
-                rows += compare_predict(atoms, repeats)
-                replace.add(("predict", n_atoms))
+                save(compare_predict(atoms, repeats), ("predict", n_atoms))
         if "transport" in only:
             print("transport", flush=True)
             row = compare_transport((6, 4) if args.quick else (21, 8), repeats,
                                     2 if args.quick else 3)
-            rows.append(row)
-            replace.add(("transport", row["atoms"]))
+            save([row], ("transport", row["atoms"]))
         if "deeptb" in only:
             print("deeptb", flush=True)
-            deeptb = compare_deeptb(sorted({300, *sizes}), budget, args.quick)
-    import fcntl
-
-    from ase_hamgnn._atomic import atomic_write_bytes
-
-    path = args.out / f"{name}.json"
-    args.out.mkdir(parents=True, exist_ok=True)
-    lock = open(Path(tempfile.gettempdir()) / f"ase-hamgnn-{name}.lock", "w")  # noqa: SIM115
-    fcntl.flock(lock, fcntl.LOCK_EX)  # runs of different parts may finish together
-    rows, deeptb = _merge(path, rows, deeptb, replace)
-    measured = {"date": time.strftime("%Y-%m-%d"), "platform": platform.platform(terse=True),
-                "cpus": os.cpu_count(), "load_before": load_before,
-                "load_after": os.getloadavg()[0], "threads": 1}
-    rep = {"benchmark": "peers", "quick": args.quick, "measured": measured, "rows": rows,
-           "deeptb": deeptb}
-    write_report(name, {k: v for k, v in rep.items() if k != "rows"}, rows, out=args.out)
-    atomic_write_bytes(args.out / f"{name}.md", _markdown(rep).encode())
-    if rows:
-        _plot(rows, args.out / f"{name}.png")
-    lock.close()
-    print(_markdown(rep))
+            save([], None, compare_deeptb(sorted({300, *sizes}), budget, args.quick))
+    print(_markdown(rep) if rep else "nothing run")
     return rep
 
 

@@ -1,0 +1,176 @@
+"""DeePTB side of benchmarks/peers.py; run by the DeePTB environment's python, never imported.
+
+    benchmarks/peers/.venv/bin/python benchmarks/peers/dptb_driver.py JOB.json RESULT.json
+
+JOB.json (written by benchmarks/peers.py): DeepH folders of spin-less NiBrI configurations
+(``train``, ``test``: lists of folders), ``basis`` (element -> DeePTB basis string),
+``r_max`` (Å), ``budget_s`` (training wall-clock budget), ``predict`` (atoms -> a JSON file
+with ``numbers``, ``positions``, ``cell``, ``pbc``), ``threads``.
+
+Steps, each recorded in RESULT.json with its time or the exact error:
+
+1. stage the folders as a DeePTB ``DeePHDataset`` root (links to the DeepH files plus one
+   shared ``info.json``: DeePTB checks its keys strictly);
+2. train DeePTB's E3 model (SLEM embedding, e3tb prediction) with ``dptb train`` until the
+   budget is spent (the run is stopped then; checkpoints are saved every step);
+3. held-out MAE of the Hamiltonian blocks from the last checkpoint (DeePTB's own reduced
+   block features, eV), and the prediction CPU time per structure size.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+DEEPH_FILES = ("element.dat", "lat.dat", "site_positions.dat", "orbital_types.dat",
+               "hamiltonians.h5")
+
+
+def stage(folders: list[str], root: Path, pbc) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i, folder in enumerate(folders):
+        dest = root / f"frame.{i}"
+        dest.mkdir(exist_ok=True)
+        for name in DEEPH_FILES:
+            link = dest / name
+            if not link.exists():
+                link.symlink_to(Path(folder).resolve() / name)
+    (root / "info.json").write_text(json.dumps({"nframes": 1, "pos_type": "cart",
+                                                "pbc": pbc}))
+    return root
+
+
+def train_input(job: dict, train_root: Path, test_root: Path) -> dict:
+    return {
+        "common_options": {"basis": job["basis"], "device": "cpu", "dtype": "float32",
+                           "overlap": False, "seed": 0},
+        "model_options": {
+            "embedding": {"method": "slem", "r_max": job["r_max"],
+                          "irreps_hidden": "16x0e+8x1o+8x2e", "n_layers": 2,
+                          "avg_num_neighbors": job.get("avg_num_neighbors", 18),
+                          "n_radial_basis": 8, "tp_radial_emb": True},
+            "prediction": {"method": "e3tb", "neurons": [32, 32]},
+        },
+        "train_options": {"num_epoch": 100000, "batch_size": 1,
+                          "optimizer": {"type": "Adam", "lr": 5e-3},
+                          "lr_scheduler": {"type": "exp", "gamma": 0.999},
+                          "loss_options": {"train": {"method": "hamil_abs"}},
+                          "save_freq": 1, "validation_freq": 100000, "display_freq": 1,
+                          "max_ckpt": 2},
+        "data_options": {"train": {"type": "DeePHDataset", "root": str(train_root),
+                                   "prefix": "frame", "get_Hamiltonian": True}},
+    }
+
+
+def run_training(job: dict, work: Path, inp: dict) -> dict:
+    (work / "input.json").write_text(json.dumps(inp, indent=1))
+    out = work / "out"
+    cmd = [sys.executable, "-m", "dptb", "train", str(work / "input.json"), "-o", str(out)]
+    log = open(work / "train.log", "w")  # noqa: SIM115
+    t0, c0 = time.perf_counter(), os.times()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        proc.wait(timeout=job["budget_s"])
+        stopped = False
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait()
+        stopped = True
+    wall = time.perf_counter() - t0
+    c1 = os.times()
+    cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+    log.close()
+    text = (work / "train.log").read_text(errors="replace")
+    if not stopped and proc.returncode != 0:
+        raise RuntimeError(f"dptb train exited with {proc.returncode}:\n{text[-3000:]}")
+    steps = len(re.findall(r"iteration[:\s]", text, flags=re.IGNORECASE))
+    ckpts = sorted(glob.glob(str(out / "checkpoint" / "*.pth")), key=os.path.getmtime)
+    if not ckpts:
+        raise RuntimeError(f"no checkpoint after {wall:.0f} s of training:\n{text[-3000:]}")
+    return {"wall_s": wall, "cpu_s": cpu, "steps": steps, "checkpoint": ckpts[-1],
+            "log_tail": text[-1500:]}
+
+
+def evaluate(job: dict, ckpt: str, test_root: Path) -> dict:
+    import numpy as np
+    import torch
+    from ase import Atoms
+    from dptb.data import AtomicData, AtomicDataDict
+    from dptb.data.build import build_dataset
+    from dptb.nn.build import build_model
+
+    torch.set_num_threads(int(job.get("threads", 1)))
+    model = build_model(checkpoint=ckpt)
+    model.eval()
+    dataset = build_dataset(root=str(test_root), type="DeePHDataset", prefix="frame",
+                            get_Hamiltonian=True, basis=job["basis"], r_max=job["r_max"],
+                            er_max=None, oer_max=None)
+    err, count = 0.0, 0
+    for i in range(len(dataset)):
+        data = AtomicData.to_AtomicDataDict(dataset[i])
+        ref_e = data[AtomicDataDict.EDGE_FEATURES_KEY].detach().clone()
+        ref_n = data[AtomicDataDict.NODE_FEATURES_KEY].detach().clone()
+        with torch.no_grad():
+            out = model(data)
+        for key, ref in ((AtomicDataDict.EDGE_FEATURES_KEY, ref_e),
+                         (AtomicDataDict.NODE_FEATURES_KEY, ref_n)):
+            err += float((out[key] - ref).abs().sum())
+            count += ref.numel()
+    predict = {}
+    for n, path in job["predict"].items():
+        s = json.loads(Path(path).read_text())
+        atoms = Atoms(numbers=s["numbers"], positions=s["positions"], cell=s["cell"],
+                      pbc=s["pbc"])
+        times = []
+        for _ in range(int(job.get("repeats", 1))):
+            c0 = time.process_time()
+            data = AtomicData.from_ase(atoms, r_max=job["r_max"])
+            data = model.idp(AtomicData.to_AtomicDataDict(data))
+            with torch.no_grad():
+                model(data)
+            times.append(time.process_time() - c0)
+        predict[n] = float(np.median(times))
+    return {"mae_eV": err / max(count, 1), "predict_s": predict}
+
+
+def main(job_path: str, result_path: str) -> None:
+    job = json.loads(Path(job_path).read_text())
+    work = Path(job_path).parent / "dptb"
+    work.mkdir(exist_ok=True)
+    res: dict = {"stage": "import"}
+    try:
+        import dptb
+        import torch
+
+        torch.set_num_threads(int(job.get("threads", 1)))
+        res["versions"] = {"dptb": getattr(dptb, "__version__", "?"), "torch": torch.__version__}
+        res["stage"] = "stage data"
+        train_root = stage(job["train"], work / "train", job["pbc"])
+        test_root = stage(job["test"], work / "test", job["pbc"])
+        res["stage"] = "train"
+        tr = run_training(job, work, train_input(job, train_root, test_root))
+        res.update({"train_wall_s": tr["wall_s"], "train_cpu_s": tr["cpu_s"],
+                    "steps": tr["steps"], "log_tail": tr["log_tail"]})
+        res["train_s_per_config_step"] = tr["cpu_s"] / max(tr["steps"], 1)
+        res["stage"] = "evaluate"
+        res.update(evaluate(job, tr["checkpoint"], test_root))
+        res["stage"] = "done"
+        res.update({"n_train": len(job["train"]), "n_test": len(job["test"]),
+                    "train_atoms": job["train_atoms"], "budget_s": job["budget_s"]})
+    except Exception:  # noqa: BLE001 - the report carries the exact error
+        res["error"] = traceback.format_exc()[-4000:]
+    Path(result_path).write_text(json.dumps(res, indent=1))
+    if "error" in res:
+        print(res["error"], file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
