@@ -214,6 +214,12 @@ class TensorProductLinear(_Plan):
         self._index("k_lin", [e[1] for e in k_entries])
         self._float("k_coef", [e[2] for e in k_entries])
         self._index("x_target", x_target)
+        # without repeated input irreps every place of X has at most one source: gather
+        # (holes read an appended zero column) instead of scatter-adding
+        self.gather_x = len(set(x_target)) == len(x_target)
+        source = np.full(self.x_dim, len(x_target), dtype=np.int64)
+        source[np.asarray(x_target, dtype=np.int64)] = np.arange(len(x_target))
+        self._index("x_source", source)
         order = np.argsort(np.asarray(out_index))
         self.permute = not np.array_equal(order, np.arange(len(order)))
         self._index("order", order)
@@ -243,7 +249,10 @@ class TensorProductLinear(_Plan):
             parts = [x[:, start : start + mul * dim].view(n, mul, dim) for x in xs]
             xb = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
             mixed.append(torch.bmm(xb.transpose(1, 2), kb.view(n, -1, cols)).view(n, -1))
-        x_all = sh.new_zeros(n, self.x_dim).index_add(1, self.x_target, torch.cat(mixed, 1))
+        if self.gather_x:
+            x_all = torch.cat([*mixed, sh.new_zeros(n, 1)], 1).index_select(1, self.x_source)
+        else:
+            x_all = sh.new_zeros(n, self.x_dim).index_add(1, self.x_target, torch.cat(mixed, 1))
         a_parts = (sh @ self.g).split([d * q for d, q, _ in self.groups], 1)
         x_parts = x_all.split([q * v for _, q, v in self.groups], 1)
         out = []
