@@ -9,7 +9,7 @@ from e3nn import nn as enn
 from e3nn import o3
 from torch import nn
 
-from ase_hamgnn.model.fused import LinearPlan, TensorProductLinear
+from ase_hamgnn.model.fused import LinearPlan, TensorProductLinear, cache_chunk
 
 __all__ = ["BesselBasis",
     "GaussianBasis",
@@ -145,7 +145,7 @@ class Interaction(nn.Module):
         x_self = x if self_index is None else x[self_index]
         plan = self.fused_message
         agg = x.new_zeros(x_self.shape[0], self.gate.irreps_in.dim)
-        for sl in edge_slices(len(src), chunk):
+        for sl in edge_slices(len(src), cache_chunk(chunk)):
             hidden, last = mlp_hidden(self.radial, radial[sl])
             k = plan.mixing_from_hidden(hidden, last, [self.lin_out.weight])
             agg.index_add_(0, src[sl], plan([h[dst[sl]]], sh[sl], k))

@@ -30,7 +30,12 @@ from ase_hamgnn.model.assembly import (
 )
 from ase_hamgnn.model.config import ModelConfig
 from ase_hamgnn.model.decoders import pair_decoders, tensor_decoder
-from ase_hamgnn.model.fused import LinearPlan, TensorProductLinear, refresh_plans
+from ase_hamgnn.model.fused import (
+    LinearPlan,
+    TensorProductLinear,
+    cache_chunk,
+    refresh_plans,
+)
 from ase_hamgnn.model.layers import (
     BesselBasis,
     GaussianBasis,
@@ -285,17 +290,16 @@ class HamGNNPP(nn.Module):
             mm = (moments[src] * moments[dst]).sum(1, keepdim=True)
             edge_scalars = torch.cat([radial, mm], 1)
         n_i = self.pair_tp_i.weight_numel
-        slices = edge_slices(len(src), self.edge_chunk)
         if self.fused:
             plan, mixes = self.fused_pair, [self.pair_mix_i.weight, self.pair_mix_j.weight]
             parts = []
-            for sl in slices:
+            for sl in edge_slices(len(src), cache_chunk(self.edge_chunk)):
                 hidden, last = mlp_hidden(self.pair_radial, edge_scalars[sl])
                 k = plan.mixing_from_hidden(hidden, last, mixes)
                 parts.append(plan([x[src[sl]], x[dst[sl]]], sh[sl], k))
             return parts[0] if len(parts) == 1 else torch.cat(parts)
         pair = x.new_empty(len(src), self.irreps_pair.dim)
-        for sl in slices:
+        for sl in edge_slices(len(src), self.edge_chunk):
             weights = self.pair_radial(edge_scalars[sl])
             pair[sl] = self.pair_mix_i(
                 self.pair_tp_i(x[src[sl]], sh[sl], weights[:, :n_i])
