@@ -90,7 +90,7 @@ def run_training(job: dict, work: Path, inp: dict) -> dict:
     text = (work / "train.log").read_text(errors="replace")
     if not stopped and proc.returncode != 0:
         raise RuntimeError(f"dptb train exited with {proc.returncode}:\n{text[-3000:]}")
-    steps = len(re.findall(r"iteration[:\s]", text, flags=re.IGNORECASE))
+    steps = max((int(n) for n in re.findall(r"iteration:(\d+)", text)), default=0)
     ckpts = sorted(glob.glob(str(out / "checkpoint" / "*.pth")), key=os.path.getmtime)
     if not ckpts:
         raise RuntimeError(f"no checkpoint after {wall:.0f} s of training:\n{text[-3000:]}")
