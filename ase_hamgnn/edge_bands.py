@@ -328,8 +328,8 @@ class _Sweep:
         self.counts.append((i, fv.sigma, int(fv.count_below), fc.sigma, int(fc.count_below)))
         self._extend_basis(k, x)
         nv = self.n_below + self.buffer
-        self._enrich(k, fv, x[:, :nv])
-        self._enrich(k, fc, x[:, nv:])
+        self._enrich(k, fv, x[:, self.buffer:nv])
+        self._enrich(k, fc, x[:, nv:nv + self.n_above])
 
     def _enrich(self, k: np.ndarray, si: ShiftInvert, x: np.ndarray) -> None:
         """Add ``(H - sigma S)^-1 dH/dk x`` for the two in-plane directions (atomic gauge):
@@ -390,8 +390,8 @@ class _Sweep:
         self.counts.append(tuple(counts))
         self.mid = 0.5 * (e[self.n_below - 1] + e[self.n_below])
         self._extend_basis(k, np.hstack([cv, cc]))
-        self._enrich(k, factors[0], cv)
-        self._enrich(k, factors[1], cc)
+        self._enrich(k, factors[0], cv[:, : self.n_below])
+        self._enrich(k, factors[1], cc[:, : self.n_above])
 
     def _direct_anchor(self, i: int) -> None:
         """An anchor whose warm start missed states: a fresh :func:`edge_states`."""
@@ -443,25 +443,30 @@ class _Sweep:
         q = self._phase(k)[:, None] * self.basis
         hq = h @ q
         sq = q if s is None else s @ q
-        width = 2 * (max(self.n_below, self.n_above) + self.buffer)
+        tau = self.mid
         with threadpool_limits(limits=1):
-            w = hq - self.mid * sq
-            a = w.conj().T @ w
-            b = w.conj().T @ sq
-            mu, y = scipy.linalg.eig(b, 0.5 * (a + a.conj().T))   # mu = 1 / (theta - mid)
+            a = q.conj().T @ hq                                  # Q^H H Q
+            hh = hq.conj().T @ hq                                # (HQ)^H HQ
+            if s is None:
+                g, hs, ss = np.eye(q.shape[1]), a, np.eye(q.shape[1])
+            else:
+                g, hs, ss = q.conj().T @ sq, hq.conj().T @ sq, sq.conj().T @ sq
+            # W = (H - tau S) Q: W^H S Q y = mu W^H W y, mu = 1 / (theta - tau); W^H S Q is
+            # Hermitian for S = 1 (its Hermitian part with an overlap), so a Hermitian pencil
+            ww = hh - tau * (hs + hs.conj().T) + tau**2 * ss
+            ws = hs - tau * ss
+            mu, y = scipy.linalg.eigh(0.5 * (ws + ws.conj().T), 0.5 * (ww + ww.conj().T))
             below = np.flatnonzero(mu.real < 0)
             above = np.flatnonzero(mu.real > 0)
             below = below[np.argsort(mu.real[below])][: self.n_below + self.buffer]
             above = above[np.argsort(-mu.real[above])][: self.n_above + self.buffer]
-            y = y[:, np.concatenate([below, above])] if width else y
+            y = y[:, np.concatenate([below, above])]
             # an orthonormal basis of the picked directions, then plain Rayleigh-Ritz
-            g = y.conj().T @ (q.conj().T @ sq) @ y
-            lam, u = np.linalg.eigh(0.5 * (g + g.conj().T))
+            gy = y.conj().T @ g @ y
+            lam, u = np.linalg.eigh(0.5 * (gy + gy.conj().T))
             good = lam > 1e-12 * lam.max()
             y = y @ (u[:, good] / np.sqrt(lam[good]))
-            hy, sy = hq @ y, sq @ y
-            ar = (q @ y).conj().T @ hy
-            gr = (q @ y).conj().T @ sy
+            ar, gr = y.conj().T @ a @ y, y.conj().T @ g @ y
             theta, z = scipy.linalg.eigh(0.5 * (ar + ar.conj().T), 0.5 * (gr + gr.conj().T))
             yz = y @ z
         return theta, q @ yz, hq @ yz, sq @ yz
