@@ -12,12 +12,12 @@ Run::
     python examples/nibri_antiskyrmion.py                 # 34 x 34 cells, 3468 atoms
     python examples/nibri_antiskyrmion.py --size 12 --out out/anti   # 432 atoms, quick
 
-The bands next to the gap are computed by band index (the highest valence and lowest
-conduction bands, two sparse factorizations per k-point, each shifted next to its band
-edge) and drawn as lines along M-Γ-K of the supercell.  That is the long part: at 3468
-atoms about a minute and a half per k-point on 2 cores, so the default there is 7
-k-points (``--band-points``; 15 up to 1000 atoms, which take a few seconds each);
-``--size 12`` takes about a minute in all.
+The bands next to the gap are computed by band index with
+:func:`ase_hamgnn.edge_bands.edge_bands`: sparse factorizations (shift-invert, with exact
+inertia counts for the indices) at a few anchor k-points only, and a Rayleigh-Ritz step in
+the Bloch-adapted span of the anchors' states at every other k-point, each state with its
+residual as the error estimate; they are drawn as lines along M-Γ-K of the supercell
+(40 k-points by default, ``--band-points``).
 
 Figures (PNG) go to ``--out``, which is created (and checked to be writable) first: the
 texture next to the VBM and CBM densities per atom, the bands next to the gap (valence and
@@ -41,11 +41,11 @@ from _output import output_folder  # noqa: E402  (examples/ is on sys.path)
 import textures  # noqa: E402
 from ase_hamgnn.analysis.states import atom_weights, plot_state_on_texture  # noqa: E402
 from ase_hamgnn.data.structures import nibri  # noqa: E402
-from ase_hamgnn.gap import edge_states, find_gap  # noqa: E402
+from ase_hamgnn.edge_bands import edge_bands  # noqa: E402
+from ase_hamgnn.gap import find_gap  # noqa: E402
 from ase_hamgnn.kpm import kpm_dos  # noqa: E402
 from ase_hamgnn.model import load_model  # noqa: E402
-from ase_hamgnn.shift_invert import ShiftInvert  # noqa: E402
-from ase_hamgnn.spectra import Bands, progress_bar  # noqa: E402
+from ase_hamgnn.spectra import Bands  # noqa: E402
 
 NI_MOMENT = 2.0  # μB, the nominal Ni moment the model was trained with
 
@@ -82,41 +82,6 @@ def _weight_near_core(atoms, weights: np.ndarray, radius: float) -> float:
 def _core_area_fraction(atoms, radius: float) -> float:
     """Fraction of atoms within ``radius`` of the core (the weight of a uniform state)."""
     return float(np.mean(_core_distances(atoms) <= radius))
-
-
-def edge_bands(ham, path, n_electrons: int, n_below: int, n_above: int,
-               progress: bool | None = None) -> tuple[Bands, Bands]:
-    """The ``n_below`` highest valence and ``n_above`` lowest conduction bands along
-    ``path`` (an ASE ``BandPath``), by band index, with ``<sigma>`` of every state.
-
-    Shift-invert is fast for states next to the shift, so each side of the gap gets its own
-    shift next to its edge, as in :func:`ase_hamgnn.gap.edge_states`, which places the two
-    shifts once at the first k-point; every k-point then costs two sparse factorizations
-    and the inertia of each says that the shift is still in the gap (else that k-point is
-    redone by ``edge_states``).  The bands keep their index from one k to the next, so they
-    are drawn as lines.  Returns the valence and the conduction bands.
-    """
-    first = edge_states(ham, n_electrons, path.kpts[0], n_below, n_above)
-    parts = {"valence": ([], []), "conduction": ([], [])}
-    for k in progress_bar(path.kpts, "edge bands", progress):
-        sides = []
-        for side, shift, n, which in (("valence", first.shifts[0], n_below, "below"),
-                                      ("conduction", first.shifts[1], n_above, "above")):
-            si = ShiftInvert(ham, k, shift)
-            if si.count_below != n_electrons:   # the band edge moved past the shift
-                break
-            sides.append((side, *si.nearest(n, which)))
-        else:
-            for side, e, c in sides:
-                parts[side][0].append(e)
-                parts[side][1].append(ham.spin_expectation(k, c))
-            continue
-        es = edge_states(ham, n_electrons, k, n_below, n_above, vectors=True)
-        for side, cols in (("valence", slice(0, n_below)), ("conduction", slice(n_below, None))):
-            parts[side][0].append(es.energies[cols])
-            parts[side][1].append(ham.spin_expectation(k, es.states[:, cols]))
-    return tuple(Bands(np.asarray(path.kpts, dtype=np.float64), np.array(e), np.array(s), path)
-                 for e, s in parts.values())
 
 
 def plot_edge_bands(valence: Bands, conduction: Bands, gap, title: str):
@@ -159,11 +124,11 @@ def plot_edge_bands(valence: Bands, conduction: Bands, gap, title: str):
     return fig
 
 
-def run(size: int = 34, out: str | Path = "out/nibri-antiskyrmion", n_bands: int = 16,
+def run(size: int = 34, out: str | Path = "out/nibri-antiskyrmion", n_bands: int = 32,
         band_points: int | None = None, n_moments: int = 768, seed: int = 0) -> dict:
     """The whole story; returns the printed summary as a dict (energies in eV).
     ``n_bands`` is split evenly between valence and conduction bands; ``band_points`` is the
-    number of k-points along M-Γ-K of the supercell (default 15 up to 1000 atoms, else 7)."""
+    number of k-points along M-Γ-K of the supercell (default 40)."""
     out = output_folder(out)
     timings = {}
 
@@ -193,9 +158,10 @@ def run(size: int = 34, out: str | Path = "out/nibri-antiskyrmion", n_bands: int
 
     t = time.perf_counter()
     if band_points is None:
-        band_points = 15 if len(atoms) <= 1000 else 7
+        band_points = 40
     path = atoms.cell.bandpath("MGK", npoints=band_points, pbc=atoms.pbc)
-    valence, conduction = edge_bands(ham, path, n_el, n_bands // 2, n_bands - n_bands // 2)
+    near = edge_bands(ham, n_el, path, n_bands // 2, n_bands - n_bands // 2)
+    valence, conduction = near.bands("valence"), near.bands("conduction")
     timings["bands_s"] = time.perf_counter() - t
     fig = plot_edge_bands(valence, conduction, gap, f"antiskyrmion in {size} x {size} NiBrI "
                           f"({len(atoms)} atoms), bands next to the gap")
@@ -224,7 +190,8 @@ def run(size: int = 34, out: str | Path = "out/nibri-antiskyrmion", n_bands: int
         "vbm_weight_in_core": core_weight["vbm"], "cbm_weight_in_core": core_weight["cbm"],
         "core_area_fraction": _core_area_fraction(atoms, radius),
         "kpm_states_below_midgap": float(kpm.integrated([mid])[0]), "electrons": n_el,
-        "band_points": len(path.kpts),
+        "band_points": len(path.kpts), "band_anchors": len(near.anchors),
+        "band_max_residual_eV": near.max_residual,
         **timings,
     }
     return summary
@@ -234,11 +201,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=34, help="n x n NiBrI cells (3 atoms each)")
     parser.add_argument("--out", default="out/nibri-antiskyrmion", help="folder for the figures")
-    parser.add_argument("--bands", type=int, default=16,
+    parser.add_argument("--bands", type=int, default=32,
                         help="bands next to the gap, half valence and half conduction")
     parser.add_argument("--band-points", type=int, default=None,
-                        help="k-points along M-Γ-K, two sparse factorizations each (default "
-                             "15 up to 1000 atoms, 7 beyond)")
+                        help="k-points along M-Γ-K (default 40; factorized at a few only)")
     args = parser.parse_args()
     output_folder(args.out)
     s = run(args.size, args.out, args.bands, args.band_points)
@@ -251,7 +217,8 @@ def main() -> None:
           f"CBM {s['cbm_weight_in_core']:.2f} (area fraction {s['core_area_fraction']:.2f})")
     print(f"KPM: {s['kpm_states_below_midgap']:.1f} states below midgap "
           f"({s['electrons']} electrons) in {s['kpm_s']:.1f} s; bands {s['bands_s']:.1f} s "
-          f"({s['band_points']} k-points)")
+          f"({s['band_points']} k-points, {s['band_anchors']} factorized, largest residual "
+          f"{s['band_max_residual_eV']:.1e} eV)")
     print(f"figures in {args.out}")
 
 
