@@ -8,12 +8,12 @@ same maps from the same parameters in a handful of large operations:
 * :class:`LinearPlan`: an ``o3.Linear`` as one dense ``(dim_in, dim_out)`` matrix, built from
   the module's weights on every call (so gradients reach them) and applied with one
   matmul;
-* :class:`UVUPlan`: one or more ``'uvu'`` tensor products ``x ⊗ Y`` with per-edge weights
-  that share their instructions.  Per irrep block of ``x`` the Clebsch–Gordan coefficients of
-  all its paths are contracted with ``Y`` in one matmul (``A = Y @ G``, the same for every
-  copy), then applied to the block's channels in one batched matmul;
-* :class:`GroupedLinearPlan`: linear maps applied to such fused outputs, one small matmul
-  per output irrep block instead of one per (instruction, block).
+* :class:`TensorProductLinear`: one or more ``'uvu'`` tensor products ``x ⊗ Y`` with
+  per-edge weights that share their instructions, followed by linear maps, summed (the pair
+  features ``mix_i(tp(x_i, Y)) + mix_j(tp(x_j, Y))``, an interaction layer's messages
+  ``lin_out(tp(h_j, Y))``).  The per-edge weights are folded into the linear maps, the
+  channels are mixed before the Clebsch–Gordan step, and the Clebsch–Gordan coefficients of
+  all paths come from one matmul ``Y @ G``; the wide tensor-product output is never formed.
 
 The results equal the e3nn modules' to float rounding (``tests/model/test_fused.py``), the
 parameters stay in the e3nn modules (checkpoints are unchanged), and every constant is
