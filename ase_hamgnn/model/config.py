@@ -71,6 +71,9 @@ def check_values(values: Mapping[str, Any], checks: Mapping[str, Check], where: 
                               f"{check.expected}")
 
 
+#: Values of ``ModelConfig.moment_coupling`` besides ``False``; ``True`` means ``"raw"``.
+MOMENT_COUPLINGS = ("raw", "normalized")
+
 #: Checks of the ModelConfig fields that are plain values (``basis`` and the tables are
 #: checked by ModelConfig itself).
 MODEL_CHECKS: dict[str, Check] = {
@@ -84,7 +87,8 @@ MODEL_CHECKS: dict[str, Check] = {
     "n_moment_basis": integer(1),
     "moment_max": number(0, strict=True),
     "avg_neighbors": number(0, strict=True),
-    "moment_coupling": BOOLEAN,
+    "moment_coupling": Check(lambda v: isinstance(v, bool | np.bool_) or v in MOMENT_COUPLINGS,
+                             "true, false or one of " + ", ".join(map(repr, MOMENT_COUPLINGS))),
     "onsite_from_edges": BOOLEAN,
     "form": one_of("physics", "general"),
     "onsite_bias": BOOLEAN,
@@ -135,8 +139,12 @@ class ModelConfig:
     radial_hidden : width of the radial MLPs.
     n_moment_basis, moment_max : Gaussian expansion of ``|M|`` on ``[0, moment_max]`` μB.
     avg_neighbors : normalization of the message sums.
-    moment_coupling : let H0 depend on the invariants ``M_i·M_j`` of each edge (beyond the
-        paper's Heisenberg form; keeps every symmetry exact).
+    moment_coupling : let H0 depend on rotation- and time-reversal-invariant products of the
+        moments of each edge (beyond the paper's Heisenberg form; every symmetry stays exact).
+        ``False`` (the paper), ``True`` or ``"raw"``: ``M_i·M_j`` in μB² as one more input
+        of the radial network (as in older checkpoints); ``"normalized"``: the angle
+        ``cos θ_ij = M̂_i·M̂_j`` (0 where a moment vanishes) and ``|M_i||M_j| / moment_max²``,
+        two inputs of order one next to the Bessel features.
     onsite_from_edges : add the neighbour sum of the pair features to the on-site features,
         so on-site blocks see the environment's higher-l tensors (the l = 4 part of a d-shell
         crystal field needs them when node features stop at l = 3).
@@ -172,7 +180,7 @@ class ModelConfig:
     n_moment_basis: int = 8
     moment_max: float = 4.0
     avg_neighbors: float = 12.0
-    moment_coupling: bool = False
+    moment_coupling: bool | str = False
     onsite_from_edges: bool = True
     form: str = "physics"
     onsite_bias: bool = False

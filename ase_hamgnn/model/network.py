@@ -55,6 +55,34 @@ def _key(zi: int, zj: int) -> str:
     return f"{zi}_{zj}"
 
 
+#: Edge inputs each kind of moment coupling adds to the radial network.
+_COUPLING_INPUTS = {"off": 0, "raw": 1, "normalized": 2}
+
+
+def _coupling(value: bool | str) -> str:
+    """``ModelConfig.moment_coupling`` as ``"off"``, ``"raw"`` or ``"normalized"``."""
+    if value is False or value is None:
+        return "off"
+    if value is True:
+        return "raw"
+    return str(value)
+
+
+def moment_products(m_i: torch.Tensor, m_j: torch.Tensor, coupling: str, moment_max: float
+                    ) -> torch.Tensor:
+    """Invariant edge inputs from the moments (μB) of both ends, ``(E, 1)`` or ``(E, 2)``:
+    ``M_i·M_j`` (``"raw"``), or ``cos θ_ij`` (0 where a moment vanishes) and
+    ``|M_i||M_j| / moment_max²`` (``"normalized"``).  Both are unchanged by a rotation of the
+    moments and by time reversal (``M -> -M`` at both ends)."""
+    dot = (m_i * m_j).sum(1, keepdim=True)
+    if coupling == "raw":
+        return dot
+    sizes = torch.linalg.vector_norm(m_i, dim=1, keepdim=True) * \
+        torch.linalg.vector_norm(m_j, dim=1, keepdim=True)
+    cos = torch.where(sizes > 1e-8, dot / sizes.clamp_min(1e-8), torch.zeros_like(dot))
+    return torch.cat([cos, sizes / moment_max**2], 1)
+
+
 class HamGNNPP(nn.Module):
     """The network.  ``forward(inputs)`` takes a mapping with the keys of
     :mod:`ase_hamgnn.keys` (atomic numbers, positions, moments, edge index, edge vectors,
@@ -119,7 +147,7 @@ class HamGNNPP(nn.Module):
         needed |= {ir for _, ir in j_dec.irreps}
         pair_irreps = o3.Irreps(sorted((config.pair_multiplicity, ir) for ir in needed)).simplify()
         self.irreps_pair = pair_irreps
-        edge_scalars = config.n_radial + (1 if config.moment_coupling else 0)
+        edge_scalars = config.n_radial + _COUPLING_INPUTS[_coupling(config.moment_coupling)]
         # pair features: V_i (x) Y(r_ij) and V_j (x) Y(r_ij), each weighted by an MLP of the
         # edge scalars (radial basis, and M_i.M_j with moment_coupling), mixed linearly
         self.pair_tp_i = uvu_tensor_product(irreps, self.irreps_sh, pair_irreps)
@@ -286,9 +314,11 @@ class HamGNNPP(nn.Module):
 
     def _pair_features(self, x, sh, radial, moments, src, dst) -> torch.Tensor:
         edge_scalars = radial
-        if self.config.moment_coupling:
-            mm = (moments[src] * moments[dst]).sum(1, keepdim=True)
-            edge_scalars = torch.cat([radial, mm], 1)
+        coupling = _coupling(self.config.moment_coupling)
+        if coupling != "off":
+            edge_scalars = torch.cat(
+                [radial, moment_products(moments[src], moments[dst], coupling,
+                                         self.config.moment_max)], 1)
         n_i = self.pair_tp_i.weight_numel
         if self.fused:
             plan, mixes = self.fused_pair, [self.pair_mix_i.weight, self.pair_mix_j.weight]

@@ -32,6 +32,13 @@ def coupled_model() -> HamGNNModel:
 
 
 @pytest.fixture(scope="session")
+def normalized_model() -> HamGNNModel:
+    """``moment_coupling="normalized"``: cos θ_ij and |M_i||M_j| / moment_max² as inputs."""
+    return HamGNNModel(ModelConfig(**SMALL, moment_coupling="normalized"), dtype=torch.float64,
+                       seed=6)
+
+
+@pytest.fixture(scope="session")
 def general_model() -> HamGNNModel:
     """The ablation baseline (paper's Eq. 7 form)."""
     return HamGNNModel(ModelConfig(**SMALL, form="general"), dtype=torch.float64, seed=3)

@@ -9,7 +9,8 @@ import pytest
 from ase_hamgnn.symmetry import random_rotation, transform_atoms, transform_hamiltonian
 
 TOL = 1e-10
-MODELS = ["small_model", "coupled_model", "general_model", "biased_model", "channel_model"]
+MODELS = ["small_model", "coupled_model", "normalized_model", "general_model", "biased_model",
+          "channel_model"]
 
 
 @pytest.fixture

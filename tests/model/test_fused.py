@@ -40,7 +40,7 @@ def _outputs_and_grads(model, data, fused):
 
 @pytest.mark.parametrize("extra", [{}, {"moment_coupling": True, "exchange_channels": 2,
                                         "onsite_weight": "orbital", "onsite_bias": True},
-                                   {"form": "general"}])
+                                   {"moment_coupling": "normalized"}, {"form": "general"}])
 def test_fused_network_equals_e3nn_modules(extra):
     model = HamGNNModel(ModelConfig(**{**SMALL, "basis": {"Ni": ["4s", "3d"], "Br": ["4s", "4p"],
                                                           "I": ["5s", "5p"]}}, **extra),
