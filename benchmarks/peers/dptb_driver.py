@@ -9,8 +9,7 @@ with ``numbers``, ``positions``, ``cell``, ``pbc``), ``threads``.
 
 Steps, each recorded in RESULT.json with its time or the exact error:
 
-1. stage the folders as a DeePTB ``DeePHDataset`` root (links to the DeepH files plus one
-   shared ``info.json``: DeePTB checks its keys strictly);
+1. convert the folders to DeePTB's ``DefaultDataset`` layout (see :func:`stage`);
 2. train DeePTB's E3 model (SLEM embedding, e3tb prediction) with ``dptb train`` until the
    budget is spent (the run is stopped then; checkpoints are saved every step);
 3. held-out MAE of the Hamiltonian blocks from the last checkpoint (DeePTB's own reduced
@@ -29,19 +28,41 @@ import time
 import traceback
 from pathlib import Path
 
-DEEPH_FILES = ("element.dat", "lat.dat", "site_positions.dat", "orbital_types.dat",
-               "hamiltonians.h5")
-
 
 def stage(folders: list[str], root: Path, pbc) -> Path:
+    """DeepH folders as DeePTB ``DefaultDataset`` frames: ``cell.dat``, ``positions.dat``,
+    ``atomic_numbers.dat`` and ``hamiltonians.h5`` (group ``"0"``, keys ``i_j_Rx_Ry_Rz``,
+    0-based atoms), blocks turned from OpenMX's real orbitals to DeePTB's with DeePTB's own
+    matrices.  (DeePTB 2.2.1 reads DeepH folders as ``DeePHDataset`` too, but its training
+    then fails: ``DeePHE3Dataset.E3statistics() got an unexpected keyword argument
+    'model'``.)  One shared ``info.json``: DeePTB checks its keys strictly."""
+    import h5py
+    import numpy as np
+    import torch
+    from dptb.utils.constants import OPENMX2DeePTB
+
     root.mkdir(parents=True, exist_ok=True)
+    key = re.compile(r"\[\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*(\d+)\s*\]")
+    letter = "spdf"
     for i, folder in enumerate(folders):
-        dest = root / f"frame.{i}"
+        src, dest = Path(folder), root / f"frame.{i}"
         dest.mkdir(exist_ok=True)
-        for name in DEEPH_FILES:
-            link = dest / name
-            if not link.exists():
-                link.symlink_to(Path(folder).resolve() / name)
+        numbers = np.loadtxt(src / "element.dat", ndmin=1).astype(int)
+        np.savetxt(dest / "cell.dat", np.loadtxt(src / "lat.dat").T)
+        np.savetxt(dest / "positions.dat", np.loadtxt(src / "site_positions.dat").T)
+        np.savetxt(dest / "atomic_numbers.dat", numbers, fmt="%d")
+        rot = []
+        for line in (src / "orbital_types.dat").read_text().splitlines():
+            ls = [int(x) for x in line.split()]
+            rot.append(torch.block_diag(*[OPENMX2DeePTB[letter[lv]] for lv in ls])
+                       .double().numpy())
+        with h5py.File(src / "hamiltonians.h5", "r") as fin, \
+                h5py.File(dest / "hamiltonians.h5", "w") as fout:
+            group = fout.create_group("0")
+            for name in fin:
+                rx, ry, rz, a, b = (int(x) for x in key.match(name).groups())
+                block = rot[a - 1] @ np.asarray(fin[name]) @ rot[b - 1].T
+                group[f"{a - 1}_{b - 1}_{rx}_{ry}_{rz}"] = block
     (root / "info.json").write_text(json.dumps({"nframes": 1, "pos_type": "cart",
                                                 "pbc": pbc}))
     return root
@@ -53,7 +74,7 @@ def train_input(job: dict, train_root: Path, test_root: Path) -> dict:
                            "overlap": False, "seed": 0},
         "model_options": {
             "embedding": {"method": "slem", "r_max": job["r_max"],
-                          "irreps_hidden": "16x0e+8x1o+8x2e", "n_layers": 2,
+                          "irreps_hidden": "32x0e+16x1o+8x2e+8x3o+8x4e", "n_layers": 2,
                           "avg_num_neighbors": job.get("avg_num_neighbors", 18),
                           "n_radial_basis": 8, "tp_radial_emb": True},
             "prediction": {"method": "e3tb", "neurons": [32, 32]},
@@ -64,7 +85,7 @@ def train_input(job: dict, train_root: Path, test_root: Path) -> dict:
                           "loss_options": {"train": {"method": "hamil_abs"}},
                           "save_freq": 1, "validation_freq": 100000, "display_freq": 1,
                           "max_ckpt": 2},
-        "data_options": {"train": {"type": "DeePHDataset", "root": str(train_root),
+        "data_options": {"train": {"type": "DefaultDataset", "root": str(train_root),
                                    "prefix": "frame", "get_Hamiltonian": True}},
     }
 
@@ -109,7 +130,7 @@ def evaluate(job: dict, ckpt: str, test_root: Path) -> dict:
     torch.set_num_threads(int(job.get("threads", 1)))
     model = build_model(checkpoint=ckpt)
     model.eval()
-    dataset = build_dataset(root=str(test_root), type="DeePHDataset", prefix="frame",
+    dataset = build_dataset(root=str(test_root), type="DefaultDataset", prefix="frame",
                             get_Hamiltonian=True, basis=job["basis"], r_max=job["r_max"],
                             er_max=None, oer_max=None)
     err, count = 0.0, 0
