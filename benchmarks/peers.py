@@ -210,7 +210,7 @@ def compare_states(atoms, repeats: int, superlu_max: int) -> list[dict]:
             times[name].append(t)
             result[name] = e
         print(f"  states {len(atoms)} atoms, repeat {rep + 1}: "
-              + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()), flush=True)
+              + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items() if v), flush=True)
     rows = []
     for name, label in (("superlu", "scipy eigsh(sigma) + SuperLU"),
                         ("mumps", "scipy eigsh(sigma) + MUMPS solve")):
