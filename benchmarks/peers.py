@@ -522,7 +522,10 @@ def _deeptb_notes(d: dict | None) -> list[str]:
         f"ours over {o.get('mae_note', 'all entries')}.  Both on the same held-out "
         "configurations.",
         "- prediction: CPU seconds of one structure (graph, network, blocks; DeePTB stops at "
-        "its block features, ours assembles the sparse Hamiltonian), median of the repeats.",
+        "its block features, ours assembles the sparse Hamiltonian), median of the repeats; "
+        "the structures are the antiskyrmion cells above without moments, so ours runs its "
+        "default environment sharing (the network once per class of equal environments), "
+        "which DeePTB does not have.",
     ]
     return lines
 
