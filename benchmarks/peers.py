@@ -617,8 +617,9 @@ def _save(args, name: str, rows: list[dict], deeptb: dict | None, replace: set,
     args.out.mkdir(parents=True, exist_ok=True)
     with open(Path(tempfile.gettempdir()) / f"ase-hamgnn-{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # runs of different parts may finish together
+        old = json.loads(path.read_text()).get("measured") if path.exists() else None
         rows, deeptb = _merge(path, rows, deeptb, replace)
-        measured = {"date": time.strftime("%Y-%m-%d"),
+        measured = old if (args.rewrite and old) else {"date": time.strftime("%Y-%m-%d"),
                     "platform": platform.platform(terse=True), "cpus": os.cpu_count(),
                     "load_before": load_before, "load_after": os.getloadavg()[0],
                     "threads": 1}
