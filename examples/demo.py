@@ -69,7 +69,7 @@ def train_small_model(work: Path, epochs: int):
             radial_hidden=16,
         ),
     )
-    result = train(cfg)
+    result = train(cfg, progress=False)  # the epochs are printed below
     for row in result["history"]:
         print(
             f"   epoch {row['epoch']}: loss {row['loss']:.3e}, validation MAE "
