@@ -1,6 +1,7 @@
 """Analyses of a :class:`~ase_hamgnn.TBHamiltonian`: projected densities of states, band
 unfolding, Berry curvature, Chern numbers and Hall conductivity, magnetic anisotropy and
-local moments.  They take the Hamiltonian object, never the calculator or the model.
+local moments, and real-space maps of single states (weight, spin and orbital character
+per atom).  They take the Hamiltonian object, never the calculator or the model.
 
 Band structures with spin colouring and the total DOS live on the Hamiltonian itself
 (:meth:`~ase_hamgnn.TBHamiltonian.bands`, :meth:`~ase_hamgnn.TBHamiltonian.dos`).
@@ -11,6 +12,7 @@ from ase_hamgnn.analysis.dos import (
     PDOS,
     local_axes,
     mulliken_charge_spin,
+    orbital_groups,
     projected_dos,
     state_projections,
 )
@@ -23,6 +25,7 @@ __all__ = [
     "UnfoldingMap",
     "local_axes",
     "mulliken_charge_spin",
+    "orbital_groups",
     "projected_dos",
     "state_projections",
     "unfold",
@@ -38,9 +41,14 @@ from ase_hamgnn.analysis.magnetism import (  # noqa: E402
     rotate_moments,
 )
 from ase_hamgnn.analysis.states import (  # noqa: E402
+    OrbitalWeights,
+    atom_orbital_weights,
+    atom_spin,
     atom_weights,
+    plot_edge_state_maps,
     plot_state_density,
     plot_state_on_texture,
+    plot_state_spin,
 )
 from ase_hamgnn.analysis.topology import (  # noqa: E402
     E2_OVER_H_SIEMENS,
@@ -54,9 +62,14 @@ from ase_hamgnn.analysis.topology import (  # noqa: E402
 )
 
 __all__ += [
+    "OrbitalWeights",
+    "atom_orbital_weights",
+    "atom_spin",
     "atom_weights",
+    "plot_edge_state_maps",
     "plot_state_density",
     "plot_state_on_texture",
+    "plot_state_spin",
 ]
 __all__ += [
     "E2_OVER_H_SIEMENS",

@@ -33,6 +33,7 @@ __all__ = [
     "PDOS",
     "local_axes",
     "mulliken_charge_spin",
+    "orbital_groups",
     "projected_dos",
     "state_projections",
 ]
@@ -204,8 +205,31 @@ def _orbital_axes(ham, spin_axis: Any) -> np.ndarray | None:
     return np.broadcast_to(axis_vector(spin_axis), (int(counts.sum()), 3))
 
 
-def _orbital_groups(ham, by: str) -> tuple[tuple[str, ...], np.ndarray]:
-    """Group index of every spatial orbital of the cell (in orbital order) and the labels."""
+def orbital_groups(ham, by: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """Labels of the groups and the group index of every spatial orbital of the cell.
+
+    Parameters
+    ----------
+    ham : TBHamiltonian
+        The Hamiltonian (its basis and atoms).
+    by : ``'element'``, ``'shell'`` (e.g. ``'Ni 3d'``), ``'l'`` (``'s'``, ``'p'``, ...,
+        in order of l) or ``'atom'`` (e.g. ``'Ni0'``); see :data:`GROUPINGS`.
+
+    Returns
+    -------
+    labels : tuple of str
+        Group names, in order of first appearance (of l for ``by='l'``).
+    index : (n_orb,) int64
+        Group of every spatial orbital, in orbital order (atoms in order, each atom's
+        shells and m-components; the spin-up and spin-down copies share it).
+
+    Examples
+    --------
+    >>> from ase_hamgnn.data import ReferenceTB, nibri
+    >>> labels, index = orbital_groups(ReferenceTB("nibri").predict(nibri()), "l")
+    >>> labels, index.tolist()
+    (('s', 'p', 'd'), [0, 2, 2, 2, 2, 2, 0, 1, 1, 1, 0, 1, 1, 1])
+    """
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {GROUPINGS}, got {by!r}")
     basis = ham.basis
@@ -327,7 +351,7 @@ def projected_dos(ham, kpts: Any, energies: Any, *, by: str = "element",
         axis: np.ndarray | str | None = "local"
     else:
         axis = None if spin_axis is None else axis_vector(spin_axis)
-    labels, group_index = _orbital_groups(ham, by)
+    labels, group_index = orbital_groups(ham, by)
     k, w = kpoints_and_weights(kpts, weights)
     eig, proj = [], []
     for kk in progress_bar(k, "projected DOS", progress):
