@@ -226,8 +226,7 @@ def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above
     # of the gap) from a computed neighbour
     todo = sorted((i for i in range(n_k) if i not in solver.done),
                   key=lambda i: min(abs(i - a) for a in solver.anchors))
-    for i in progress_bar(todo, "edge bands", progress):
-        solver.ritz(i)
+    solver.sweep(todo, progress)
     while True:
         worst = max(range(n_k), key=lambda i: solver.residual(i))
         if solver.residual(worst) <= tol or len(solver.anchors) >= limit:
@@ -235,10 +234,11 @@ def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above
         ta = time.perf_counter()
         solver.add_anchor(worst)
         t1 += time.perf_counter() - ta
-        for i in [i for i in range(n_k) if solver.residual(i) > tol and i not in solver.anchors]:
-            solver.ritz(i)
+        solver.sweep([i for i in range(n_k) if solver.residual(i) > tol
+                      and i not in solver.anchors], progress)
     t2 = time.perf_counter()
-    return solver.result(bandpath, vectors, {"anchors_s": t1 - t0, "sweep_s": t2 - t1})
+    return solver.result(bandpath, vectors, {"anchors_s": t1 - t0, "sweep_s": t2 - t1,
+                                             "projections": solver.n_projections})
 
 
 class _Sweep:
@@ -269,6 +269,10 @@ class _Sweep:
         self.done: dict[int, tuple] = {}                 # k index -> (e, x, spin, residuals)
         self.shifts: tuple[float, float] = (0.0, 0.0)
         self.mid = 0.0
+        self._sig: np.ndarray | None = None
+        self._coef: dict[int, np.ndarray] = {}          # k index -> coefficients in basis
+        self._reach = _bond_reach(ham)
+        self.n_projections = 0
 
     # -- helpers ---------------------------------------------------------------------------
     def _phase(self, k: np.ndarray) -> np.ndarray:
@@ -360,7 +364,7 @@ class _Sweep:
         self._local_mid(i)
         k = self.kpts[i]
         h, s = self._matrices(k)
-        theta, x, _, _ = self._rayleigh_ritz(k, h, s)
+        theta, x = self._rayleigh_ritz(k, h, s)
         below, above = self._select(theta, self.buffer)
         if len(below) < self.n_below or len(above) < self.n_above:
             return self._direct_anchor(i)
@@ -433,24 +437,56 @@ class _Sweep:
         return np.zeros(0), np.zeros((x0.shape[0], 0), np.complex128)
 
     # -- the sweep -------------------------------------------------------------------------
-    def _rayleigh_ritz(self, k: np.ndarray, h: Any, s: Any):
-        """Ritz pairs of ``H(k)``, ``S(k)`` in the Bloch-adapted basis for the states next
-        to the gap: harmonic Ritz vectors for the target ``mid`` (the gap's middle) pick the
-        directions (a plain Rayleigh-Ritz step for interior states gives spurious values
-        inside the gap from mixtures of states far below and far above), then a plain
-        Rayleigh-Ritz step in their span gives the energies and states.  Returns the
-        energies, states, ``H`` times states and ``S`` times states, ascending."""
+    def _projections(self, k: np.ndarray, h: Any = None, s: Any = None) -> dict:
+        """The basis ``Q = P(k) B`` (``P`` the Bloch phases) and the small matrices of
+        ``H(k)``, ``S(k)`` and the spin in it: ``a = Q^H H Q``, ``hh = (HQ)^H HQ`` and, with
+        an overlap, ``g = Q^H S Q``, ``hs = (HQ)^H SQ``, ``ss = (SQ)^H SQ``; ``sig`` the
+        three ``Q^H sigma_a S Q`` (``Q^H sigma_a Q = B^H sigma_a B`` without one).  Every
+        one is an analytic function of ``k`` (module notes), which :class:`_Segment`
+        interpolates.  Also returns ``q``, ``hq``, ``sq`` for the caller's use."""
+        if h is None:
+            h, s = self._matrices(k)
         q = self._phase(k)[:, None] * self.basis
         hq = h @ q
         sq = q if s is None else s @ q
-        tau = self.mid
         with threadpool_limits(limits=1):
-            a = q.conj().T @ hq                                  # Q^H H Q
-            hh = hq.conj().T @ hq                                # (HQ)^H HQ
-            if s is None:
-                g, hs, ss = np.eye(q.shape[1]), a, np.eye(q.shape[1])
+            p = {"a": q.conj().T @ hq, "hh": hq.conj().T @ hq}
+            if s is not None:
+                p.update(g=q.conj().T @ sq, hs=hq.conj().T @ sq, ss=sq.conj().T @ sq)
+                u, d = q[self._up], q[self._dn]
+                su, sd = sq[self._up], sq[self._dn]
+                p["sig"] = np.stack([u.conj().T @ sd + d.conj().T @ su,
+                                     -1j * (u.conj().T @ sd) + 1j * (d.conj().T @ su),
+                                     u.conj().T @ su - d.conj().T @ sd])
             else:
-                g, hs, ss = q.conj().T @ sq, hq.conj().T @ sq, sq.conj().T @ sq
+                p["sig"] = self._basis_spin()
+        return p, q, hq, sq
+
+    def _basis_spin(self) -> np.ndarray:
+        """``B^H sigma_a B`` (k-independent: the Bloch phases commute with the spin)."""
+        if self._sig is None or self._sig.shape[-1] != self.basis.shape[1]:
+            u, d = self.basis[self._up], self.basis[self._dn]
+            with threadpool_limits(limits=1):
+                ud = u.conj().T @ d
+                self._sig = np.stack([ud + ud.conj().T, -1j * ud + 1j * ud.conj().T,
+                                      u.conj().T @ u - d.conj().T @ d])
+        return self._sig
+
+    def _small_ritz(self, p: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Ritz pairs for the states next to the gap from the projected matrices ``p``:
+        harmonic Ritz vectors for the target ``mid`` (the gap's middle) pick the directions
+        (a plain Rayleigh-Ritz step for interior states gives spurious values inside the gap
+        from mixtures of states far below and far above), then a plain Rayleigh-Ritz step in
+        their span gives the energies.  Returns the energies (ascending), their coefficients
+        in the basis, the residual norms ``||H x - E S x||`` and ``<sigma>``."""
+        tau = self.mid
+        a, hh = p["a"], p["hh"]
+        m = a.shape[0]
+        if "g" in p:
+            g, hs, ss = p["g"], p["hs"], p["ss"]
+        else:
+            g, hs, ss = np.eye(m), a, np.eye(m)
+        with threadpool_limits(limits=1):
             # W = (H - tau S) Q: W^H S Q y = mu W^H W y, mu = 1 / (theta - tau); W^H S Q is
             # Hermitian for S = 1 (its Hermitian part with an overlap), so a Hermitian pencil
             ww = hh - tau * (hs + hs.conj().T) + tau**2 * ss
@@ -469,7 +505,19 @@ class _Sweep:
             ar, gr = y.conj().T @ a @ y, y.conj().T @ g @ y
             theta, z = scipy.linalg.eigh(0.5 * (ar + ar.conj().T), 0.5 * (gr + gr.conj().T))
             yz = y @ z
-        return theta, q @ yz, hq @ yz, sq @ yz
+            # ||H x - theta S x||^2 = x^H (hh - theta (hs + hs^H) + theta^2 ss) x
+            r2 = (np.einsum("im,ij,jm->m", yz.conj(), hh, yz)
+                  - theta * np.einsum("im,ij,jm->m", yz.conj(), hs + hs.conj().T, yz)
+                  + theta**2 * np.einsum("im,ij,jm->m", yz.conj(), ss, yz)).real
+            spin = np.einsum("im,aij,jm->ma", yz.conj(), p["sig"], yz).real
+        return theta, yz, np.sqrt(np.maximum(r2, 0.0)), spin
+
+    def _rayleigh_ritz(self, k: np.ndarray, h: Any, s: Any):
+        """Ritz pairs of ``H(k)``, ``S(k)`` in the Bloch-adapted basis (:meth:`_small_ritz`):
+        energies and states (ascending)."""
+        p, q, _, _ = self._projections(k, h, s)
+        theta, yz, _, _ = self._small_ritz(p)
+        return theta, q @ yz
 
     def _local_mid(self, i: int) -> None:
         """The middle of the gap at the computed k-point nearest ``i`` becomes the target."""
@@ -479,19 +527,59 @@ class _Sweep:
         e = self.done[j][0]
         self.mid = 0.5 * (e[self.n_below - 1] + e[self.n_below])
 
-    def ritz(self, i: int) -> None:
+    def ritz(self, i: int, p: dict | None = None) -> None:
+        """The states at k-point ``i`` from the projected matrices ``p`` (interpolated along
+        a segment) or, without them, computed at ``k``.  The residuals come from the
+        projected matrices too; a state is kept as its coefficients in the basis."""
         self._local_mid(i)
         k = self.kpts[i]
-        h, s = self._matrices(k)
-        theta, x, hx, sx = self._rayleigh_ritz(k, h, s)
+        if p is None:
+            p = self._projections(k)[0]
+        theta, yz, res, spin = self._small_ritz(p)
         below, above = self._select(theta, 0)
         if len(below) < self.n_below or len(above) < self.n_above:
             raise MetallicError(f"the reduced basis has too few states on one side of the gap "
                                 f"at k = {np.round(k, 6).tolist()}; the gap may close there")
         pick = np.concatenate([below[::-1], above])
         e = theta[pick]
-        res = np.linalg.norm(hx[:, pick] - sx[:, pick] * e, axis=0)
-        self._store(i, k, e, x[:, pick], sx[:, pick], res)
+        if e[self.n_below] <= e[self.n_below - 1]:
+            raise MetallicError(
+                f"the gap closes at k = {np.round(k, 6).tolist()}: state {self.ne - 1} at "
+                f"{e[self.n_below - 1]:.6f} eV, state {self.ne} at {e[self.n_below]:.6f} eV "
+                "(check n_electrons)")
+        self.done[i] = (e, None, spin[pick], res[pick])
+        self._coef[i] = yz[:, pick]
+
+    def sweep(self, todo: list[int], progress: bool | None) -> None:
+        """Ritz steps at the k-points ``todo`` (in that order).  On each straight segment of
+        the path with more k-points than interpolation nodes, the projected matrices are
+        computed at Chebyshev nodes only and interpolated in between (module notes)."""
+        if not todo:
+            return
+        interp: dict[int, _Interpolant] = {}
+        for seg in _segments(self.kpts):
+            want = [i for i in seg if i in set(todo)]
+            if len(want) < 2:
+                continue
+            ka, kb = self.kpts[seg[0]], self.kpts[seg[-1]]
+            n = _chebyshev_nodes_needed(2 * np.pi * float(np.abs(kb - ka) @ self._reach))
+            if n >= len(want):
+                continue
+            f = _Interpolant(ka, kb, n, lambda k: self._projections(k)[0])
+            self.n_projections += n
+            interp.update({i: f for i in want})
+        for i in progress_bar(todo, "edge bands", progress):
+            f = interp.get(i)
+            if f is None:
+                self.n_projections += 1
+            self.ritz(i, None if f is None else f(self.kpts[i]))
+
+    def _vectors(self, i: int) -> np.ndarray:
+        """S-normalized states at k-point ``i`` in the lattice gauge."""
+        if self.done[i][1] is not None:               # stored in full (anchors)
+            return self.done[i][1]
+        c = self._coef[i]
+        return self._phase(self.kpts[i])[:, None] * (self.basis[:, : c.shape[0]] @ c)
 
     def result(self, bandpath: Any, vectors: bool, timings: dict) -> EdgeBands:
         order = range(len(self.kpts))
@@ -509,8 +597,80 @@ class _Sweep:
             spin=np.array([self.done[i][2] for i in order]),
             residuals=np.array([self.done[i][3] for i in order]), n_electrons=self.ne,
             anchors=tuple(self.anchors), counts=tuple(self.counts), index_source=source,
-            path=bandpath, states=[self.done[i][1] for i in order] if vectors else None,
+            path=bandpath, states=[self._vectors(i) for i in order] if vectors else None,
             timings=timings)
+
+
+def _bond_reach(ham: Any) -> np.ndarray:
+    """Largest ``|R + t_j - t_i|`` per axis (fractional) over the non-zero blocks of ``H``
+    and ``S``: the highest frequency of the projected matrices as functions of ``k``."""
+    tau = np.asarray(ham.geometry.scaled_positions, dtype=np.float64)
+    offsets = np.asarray(ham.offsets)
+    reach = np.zeros(3)
+    mats = dict(ham.h_r)
+    for R, m in (ham.s_r or {}).items():
+        mats[(R, "s")] = m
+    for R, m in mats.items():
+        R = np.asarray(R[0] if isinstance(R[1], str) else R, dtype=np.float64)
+        coo = m.tocoo()
+        if coo.nnz == 0:
+            continue
+        ai = np.searchsorted(offsets, coo.row, side="right") - 1
+        aj = np.searchsorted(offsets, coo.col, side="right") - 1
+        pairs = np.unique(ai * len(tau) + aj)
+        d = R + tau[pairs % len(tau)] - tau[pairs // len(tau)]
+        reach = np.maximum(reach, np.abs(d).max(axis=0))
+    return reach
+
+
+def _chebyshev_nodes_needed(omega: float, tol: float = 1e-14) -> int:
+    """Chebyshev nodes on a segment for functions ``exp(i w t)``, ``|w| <= 2 omega``
+    (products of two ``H``), ``t`` in ``[0, 1]``: on ``[-1, 1]`` the frequency is
+    ``beta = omega`` and the Chebyshev coefficients fall as ``2 (beta / 2)^n / n!``."""
+    beta, n, term = max(float(omega), 1e-12), 1, 2.0
+    while True:
+        term *= 0.5 * beta / n
+        if term <= tol and n >= 3:
+            return n + 1
+        n += 1
+
+
+def _segments(kpts: np.ndarray) -> list[list[int]]:
+    """Maximal runs of consecutive k-points on one straight line in one direction; the
+    corner point between two runs belongs to both."""
+    def straight(d1: np.ndarray, d2: np.ndarray) -> bool:
+        n1, n2 = np.linalg.norm(d1), np.linalg.norm(d2)
+        return n1 > 1e-12 and n2 > 1e-12 and float(d1 @ d2) > (1 - 1e-10) * n1 * n2
+
+    segs, start = [], 0
+    for i in range(1, len(kpts) - 1):
+        if not straight(kpts[i] - kpts[i - 1], kpts[i + 1] - kpts[i]):
+            segs.append(list(range(start, i + 1)))
+            start = i
+    segs.append(list(range(start, len(kpts))))
+    return segs
+
+
+class _Interpolant:
+    """Chebyshev interpolation (barycentric, first-kind nodes) of a dict of arrays given as
+    a function of ``k`` on the straight segment from ``ka`` to ``kb``."""
+
+    def __init__(self, ka: np.ndarray, kb: np.ndarray, n: int, func) -> None:
+        self.ka, self.dk = ka, kb - ka
+        j = np.arange(n)
+        self.t = 0.5 * (1.0 - np.cos((2 * j + 1) * np.pi / (2 * n)))
+        self.w = (-1.0) ** j * np.sin((2 * j + 1) * np.pi / (2 * n))
+        self.values = [func(ka + t * self.dk) for t in self.t]
+
+    def __call__(self, k: np.ndarray) -> dict:
+        t = float((k - self.ka) @ self.dk) / float(self.dk @ self.dk)
+        hit = np.flatnonzero(np.abs(t - self.t) < 1e-14)
+        if len(hit):
+            return self.values[int(hit[0])]
+        c = self.w / (t - self.t)
+        c = c / c.sum()
+        return {key: sum(cj * v[key] for cj, v in zip(c, self.values, strict=True))
+                for key in self.values[0]}
 
 
 def _orthonormal(w: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -104,3 +104,61 @@ def test_rejects_bad_input():
         edge_bands(ham, ne, path, tol=0.0)
     with pytest.raises(ValueError, match="n_electrons"):
         edge_bands(ham, 0, path)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_interpolated_projections(overlap):
+    """Along each straight segment the projected matrices are interpolated between
+    Chebyshev nodes: they equal the directly computed ones, and the residuals computed
+    from them are those of the states."""
+    from ase_hamgnn.edge_bands import _chebyshev_nodes_needed, _Interpolant, _segments, _Sweep
+
+    ref = ReferenceTB("nibri", overlap=overlap)
+    atoms = textures.antiskyrmion(nibri((6, 6)), radius=5.0, magnetic=("Ni",), magnitude=2.0)
+    ham, ne = ref.predict(atoms), ref.n_electrons(atoms)
+    kpts = _path(atoms, 41).kpts
+    sweep = _Sweep(ham, ne, kpts, N_BELOW, N_ABOVE, 4, 1e-3)
+    sweep.first_anchor(20, 1024, 0)
+    for seg in _segments(kpts):
+        ka, kb = kpts[seg[0]], kpts[seg[-1]]
+        n = _chebyshev_nodes_needed(2 * np.pi * float(np.abs(kb - ka) @ sweep._reach))
+        assert 4 <= n < len(seg)
+        f = _Interpolant(ka, kb, n, lambda k: sweep._projections(k)[0])
+        for i in seg[1::5]:
+            got, want = f(kpts[i]), sweep._projections(kpts[i])[0]
+            for key in want:
+                np.testing.assert_allclose(got[key], want[key], rtol=0,
+                                           atol=1e-12 * np.abs(want[key]).max())
+    k = kpts[7]
+    theta, yz, res, spin = sweep._small_ritz(sweep._projections(k)[0])
+    x = sweep._phase(k)[:, None] * sweep.basis @ yz
+    sx = x if ham.orthogonal else ham.sk(k) @ x
+    np.testing.assert_allclose(res, np.linalg.norm(ham.hk(k) @ x - sx * theta, axis=0),
+                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(spin, ham.spin_expectation(k, x), atol=1e-9)
+
+
+@pytest.mark.slow
+def test_interpolated_sweep_matches_dense():
+    """A 6x6 antiskyrmion along 41 k-points (the sweep interpolates): every energy lies
+    within its residual of the dense spectrum."""
+    ref = ReferenceTB("nibri")
+    atoms = textures.antiskyrmion(nibri((6, 6)), radius=5.0, magnetic=("Ni",), magnitude=2.0)
+    ham, ne = ref.predict(atoms), ref.n_electrons(atoms)
+    path = _path(atoms, 41)
+    eb = edge_bands(ham, ne, path, N_BELOW, N_ABOVE)
+    assert eb.max_residual <= 1e-3
+    for i in range(0, len(path.kpts), 5):
+        e = _dense_window(ham, path.kpts[i], ne)[0]
+        assert np.all(np.abs(eb.energies[i] - e) <= eb.residuals[i] + 1e-9)
+
+
+def test_segments_and_node_count():
+    from ase_hamgnn.edge_bands import _chebyshev_nodes_needed, _segments
+
+    k = np.array([[0.5, 0, 0], [0.25, 0, 0], [0, 0, 0], [0.1, 0.1, 0], [0.2, 0.2, 0],
+                  [0.2, 0.2, 0], [0.3, 0.3, 0]])
+    assert _segments(k) == [[0, 1, 2], [2, 3, 4], [4, 5], [5, 6]]
+    # e^{i w t} on [0, 1] needs more nodes as w grows, and few for a tiny zone
+    counts = [_chebyshev_nodes_needed(w) for w in (0.05, 0.5, 5.0)]
+    assert counts == sorted(counts) and counts[0] >= 4
