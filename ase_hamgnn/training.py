@@ -47,6 +47,7 @@ from ase_hamgnn.distributed import DistributedContext, distributed_context
 from ase_hamgnn.errors import ConfigError, DatasetChangedError, TrainingDivergedError
 from ase_hamgnn.model import HamGNNModel, ModelConfig
 from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
+from ase_hamgnn.model.baseline import fit_two_centre, residual_scales
 from ase_hamgnn.model.config import (
     BOOLEAN,
     TEXT,
@@ -59,8 +60,8 @@ from ase_hamgnn.model.config import (
 )
 from ase_hamgnn.model.predictor import read_checkpoint
 
-__all__ = ["TrainConfig", "block_errors", "dataset_fingerprint", "evaluate", "load_train_config",
-           "mean_onsite_h0", "moment_range", "train"]
+__all__ = ["TrainConfig", "block_errors", "dataset_fingerprint", "evaluate", "initial_fit",
+           "load_train_config", "mean_onsite_h0", "moment_range", "train"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Keys a training configuration's ``[model]`` table may hold (``basis`` and ``cutoff`` come
@@ -369,8 +370,8 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
             scheduler.load_state_dict(saved["scheduler"])
         else:  # another length: a cosine from the current lr down to lr_min over what is left
             scheduler = _continued_schedule(optimizer, cfg.epochs - start_epoch, cfg.lr_min)
-    elif model_cfg.onsite_bias:  # a fresh run starts from the average on-site block
-        model.network.set_onsite_bias(mean_onsite_h0(train_ds, model.basis))
+    else:  # a fresh run starts from the average on-site block and the two-centre fit
+        initial_fit(model, train_ds)
     model.moment_range = moment_range(train_ds, model_cfg.magnetic)  # stored in checkpoints
     network = ctx.wrap(model.network)
     partners = _Partners(model)
@@ -451,6 +452,20 @@ def _epoch_line(row: dict[str, float], epochs: int) -> str:
     return (f"epoch {row['epoch'] + 1}/{epochs}  loss {row['loss']:.4e}  "
             f"val MAE {row['val_mae_meV']:.3f} meV (magnetic {row['val_mae_magnetic_meV']:.3f} "
             f"meV)  lr {row['lr']:.3e}  {row['seconds']:.1f} s")
+
+
+def initial_fit(model: HamGNNModel, dataset) -> None:
+    """Start a fresh run from what a linear fit to ``dataset`` explains: the average on-site
+    block (``onsite_bias``, :func:`mean_onsite_h0`) and the least-squares two-centre bond
+    term (``two_centre``, :func:`~ase_hamgnn.model.baseline.fit_two_centre`); the network
+    learns the rest."""
+    network = model.network
+    if model.config.onsite_bias:
+        network.set_onsite_bias(mean_onsite_h0(dataset, model.basis))
+    if model.config.two_centre:
+        network.two_centre.set_coefficients(fit_two_centre(network.two_centre, dataset))
+        if model.config.two_centre_scale:
+            network.two_centre.set_scales(residual_scales(network.two_centre, dataset))
 
 
 def moment_range(dataset, magnetic) -> dict[str, tuple[float, float]]:

@@ -94,6 +94,8 @@ MODEL_CHECKS: dict[str, Check] = {
     "onsite_bias": BOOLEAN,
     "exchange_channels": integer(1),
     "onsite_weight": one_of("shell", "orbital"),
+    "two_centre": BOOLEAN,
+    "two_centre_scale": BOOLEAN,
 }
 
 
@@ -165,6 +167,20 @@ class ModelConfig:
         equivariant, environment-dependent symmetric block from the on-site features, so the
         exchange splitting of an atom may differ between orbitals of one shell (e.g. d
         orbitals pointing at a neighbour).  Beyond the paper; symmetries stay exact.
+    two_centre : add to every bond block ``h0_ij`` a Slater–Koster-like two-centre term that
+        depends only on the bond vector ``r_j - r_i`` and the two elements: per pair of shells
+        ``(l_a, l_b)`` one learnable radial function (on the ``n_radial`` Bessel functions with
+        the smooth cutoff) per σ, π, δ channel, i.e. per ``L`` of ``l_a ⊗ l_b`` with
+        ``(-1)^L = (-1)^(l_a + l_b)``, times ``Y_L`` of the bond direction (see
+        :mod:`ase_hamgnn.model.baseline`).  Training fits it by linear least squares to the
+        training set before the first epoch, so the network learns only the residual (the
+        environment, moment and spin dependence).  It leaves the on-site blocks alone: combine
+        it with ``onsite_bias``, the on-site counterpart.  Beyond the paper; every symmetry
+        stays exact.  (``"physics"`` form; older checkpoints have no key: ``False``.)
+    two_centre_scale : with ``two_centre``, multiply the network's own ``h0`` bond output by a
+        fixed scale per element pair and shell pair, the root mean square of the training
+        targets' residual after the fitted two-centre term (set by training with the fit), so
+        that every block is learned at unit scale.
     """
 
     basis: dict[str, list[list[int]]]
@@ -186,6 +202,8 @@ class ModelConfig:
     onsite_bias: bool = False
     exchange_channels: int = 1
     onsite_weight: str = "shell"
+    two_centre: bool = False
+    two_centre_scale: bool = False
 
     def __post_init__(self) -> None:
         check_model_values({f.name: getattr(self, f.name) for f in fields(self)}, "ModelConfig")
@@ -204,6 +222,10 @@ class ModelConfig:
             raise ValueError(f"form must be 'physics' or 'general', got {self.form!r}")
         if self.onsite_bias and self.form != "physics":
             raise ValueError("onsite_bias needs form='physics'")
+        if self.two_centre and self.form != "physics":
+            raise ValueError("two_centre needs form='physics'")
+        if self.two_centre_scale and not self.two_centre:
+            raise ValueError("two_centre_scale needs two_centre=True")
         if not (isinstance(self.exchange_channels, int) and self.exchange_channels >= 1):
             raise ValueError(f"exchange_channels must be an integer >= 1, got "
                              f"{self.exchange_channels!r}")

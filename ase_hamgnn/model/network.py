@@ -28,6 +28,7 @@ from ase_hamgnn.model.assembly import (
     time_reversal_odd,
     time_reversal_partner,
 )
+from ase_hamgnn.model.baseline import TwoCentreBaseline
 from ase_hamgnn.model.config import ModelConfig
 from ase_hamgnn.model.decoders import pair_decoders, tensor_decoder
 from ase_hamgnn.model.fused import (
@@ -208,6 +209,9 @@ class HamGNNPP(nn.Module):
             for zi in zs:
                 n_shells = len(basis.shells(zi))
                 self.onsite_bias[str(zi)] = nn.Parameter(torch.zeros(n_shells, n_shells))
+        # two-centre term of the bond blocks h0_ij (config.two_centre), fitted before training
+        self.two_centre = (TwoCentreBaseline(basis, zs, config.cutoff, config.n_radial)
+                           if config.two_centre else None)
         # fused evaluation plans (constants only; the parameters stay in the e3nn modules)
         self.fused_pair = TensorProductLinear(self.pair_tp_i, [self.pair_mix_i, self.pair_mix_j])
         self.fused_linear = nn.ModuleDict({"embed_out": LinearPlan(self.embed_out),
@@ -234,6 +238,8 @@ class HamGNNPP(nn.Module):
         (:class:`~ase_hamgnn.model.HamGNNModel` does)."""
         dtype = self.embed_out.weight.dtype
         refresh_plans(self, dtype)
+        if self.two_centre is not None:
+            self.two_centre.refresh(dtype)
         for name, master in self._masters.items():
             buf = getattr(self, name)
             setattr(self, name, torch.as_tensor(master, dtype=dtype, device=buf.device))
@@ -361,7 +367,8 @@ class HamGNNPP(nn.Module):
         x, sh, radial, species = self.node_features(inputs, moments)
         src, dst = inputs[K.EDGE_INDEX]
         pair = self._pair_features(x, sh, radial, moments, src, dst)
-        edge_parts = self._edge_outputs(pair, species[src], species[dst], inputs[K.EDGE_REVERSE])
+        edge_parts = self._edge_outputs(pair, species[src], species[dst], inputs[K.EDGE_REVERSE],
+                                        inputs[K.EDGE_VECTORS])
         node_parts = self._node_outputs(self._onsite_features(x, pair, src), species)
         return self._assemble(node_parts, edge_parts, moments, src, dst, species, magnetic)
 
@@ -403,7 +410,7 @@ class HamGNNPP(nn.Module):
         pair = self._pair_features(x, sh, radial, None, cls_src, cls_dst)
         reverse = edge_cls[inputs[K.EDGE_REVERSE][edge_reps]]
         edge_parts = self._edge_outputs(pair, species[src[edge_reps]],
-                                        species[dst[edge_reps]], reverse)
+                                        species[dst[edge_reps]], reverse, vec[edge_reps])
         # on-site features per level-(L+1) class: lifted node features plus the bond sum
         top = reps[level + 1]
         sel, local = edges_of(top)
@@ -416,10 +423,11 @@ class HamGNNPP(nn.Module):
         edge_parts = tuple(p[edge_cls] for p in edge_parts)
         return self._assemble(node_parts, edge_parts, moments, src, dst, species, magnetic)
 
-    def _edge_outputs(self, pair, si, sj, reverse):
+    def _edge_outputs(self, pair, si, sj, reverse, vec):
         """``h0``, SOC, ``w`` and ``J`` (the last two per exchange channel) of the edges with
-        features ``pair`` and species indices ``si``, ``sj`` (padded to ``n_max`` orbitals),
-        symmetrized with the edges ``reverse``."""
+        features ``pair``, species indices ``si``, ``sj`` and bond vectors ``vec`` (Å; the
+        two-centre term of ``h0``), padded to ``n_max`` orbitals, symmetrized with the edges
+        ``reverse``."""
         n_edges, nmax, n_ch = pair.shape[0], self.n_max, self.config.exchange_channels
         h0_e = pair.new_zeros(n_edges, nmax, nmax)
         soc_e = pair.new_zeros(n_edges, 3, nmax, nmax)
@@ -433,7 +441,11 @@ class HamGNNPP(nn.Module):
                 ni, nj = int(self.n_orbitals[a]), int(self.n_orbitals[b])
                 out = self._head("edge", _key(zi, zj), pair[sel])
                 k = ni * nj
-                h0_e[sel, :ni, :nj] = out[:, :k].reshape(-1, ni, nj)
+                h0 = out[:, :k]
+                if self.two_centre is not None:
+                    h0 = (h0 * self.two_centre.scale(zi, zj).to(h0.dtype)
+                          + self.two_centre.blocks(zi, zj, vec[sel]))
+                h0_e[sel, :ni, :nj] = h0.reshape(-1, ni, nj)
                 soc_e[sel, :, :ni, :nj] = out[:, k : 4 * k].reshape(-1, 3, ni, nj)
                 for c in range(n_ch):
                     at = 4 * k + c * (k + 9)
