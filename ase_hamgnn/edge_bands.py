@@ -72,8 +72,9 @@ class EdgeBands:
     index_source : str
         How the band indices were established, in words.
     path : the ``BandPath`` (or ``None`` for plain k arrays).
-    states : list of (dim, n_below + n_above) complex128, or None
-        S-normalized states in the lattice gauge at each k (``vectors=True``).
+    states : list of (dim, n_below + n_above) complex128 (or None), or None
+        S-normalized states in the lattice gauge at each k (``vectors=True``; with a list of
+        k indices, ``None`` at the others).
     timings : dict
         Seconds spent on the anchors (factorizations and their iterations) and on the
         Rayleigh-Ritz sweep.
@@ -136,7 +137,7 @@ class EdgeBands:
 
 def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above: int = 16,
                *, anchors: int | Any = 3, max_anchors: int | None = None, buffer: int = 8,
-               tol: float = 1e-3, vectors: bool = False, n_moments: int = 2048,
+               tol: float = 1e-3, vectors: bool | Any = False, n_moments: int = 2048,
                rng: np.random.Generator | int | None = 0,
                progress: bool | None = None) -> EdgeBands:
     """The ``n_below`` highest occupied and ``n_above`` lowest empty bands along ``path``.
@@ -164,8 +165,10 @@ def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above
         the window.
     tol : float
         Largest accepted residual, eV (the energies are at least this accurate).
-    vectors : bool
-        Keep the states (:attr:`EdgeBands.states`, lattice gauge), e.g. for unfolding.
+    vectors : bool or sequence of int
+        Keep the states (:attr:`EdgeBands.states`, lattice gauge), e.g. for unfolding or
+        maps of the band-edge states: ``True`` at every k-point, or at the listed k indices
+        only (a 3468-atom cell holds 16 MB of states per k-point).
     n_moments, rng
         KPM moments and random vector that place the two shifts at the first anchor (see
         :func:`~ase_hamgnn.gap.edge_states`).
@@ -202,6 +205,11 @@ def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above
     n_below, n_above, buffer = int(n_below), int(n_above), int(buffer)
     if buffer < 0:
         raise ValueError(f"buffer must be >= 0, got {buffer}")
+    if not isinstance(vectors, bool | np.bool_):
+        idx = np.atleast_1d(np.asarray(vectors))
+        if idx.dtype.kind not in "iu" or np.any(idx < -n_k) or np.any(idx >= n_k):
+            raise ValueError(f"vectors must be True, False or k indices in 0..{n_k - 1}, "
+                             f"got {vectors!r}")
     if not tol > 0:
         raise ValueError(f"tol must be a positive residual in eV, got {tol}")
     if isinstance(anchors, (int, np.integer)):
@@ -574,6 +582,13 @@ class _Sweep:
                 self.n_projections += 1
             self.ritz(i, None if f is None else f(self.kpts[i]))
 
+    def _states(self, vectors: bool | Any) -> list | None:
+        n_k = len(self.kpts)
+        if isinstance(vectors, bool | np.bool_):
+            return [self._vectors(i) for i in range(n_k)] if vectors else None
+        keep = {int(i) % n_k for i in np.atleast_1d(vectors)}
+        return [self._vectors(i) if i in keep else None for i in range(n_k)]
+
     def _vectors(self, i: int) -> np.ndarray:
         """S-normalized states at k-point ``i`` in the lattice gauge."""
         if self.done[i][1] is not None:               # stored in full (anchors)
@@ -581,7 +596,7 @@ class _Sweep:
         c = self._coef[i]
         return self._phase(self.kpts[i])[:, None] * (self.basis[:, : c.shape[0]] @ c)
 
-    def result(self, bandpath: Any, vectors: bool, timings: dict) -> EdgeBands:
+    def result(self, bandpath: Any, vectors: bool | Any, timings: dict) -> EdgeBands:
         order = range(len(self.kpts))
         e = np.array([self.done[i][0] for i in order])
         gaps = e[:, self.n_below] - e[:, self.n_below - 1]
@@ -597,7 +612,7 @@ class _Sweep:
             spin=np.array([self.done[i][2] for i in order]),
             residuals=np.array([self.done[i][3] for i in order]), n_electrons=self.ne,
             anchors=tuple(self.anchors), counts=tuple(self.counts), index_source=source,
-            path=bandpath, states=[self._vectors(i) for i in order] if vectors else None,
+            path=bandpath, states=self._states(vectors),
             timings=timings)
 
 

@@ -162,3 +162,19 @@ def test_segments_and_node_count():
     # e^{i w t} on [0, 1] needs more nodes as w grows, and few for a tiny zone
     counts = [_chebyshev_nodes_needed(w) for w in (0.05, 0.5, 5.0)]
     assert counts == sorted(counts) and counts[0] >= 4
+
+
+def test_vectors_at_chosen_kpoints():
+    ref = ReferenceTB("nibri")
+    atoms = nibri((3, 3))
+    ham, ne = ref.predict(atoms), ref.n_electrons(atoms)
+    path = _path(atoms, 5)
+    eb = edge_bands(ham, ne, path, N_BELOW, N_ABOVE, anchors=1, vectors=[0, -1])
+    assert eb.states[1] is None and eb.states[0] is not None and eb.states[4] is not None
+    x = eb.states[4]
+    # the kept states are those the energies and residuals belong to
+    np.testing.assert_allclose(x.conj().T @ x, np.eye(x.shape[1]), atol=1e-5)
+    r = np.linalg.norm(ham.hk(path.kpts[4]) @ x - x * eb.energies[4], axis=0)
+    np.testing.assert_allclose(r, eb.residuals[4], rtol=1e-4, atol=1e-9)
+    with pytest.raises(ValueError, match="vectors"):
+        edge_bands(ham, ne, path, vectors=[7])
