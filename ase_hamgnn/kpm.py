@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from ase_hamgnn._plotting import energy_axis
 from ase_hamgnn.spectra import kpoints_and_weights, progress_bar
 
-__all__ = ["KPMDOS", "jackson_kernel", "kpm_dos", "spectral_bounds"]
+__all__ = ["KPMDOS", "chebyshev_density", "chebyshev_vectors", "jackson_kernel", "kpm_dos",
+           "spectral_bounds"]
 
 # Moments growing beyond this multiple of mu_0 mean the spectrum left (-1, 1).
 _BLOWUP = 10.0
@@ -78,6 +79,77 @@ def jackson_kernel(n_moments: int) -> np.ndarray:
     n = np.arange(n_moments, dtype=np.float64)
     q = np.pi / (n_moments + 1)
     return ((n_moments - n + 1) * np.cos(q * n) + np.sin(q * n) / np.tan(q)) / (n_moments + 1)
+
+
+def chebyshev_vectors(operator: Any, start: np.ndarray, bounds: Any):
+    """Yield ``T_n(X~) start`` for n = 0, 1, 2, ... (without end), where
+    ``X~ = (X - b) / a`` maps the spectral ``bounds = (lo, hi)`` (eV) of ``X`` onto
+    ``(-1, 1)`` (``a``, ``b`` the half width and centre).
+
+    One product with ``operator`` (a callable ``x -> X x``, e.g. ``H(k)``; ``start`` a
+    vector or a block of column vectors) per vector after the first, by the three-term
+    recursion ``T_{n+1} = 2 X~ T_n - T_{n-1}``; only the last two vectors are kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.diag([-0.5, 0.25])
+    >>> gen = chebyshev_vectors(lambda v: x @ v, np.ones(2), (-1.0, 1.0))
+    >>> [float(next(gen)[0]) for _ in range(4)]  # T_n(-0.5) = 1, -0.5, -0.5, 1
+    [1.0, -0.5, -0.5, 1.0]
+    """
+    lo, hi = (float(v) for v in bounds)
+    a, b = 0.5 * (hi - lo), 0.5 * (hi + lo)
+
+    def xt(v):
+        return (operator(v) - b * v) / a
+
+    a0, a1 = start, xt(start)
+    yield a0
+    yield a1
+    while True:
+        a0, a1 = a1, 2 * xt(a1) - a0
+        yield a1
+
+
+def chebyshev_density(moments: Any, bounds: Any, energies: Any,
+                      weight: float = 1.0) -> np.ndarray:
+    """The Jackson-damped Chebyshev series of a density at ``energies`` (eV), per eV.
+
+    ``moments`` ``mu_n = Tr[A T_n(X~)]`` (shape (N,), or (r, N) for r densities at once)
+    belong to the spectral ``bounds = (lo, hi)`` in eV; the density is
+    ``weight * (g_0 mu_0 + 2 sum_n g_n mu_n T_n(x)) / (pi a sqrt(1 - x^2))`` with
+    ``x = (E - b) / a`` and the :func:`jackson_kernel` ``g``, zero outside the bounds.
+    Returns an array of shape ``energies.shape`` (or (r, *energies.shape)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mu = np.cos(np.arange(256) * np.arccos(0.2))   # one state at x = 0.2
+    >>> e = np.linspace(-0.999, 0.999, 4001)
+    >>> rho = chebyshev_density(mu, (-1.0, 1.0), e)
+    >>> round(float(e[np.argmax(rho)]), 2), round(float(np.sum(rho) * (e[1] - e[0])), 3)
+    (0.2, 1.0)
+    """
+    m = np.asarray(moments, dtype=np.float64)
+    e = np.asarray(energies, dtype=np.float64)
+    lo, hi = (float(v) for v in bounds)
+    n_moments = m.shape[-1]
+    g = jackson_kernel(n_moments)
+    a, b = 0.5 * (hi - lo), 0.5 * (hi + lo)
+    x = (e - b) / a
+    inside = np.abs(x) < 1
+    theta = np.arccos(x[inside])
+    c = g * m
+    c[..., 1:] *= 2
+    series = np.cos(np.outer(theta, np.arange(n_moments))) @ c.T
+    out = np.zeros(m.shape[:-1] + e.shape, dtype=np.float64)
+    if m.ndim == 1:
+        out[inside] = weight * series / (np.pi * np.sqrt(1 - x[inside] ** 2) * a)
+    else:
+        out[..., inside] = (weight * series
+                            / (np.pi * np.sqrt(1 - x[inside] ** 2) * a)[:, None]).T
+    return out
 
 
 def spectral_bounds(ham: Any, k: Any = (0.0, 0.0, 0.0), *, margin: float = 0.05,
@@ -185,17 +257,9 @@ class KPMDOS:
         mask) the local DOS summed over those atoms (needs ``per_atom=True``)."""
         mu = self._select(atoms)
         e = np.asarray(energies, dtype=np.float64)
-        g = jackson_kernel(self.n_moments)
         out = np.zeros(e.shape, dtype=np.float64)
-        for w, (lo, hi), m in zip(self.weights, self.bounds, mu):
-            a, b = 0.5 * (hi - lo), 0.5 * (hi + lo)
-            x = (e - b) / a
-            inside = np.abs(x) < 1
-            theta = np.arccos(x[inside])
-            c = g * m
-            c[1:] *= 2
-            series = np.cos(np.outer(theta, np.arange(self.n_moments))) @ c
-            out[inside] += w * series / (np.pi * np.sqrt(1 - x[inside] ** 2) * a)
+        for w, bounds, m in zip(self.weights, self.bounds, mu):
+            out += chebyshev_density(m, bounds, e, weight=w)
         return out
 
     def integrated(self, energies: Any, atoms: Any = None) -> np.ndarray:
@@ -356,11 +420,6 @@ def _moments(op: _Operator, lo: float, hi: float, n_moments: int, n_vectors: int
              ) -> tuple[np.ndarray, np.ndarray | None]:
     """Stochastic (or exact) ``Tr T_n`` and optional per-atom diagonals, n < N."""
     dim = op.dim
-    a, b = 0.5 * (hi - lo), 0.5 * (hi + lo)
-
-    def xt(v):
-        return (op(v) - b * v) / a
-
     if n_vectors is None:
         blocks = [np.arange(s, min(s + 64, dim)) for s in range(0, dim, 64)]
         scale = 1.0
@@ -390,7 +449,8 @@ def _moments(op: _Operator, lo: float, hi: float, n_moments: int, n_vectors: int
             r[blk, np.arange(len(blk))] = 1.0
         else:
             r = np.exp(2j * np.pi * rng.random((dim, sizes[ib])))
-        a0, a1 = r, xt(r)
+        vectors = chebyshev_vectors(op, r, (lo, hi))
+        a0, a1 = next(vectors), next(vectors)
         bar.update(1)
         d0, d1 = dot(a0, a0), dot(a0, a1)
         record(0, d0)
@@ -401,7 +461,7 @@ def _moments(op: _Operator, lo: float, hi: float, n_moments: int, n_vectors: int
                 record(2, 2 * dot(a1, a1) - d0)
             n = 1
             while 2 * n + 1 < n_moments:
-                a0, a1 = a1, 2 * xt(a1) - a0
+                a0, a1 = a1, next(vectors)
                 bar.update(1)
                 record(2 * n + 1, 2 * dot(a1, a0) - d1)
                 if 2 * n + 2 < n_moments:
@@ -409,7 +469,7 @@ def _moments(op: _Operator, lo: float, hi: float, n_moments: int, n_vectors: int
                 n += 1
         else:
             for n in range(2, n_moments):
-                a0, a1 = a1, 2 * xt(a1) - a0
+                a1 = next(vectors)
                 bar.update(1)
                 record(n, dot(r, a1))
     bar.close()

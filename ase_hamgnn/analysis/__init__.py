@@ -40,6 +40,11 @@ from ase_hamgnn.analysis.magnetism import (  # noqa: E402
     local_moments,
     rotate_moments,
 )
+from ase_hamgnn.analysis.spectral import (  # noqa: E402
+    SpectralFunction,
+    plot_unfolded_vs_reference,
+    unfolded_spectral_function,
+)
 from ase_hamgnn.analysis.states import (  # noqa: E402
     OrbitalWeights,
     atom_orbital_weights,
@@ -87,4 +92,9 @@ __all__ += [
     "local_moments",
     "plane_directions",
     "rotate_moments",
+]
+__all__ += [
+    "SpectralFunction",
+    "plot_unfolded_vs_reference",
+    "unfolded_spectral_function",
 ]

@@ -200,6 +200,29 @@ class UnfoldingMap:
         local = np.arange(sc_off[-1]) - sc_off[atom]
         return p_off[self.primitive_index[atom]] + local, atom
 
+    def bloch_projector(self, ham, k: Any) -> sp.csr_matrix:
+        """Primitive Bloch orbitals at primitive ``k`` in the supercell Hamiltonian ``ham``.
+
+        Row ``n`` (a primitive spin-orbital) holds ``exp(-2 pi i k . r_I)`` at every supercell
+        spin-orbital ``I`` that copies ``n`` (``r_I`` the primitive translation of its atom),
+        zero elsewhere: ``(P @ c)[n] / sqrt(n_cells)`` is the projection of the supercell state
+        ``c`` (lattice-vector gauge, at ``K = M k``) on the normalized Bloch orbital
+        ``|k, n>``, whose coefficients are row ``n`` of ``P.conj() / sqrt(n_cells)``.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix, (n_primitive_spin_orbitals, n_supercell_spin_orbitals)
+        """
+        cell_sc = self.supercell_matrix @ self.primitive_cell
+        if not np.allclose(cell_sc, ham.geometry.cell, atol=1e-4):
+            raise ValueError("the Hamiltonian's cell is not supercell_matrix @ primitive_cell; "
+                             "build the map from this supercell")
+        p_of, atom_of = self.spin_orbital_map(ham)
+        n_prim = int(ham.basis.spin_orbital_offsets(self.primitive_numbers)[-1])
+        r_of = self.translations[atom_of].astype(np.float64)  # (n_so, 3)
+        phase = np.exp(-2j * np.pi * (r_of @ np.asarray(k, dtype=np.float64).reshape(3)))
+        return sp.csr_matrix((phase, (p_of, np.arange(len(p_of)))), shape=(n_prim, len(p_of)))
+
 
 @dataclass(frozen=True, eq=False)
 class UnfoldedBands:
@@ -356,18 +379,11 @@ def unfold(ham, mapping: UnfoldingMap, kpts: Any, *, spin: bool = True,
     """
     if (n is None) != (sigma is None):
         raise ValueError("give both n and sigma for shift-invert unfolding, or neither")
-    cell_sc = mapping.supercell_matrix @ mapping.primitive_cell
-    if not np.allclose(cell_sc, ham.geometry.cell, atol=1e-4):
-        raise ValueError("the Hamiltonian's cell is not supercell_matrix @ primitive_cell; "
-                         "build the map from this supercell")
+    mapping.bloch_projector(ham, np.zeros(3))  # checks the cell and the atoms
     if hasattr(kpts, "kpts"):
         k_all, bandpath = np.asarray(kpts.kpts, dtype=np.float64), kpts
     else:
         k_all, bandpath = np.asarray(kpts, dtype=np.float64).reshape(-1, 3), None
-    p_of, atom_of = mapping.spin_orbital_map(ham)
-    n_prim = int(ham.basis.spin_orbital_offsets(mapping.primitive_numbers)[-1])
-    n_so = ham.n_spin_orbitals
-    r_of = mapping.translations[atom_of].astype(np.float64)  # (n_so, 3)
     m = mapping.supercell_matrix.astype(np.float64)
     has_moments = bool(np.any(np.linalg.norm(ham.geometry.moments, axis=1) > 1e-8))
     axes = _orbital_axes(ham, "local") if spin and has_moments else None
@@ -378,8 +394,7 @@ def unfold(ham, mapping: UnfoldingMap, kpts: Any, *, spin: bool = True,
             e, c = ham.eigh(big_k)
         else:
             e, c = ham.eigsh(big_k, n, sigma)
-        phase = np.exp(-2j * np.pi * (r_of @ k))
-        proj = sp.csr_matrix((phase, (p_of, np.arange(n_so))), shape=(n_prim, n_so))
+        proj = mapping.bloch_projector(ham, k)
         a = proj @ c
         if ham.orthogonal:
             w = np.sum(np.abs(a) ** 2, axis=0)
