@@ -4,24 +4,31 @@ k-points only.
 A supercell of thousands of atoms has a tiny Brillouin zone, and its states next to the gap
 change little along a path through it.  :func:`edge_bands` computes them as follows:
 
-1. **Anchors.**  At a few k-points (by default three, spread along the path) the states next
-   to the gap are computed by shift-invert: the first with
+1. **Anchors.**  At one k-point (by default the middle of the path; more on request) the
+   states next to the gap are computed by shift-invert with
    :func:`~ase_hamgnn.gap.edge_states` (a coarse KPM DOS places one shift next to each band
-   edge), the others warm-started from step 2 and refined by block shift-invert iteration
-   with two factorizations (at the same two shifts).  The inertia of each factorization
-   counts the states below its shift exactly, which fixes the band indices there (see
-   :attr:`EdgeBands.index_source`).
-2. **Reduced basis.**  The anchors' states, a few more than asked for on each side, are made
-   Bloch-adapted: in the lattice gauge a state at ``k`` is ``exp(2 pi i k . t_i)`` times a
-   smooth function of ``k`` (``t_i`` the fractional position of its atom), so the anchors'
-   vectors with that phase removed, and the phase of ``k`` put back, span the states at
-   nearby ``k``.  Every k-point of the path gets a Rayleigh-Ritz step of ``H(k)``, ``S(k)``
-   in that span: sparse matrix products and one small dense eigenproblem, no factorization.
-3. **Check.**  Every state carries its residual ``||H(k) c - E S(k) c||`` (eV, ``c``
-   S-normalized); the energy is within that of an exact eigenvalue (orthogonal basis; with
-   an overlap within it over the smallest eigenvalue of ``S``).  Where a residual exceeds
-   ``tol`` the worst k-point becomes another anchor and the k-points still above ``tol``
-   are redone with the larger basis, up to ``max_anchors``.
+   edge).  The inertia of each factorization counts the states below its shift exactly,
+   which fixes the band indices there (see :attr:`EdgeBands.index_source`).
+2. **Reduced basis.**  The anchors' states, a few more than asked for on each side, and
+   their first-order k-derivative directions are made Bloch-adapted: in the lattice gauge
+   a state at ``k`` is ``exp(2 pi i k . t_i)`` times a smooth function of ``k`` (``t_i``
+   the fractional position of its atom), so the basis vectors with that phase removed, and
+   the phase of ``k`` put back, span the states at nearby ``k``.  Every k-point of the
+   path gets a Rayleigh-Ritz step of ``H(k)``, ``S(k)`` in that span.  Its small matrices
+   (``Q^H H Q``, ``(HQ)^H HQ``, ...) are trigonometric polynomials in ``k`` whose
+   frequencies are the bond vectors in units of the cell, so along each straight segment
+   of the path they are computed at a few Chebyshev nodes and interpolated in between (to
+   about 1e-14; the node count follows from the longest bond): in a supercell of thousands
+   of atoms a k-point between nodes costs small dense eigenproblems only.
+3. **Check and correct.**  Every state carries its residual ``||H(k) c - E S(k) c||`` (eV,
+   ``c`` S-normalized); the energy is within that of an exact eigenvalue (orthogonal basis;
+   with an overlap within it over the smallest eigenvalue of ``S``).  Where a residual
+   exceeds ``tol`` the worst k-point is corrected: its states are refined by block
+   iteration with the nearest anchor's factorizations as preconditioners (moved to ``k``
+   by the Bloch phases; no new factorization) and added to the basis, and the k-points
+   still above ``tol`` are redone.  A correction that does not converge makes the k-point
+   an anchor of its own (two factorizations at shifts next to the band edges, warm-started
+   from the basis).
 
 Energies in eV, k-points fractional (of the Hamiltonian's own cell).
 """
@@ -44,6 +51,8 @@ __all__ = ["EdgeBands", "edge_bands"]
 
 # Steps of block shift-invert refinement at an anchor before it counts as failed.
 _MAX_REFINE = 40
+# Steps of preconditioned refinement at a corrected k-point before it becomes an anchor.
+_MAX_CORRECT = 12
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +145,8 @@ class EdgeBands:
 
 
 def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above: int = 16,
-               *, anchors: int | Any = 3, max_anchors: int | None = None, buffer: int = 8,
+               *, anchors: int | Any = 1, max_anchors: int | None = None,
+               max_corrections: int = 8, buffer: int = 8,
                tol: float = 1e-3, vectors: bool | Any = False, n_moments: int = 2048,
                rng: np.random.Generator | int | None = 0,
                progress: bool | None = None) -> EdgeBands:
@@ -156,10 +166,16 @@ def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above
     n_below, n_above : int
         Bands on each side of the gap.
     anchors : int or sequence of int
-        Number of anchors spread evenly along the path, or their k indices.
+        Number of anchors spread evenly along the path (default one, in the middle), or
+        their k indices.
     max_anchors : int, optional
-        Most anchors in all, added where a residual stays above ``tol`` (default: the
-        initial number plus 4).
+        Most anchors in all (default: the initial number plus 6); an anchor is added where
+        a correction does not converge, or where residuals stay above ``tol`` after
+        ``max_corrections`` corrections.
+    max_corrections : int
+        Most corrected k-points: where a residual exceeds ``tol`` the states are refined
+        with the nearest anchor's factorizations as preconditioners (no new factorization)
+        and added to the basis.
     buffer : int
         Extra states per side at each anchor, which make the basis better at the ends of
         the window.
@@ -221,7 +237,10 @@ def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above
         start = [int(a) for a in anchors]
         if not start or min(start) < 0 or max(start) >= n_k:
             raise ValueError(f"anchor indices must lie in 0..{n_k - 1}, got {start}")
-    limit = len(start) + 4 if max_anchors is None else int(max_anchors)
+    limit = len(start) + 6 if max_anchors is None else int(max_anchors)
+    max_corrections = int(max_corrections)
+    if max_corrections < 0:
+        raise ValueError(f"max_corrections must be >= 0, got {max_corrections}")
     solver = _Sweep(ham, int(n_electrons), kpts, n_below, n_above, buffer, tol)
     t0 = time.perf_counter()
     # the anchor nearest the middle of the path first, the others warm-started from it
@@ -235,17 +254,25 @@ def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above
     todo = sorted((i for i in range(n_k) if i not in solver.done),
                   key=lambda i: min(abs(i - a) for a in solver.anchors))
     solver.sweep(todo, progress)
-    while True:
+    t_fix = 0.0
+    for _ in range(max_corrections + limit):
         worst = max(range(n_k), key=lambda i: solver.residual(i))
-        if solver.residual(worst) <= tol or len(solver.anchors) >= limit:
+        if solver.residual(worst) <= tol:
             break
         ta = time.perf_counter()
-        solver.add_anchor(worst)
-        t1 += time.perf_counter() - ta
-        solver.sweep([i for i in range(n_k) if solver.residual(i) > tol
-                      and i not in solver.anchors], progress)
+        if len(solver.corrected) < max_corrections:
+            solver.correct(worst, limit)
+        elif len(solver.anchors) < limit:
+            solver.add_anchor(worst)
+        else:
+            break
+        t_fix += time.perf_counter() - ta
+        fixed = set(solver.anchors) | set(solver.corrected)
+        solver.sweep([i for i in range(n_k) if solver.residual(i) > tol and i not in fixed],
+                     progress)
     t2 = time.perf_counter()
-    return solver.result(bandpath, vectors, {"anchors_s": t1 - t0, "sweep_s": t2 - t1,
+    return solver.result(bandpath, vectors, {"anchors_s": t1 - t0, "corrections_s": t_fix,
+                                             "sweep_s": t2 - t1 - t_fix,
                                              "projections": solver.n_projections})
 
 
@@ -281,6 +308,8 @@ class _Sweep:
         self._coef: dict[int, np.ndarray] = {}          # k index -> coefficients in basis
         self._reach = _bond_reach(ham)
         self.n_projections = 0
+        self.factors: dict[int, tuple] = {}   # anchor k index -> (valence, conduction) solver
+        self.corrected: list[int] = []
 
     # -- helpers ---------------------------------------------------------------------------
     def _phase(self, k: np.ndarray) -> np.ndarray:
@@ -338,6 +367,7 @@ class _Sweep:
         self._store(i, k, es.energies[lo:hi], x[:, lo:hi], sx[:, lo:hi], res[lo:hi])
         self.anchors.append(i)
         self.counts.append((i, fv.sigma, int(fv.count_below), fc.sigma, int(fc.count_below)))
+        self.factors[i] = (fv, fc)
         self._extend_basis(k, x)
         nv = self.n_below + self.buffer
         self._enrich(k, fv, x[:, self.buffer:nv])
@@ -400,10 +430,50 @@ class _Sweep:
         self._store(i, k, e, c, sc, np.linalg.norm(h @ c - sc * e, axis=0))
         self.anchors.append(i)
         self.counts.append(tuple(counts))
+        self.factors[i] = tuple(factors)
         self.mid = 0.5 * (e[self.n_below - 1] + e[self.n_below])
         self._extend_basis(k, np.hstack([cv, cc]))
         self._enrich(k, factors[0], cv[:, : self.n_below])
         self._enrich(k, factors[1], cc[:, : self.n_above])
+
+    def correct(self, i: int, max_anchors: int) -> None:
+        """Refine the states at k-point ``i`` without a factorization there: block
+        iteration with the nearest anchor's two factorizations as preconditioners (moved
+        to ``k`` by the Bloch phases; in a large supercell ``H(k)`` in the atomic gauge
+        differs little across the zone), then add the refined states and their
+        k-derivative directions to the basis.  Band indices follow by continuity, as at
+        every k-point that is not an anchor.  Falls back to a new anchor when the
+        iteration does not converge in :data:`_MAX_CORRECT` steps."""
+        self._local_mid(i)
+        k = self.kpts[i]
+        j = min(self.factors, key=lambda a: float(np.abs(self.kpts[a] - k).sum()))
+        ratio = self._phase(self.kpts[j]) * np.conj(self._phase(k))
+        moved = [_Moved(f, ratio) for f in self.factors[j]]
+        h, s = self._matrices(k)
+        p, q, _, _ = self._projections(k, h, s)
+        theta, yz, res0, _ = self._small_ritz(p)
+        x = q @ yz
+        below, above = self._select(theta, self.buffer)
+        parts = []
+        for sel, solver, side in ((below, moved[0], "below"), (above, moved[1], "above")):
+            n_wanted = self.n_below if side == "below" else self.n_above
+            e, c = self._refine(solver, h, s, x[:, sel], side, _MAX_CORRECT, harmonic=True)
+            if len(e) < n_wanted or _missed(e[:n_wanted], theta[sel], res0[sel], self.mid,
+                                            self.tol):
+                self.corrected.append(i)     # counts as tried
+                if len(self.anchors) < max_anchors:
+                    self.add_anchor(i)
+                return
+            parts.append((e, c))
+        (ev, cv), (ec, cc) = parts
+        e = np.concatenate([ev[: self.n_below][::-1], ec[: self.n_above]])
+        c = np.hstack([cv[:, : self.n_below][:, ::-1], cc[:, : self.n_above]])
+        sc = c if s is None else s @ c
+        self._store(i, k, e, c, sc, np.linalg.norm(h @ c - sc * e, axis=0))
+        self.corrected.append(i)
+        self._extend_basis(k, np.hstack([cv, cc]))
+        self._enrich(k, moved[0], cv[:, : self.n_below])
+        self._enrich(k, moved[1], cc[:, : self.n_above])
 
     def _direct_anchor(self, i: int) -> None:
         """An anchor whose warm start missed states: a fresh :func:`edge_states`."""
@@ -411,20 +481,32 @@ class _Sweep:
         self.first_anchor(i, 2048, 0)
         self.shifts, self.mid = keep[2], keep[3]
 
-    def _refine(self, si: ShiftInvert, h: Any, s: Any, x0: np.ndarray, side: str):
+    def _refine(self, si: Any, h: Any, s: Any, x0: np.ndarray, side: str,
+                max_steps: int = _MAX_REFINE, harmonic: bool = False):
         """Block shift-invert iteration from the states ``x0`` (one side of the gap):
-        Rayleigh-Ritz in a growing basis, extended by ``(H - sigma S)^-1`` applied to the
-        residuals, until the wanted states (nearest the gap) have residuals below
-        ``tol / 10``.  Returns their energies (nearest the gap first) and states."""
+        Rayleigh-Ritz in a growing basis (``harmonic``: harmonic Ritz vectors for the gap's
+        middle, :meth:`_small_ritz`, which keeps spurious values out of the gap when
+        ``si`` is only a preconditioner), extended by ``si.solve`` (``(H - sigma S)^-1``,
+        exact or approximate) applied to the residuals, until the wanted states (nearest
+        the gap) have residuals below ``tol / 10``.  Returns their energies (nearest the
+        gap first) and states."""
         n_want = self.n_below if side == "below" else self.n_above
         m = n_want + self.buffer
         tol = 0.1 * self.tol
         v = _orthonormal(x0, np.zeros((x0.shape[0], 0), np.complex128))
         hv, sv = h @ v, (v if s is None else s @ v)
         with threadpool_limits(limits=1):
-            for _ in range(_MAX_REFINE):
-                a, g = v.conj().T @ hv, v.conj().T @ sv
-                theta, y = scipy.linalg.eigh(0.5 * (a + a.conj().T), 0.5 * (g + g.conj().T))
+            for _ in range(max_steps):
+                if harmonic:
+                    p = {"a": v.conj().T @ hv, "hh": hv.conj().T @ hv,
+                         "sig": np.zeros((3, v.shape[1], v.shape[1]))}
+                    if s is not None:
+                        p.update(g=v.conj().T @ sv, hs=hv.conj().T @ sv, ss=sv.conj().T @ sv)
+                    theta, y, _, _ = self._small_ritz(p)
+                else:
+                    a, g = v.conj().T @ hv, v.conj().T @ sv
+                    theta, y = scipy.linalg.eigh(0.5 * (a + a.conj().T),
+                                                 0.5 * (g + g.conj().T))
                 pick = (np.flatnonzero(theta < self.mid)[::-1] if side == "below"
                         else np.flatnonzero(theta > self.mid))[:m]
                 yp = y[:, pick]
@@ -614,6 +696,34 @@ class _Sweep:
             anchors=tuple(self.anchors), counts=tuple(self.counts), index_source=source,
             path=bandpath, states=self._states(vectors),
             timings=timings)
+
+
+def _missed(found: np.ndarray, ritz: np.ndarray, res: np.ndarray, mid: float,
+            tol: float) -> bool:
+    """Whether a refinement without inertia counts skipped a state: ``found`` should be all
+    eigenvalues between its far end and the gap's middle, and each Ritz pair ``(theta,
+    r)`` guarantees an eigenvalue within ``r`` of ``theta`` (Hermitian ``H``), so every such
+    interval inside that range must hold one of them."""
+    lo, hi = sorted((float(found.min()), float(mid))) if found.max() < mid else \
+        sorted((float(mid), float(found.max())))
+    for t, r in zip(ritz, res, strict=True):
+        if lo + tol < t - r and t + r < hi - tol and not np.any(np.abs(found - t) <= r + tol):
+            return True
+    return False
+
+
+class _Moved:
+    """An anchor's factorization ``(H(k_a) - sigma S(k_a))^-1`` applied at another ``k``:
+    the right-hand side is moved to the anchor's lattice gauge by the ratio of the Bloch
+    phases and the solution back; an approximate inverse (a preconditioner) at ``k``."""
+
+    def __init__(self, solver: ShiftInvert, ratio: np.ndarray) -> None:
+        self.solver, self.ratio = solver, ratio
+        self.sigma = solver.sigma
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        r = self.ratio[:, None] if b.ndim == 2 else self.ratio
+        return np.conj(r) * self.solver.solve(r * b)
 
 
 def _bond_reach(ham: Any) -> np.ndarray:

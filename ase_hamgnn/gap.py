@@ -203,7 +203,8 @@ def _sparse_edges(ham: Any, k: np.ndarray, ne: int | None, guess: float | None,
     if guess is None:  # a coarse KPM filling saves most bisection steps
         coarse = kpm_dos(ham, np.zeros(1), kpts=[k], n_moments=256, n_vectors=4,
                          bounds=(lo_e, hi_e), rng=0, progress=False)
-        guess = _plateau_centre(coarse, coarse.fermi_level(ne, tol=1e-3), dim / (hi_e - lo_e))
+        guess = _plateau_centre(coarse, coarse.fermi_level(ne, tol=1e-3), dim / (hi_e - lo_e),
+                                ne)
     sigma = guess
     lo, hi = lo_e, hi_e  # brackets: fewer than ne states below lo, more than ne below hi
     for _ in range(100):
@@ -351,7 +352,7 @@ def _edge_states(ham: Any, n_electrons: int, k: Any, n_below: int, n_above: int,
     lo_e, hi_e = spectral_bounds(ham, kk, rng=rng)
     coarse = kpm_dos(ham, np.zeros(1), kpts=[kk], n_moments=n_moments, n_vectors=1,
                      bounds=(lo_e, hi_e), rng=rng, progress=False)
-    low, high = _plateau(coarse, coarse.fermi_level(ne, tol=1e-3), dim / (hi_e - lo_e))
+    low, high = _plateau(coarse, coarse.fermi_level(ne, tol=1e-3), dim / (hi_e - lo_e), ne)
     energies, indices, columns, shifts, factors = [], [], [], [], []
     for sigma, first, last in ((low, ne - n_below, ne - 1), (high, ne, ne + n_above - 1)):
         e, idx, c, si = _indexed_states(ham, kk, sigma, first, last, vectors, (lo_e, hi_e))
@@ -414,9 +415,15 @@ def _indexed_states(ham: Any, k: np.ndarray, sigma: float, first: int, last: int
     return e[keep], idx[keep], c, si
 
 
-def _plateau(coarse: Any, crossing: float, mean_dos: float) -> tuple[float, float]:
+def _plateau(coarse: Any, crossing: float, mean_dos: float,
+             filling: float | None = None) -> tuple[float, float]:
     """Ends of the near-zero stretch of a coarse KPM DOS around ``crossing`` (eV), where its
-    integrated count reaches the filling; ``(crossing, crossing)`` if there is none."""
+    integrated count reaches the filling; ``(crossing, crossing)`` if there is none.
+
+    The stochastic count is off by a few states, which can put ``crossing`` inside a band,
+    next to a small empty stretch between two of its levels; with ``filling`` the widest
+    stretch whose own count is within a few states of it wins (the gap), and only without
+    one the stretch nearest ``crossing``."""
     grid = np.linspace(crossing - 3.0, crossing + 3.0, 1201)
     empty = coarse.evaluate(grid) < 0.02 * mean_dos
     if not empty.any():
@@ -424,17 +431,24 @@ def _plateau(coarse: Any, crossing: float, mean_dos: float) -> tuple[float, floa
     edges = np.flatnonzero(np.diff(np.concatenate([[0], empty.astype(np.int8), [0]])))
     runs = edges.reshape(-1, 2)  # [start, stop) of each empty stretch
     start, stop = grid[runs[:, 0]], grid[runs[:, 1] - 1]
+    if filling is not None and len(runs) > 1:
+        counts = np.asarray(coarse.integrated(0.5 * (start + stop)), dtype=np.float64)
+        near = np.abs(counts - filling) <= max(20.0, 0.01 * filling)
+        if near.any():
+            best = int(np.argmax(np.where(near, stop - start, -1.0)))
+            return float(start[best]), float(stop[best])
     dist = np.where((start <= crossing) & (crossing <= stop), 0.0,
                     np.minimum(np.abs(start - crossing), np.abs(stop - crossing)))
     best = int(np.argmin(dist))
     return float(start[best]), float(stop[best])
 
 
-def _plateau_centre(coarse: Any, crossing: float, mean_dos: float) -> float:
+def _plateau_centre(coarse: Any, crossing: float, mean_dos: float,
+                    filling: float | None = None) -> float:
     """Centre of the near-zero stretch of a coarse KPM DOS next to ``crossing`` (eV), where
     its integrated count reaches the filling; ``crossing`` itself if there is none.  The
     stochastic count is off by a few states, which puts the crossing near a band edge."""
-    return 0.5 * sum(_plateau(coarse, crossing, mean_dos))
+    return 0.5 * sum(_plateau(coarse, crossing, mean_dos, filling))
 
 
 def _edges_from_gap(ham: Any, k: np.ndarray, si: ShiftInvert, ne: int, states: bool):

@@ -305,3 +305,29 @@ def test_atom_weights_sum_to_one_and_plot(system):
     assert ax.figure is not None
     with pytest.raises(ValueError, match="one value per atom"):
         plot_state_density(ham, w[:-1])
+
+
+def test_plateau_prefers_the_gap_over_a_stretch_inside_a_band():
+    """The coarse KPM count is off by a few states, so its crossing can sit inside the
+    conduction band next to a small empty stretch between two levels; the shift placement
+    must still pick the gap (whose own count matches the filling)."""
+    from ase_hamgnn.gap import _plateau
+
+    class Coarse:  # 100 valence states on [-2, -1], 100 conduction states on [0.5, 2]
+        def evaluate(self, e):  # with an empty stretch at [0.60, 0.62] inside the band
+            e = np.asarray(e)
+            val = ((e >= -2) & (e <= -1)) * 100.0
+            cond = ((e >= 0.5) & (e <= 2) & ~((e > 0.6) & (e < 0.62))) * 100 / 1.48
+            return val + cond
+
+        def integrated(self, e):
+            e = np.asarray(e, dtype=float)
+            val = np.clip(e + 2, 0, 1) * 100
+            cond = (np.clip(e, 0.5, 0.6) - 0.5 + np.clip(e, 0.62, 2) - 0.62) * 100 / 1.48
+            return val + cond
+
+    low, high = _plateau(Coarse(), 0.61, 100.0, filling=100)
+    assert -1.0 <= low < -0.95 and 0.45 < high <= 0.5
+    # without the filling the nearest stretch wins (the old rule)
+    low, high = _plateau(Coarse(), 0.61, 100.0)
+    assert 0.59 < low and high < 0.63
