@@ -44,6 +44,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "batch16": ("batch size 16", {"batch_size": 16}, {}),
     "lr1e-2": ("peak learning rate 1e-2", {"lr": 1e-2}, {}),
     "magw10": ("magnetic-part loss weight 10 instead of 100", {"magnetic_weight": 10.0}, {}),
+    "coupling": ("moment_coupling = 'normalized' (cos theta_ij and sizes on the pair radial "
+                 "input)", {}, {"moment_coupling": "normalized"}),
 }
 
 DATASET_SIZE = 480  # configurations written (0.8 / 0.1 / 0.1 split)
