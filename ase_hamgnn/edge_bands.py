@@ -23,12 +23,12 @@ change little along a path through it.  :func:`edge_bands` computes them as foll
 3. **Check and correct.**  Every state carries its residual ``||H(k) c - E S(k) c||`` (eV,
    ``c`` S-normalized); the energy is within that of an exact eigenvalue (orthogonal basis;
    with an overlap within it over the smallest eigenvalue of ``S``).  Where a residual
-   exceeds ``tol`` the worst k-point is corrected: its states are refined by block
-   iteration with the nearest anchor's factorizations as preconditioners (moved to ``k``
-   by the Bloch phases; no new factorization) and added to the basis, and the k-points
-   still above ``tol`` are redone.  A correction that does not converge makes the k-point
-   an anchor of its own (two factorizations at shifts next to the band edges, warm-started
-   from the basis).
+   exceeds ``tol`` the worst k-points (up to four, spread along the path) are corrected:
+   their states are refined by block iteration with the nearest anchor's factorizations
+   as preconditioners (moved to ``k`` by the Bloch phases; no new factorization) and added
+   to the basis, and the k-points still above ``tol`` are redone.  A correction that does
+   not converge makes the k-point an anchor of its own (two factorizations at shifts next
+   to the band edges, warm-started from the basis).
 
 Energies in eV, k-points fractional (of the Hamiltonian's own cell).
 """
@@ -256,16 +256,16 @@ def edge_bands(ham: Any, n_electrons: int, path: Any, n_below: int = 16, n_above
     solver.sweep(todo, progress)
     t_fix = 0.0
     for _ in range(max_corrections + limit):
-        worst = max(range(n_k), key=lambda i: solver.residual(i))
-        if solver.residual(worst) <= tol:
+        worst = _worst_spread(solver, n_k, tol)
+        if not worst or (len(solver.corrected) >= max_corrections
+                         and len(solver.anchors) >= limit):
             break
         ta = time.perf_counter()
-        if len(solver.corrected) < max_corrections:
-            solver.correct(worst, limit)
-        elif len(solver.anchors) < limit:
-            solver.add_anchor(worst)
-        else:
-            break
+        for i in worst:    # corrected together, then one sweep
+            if len(solver.corrected) < max_corrections:
+                solver.correct(i, limit)
+            elif len(solver.anchors) < limit:
+                solver.add_anchor(i)
         t_fix += time.perf_counter() - ta
         fixed = set(solver.anchors) | set(solver.corrected)
         solver.sweep([i for i in range(n_k) if solver.residual(i) > tol and i not in fixed],
@@ -440,10 +440,10 @@ class _Sweep:
         """Refine the states at k-point ``i`` without a factorization there: block
         iteration with the nearest anchor's two factorizations as preconditioners (moved
         to ``k`` by the Bloch phases; in a large supercell ``H(k)`` in the atomic gauge
-        differs little across the zone), then add the refined states and their
-        k-derivative directions to the basis.  Band indices follow by continuity, as at
-        every k-point that is not an anchor.  Falls back to a new anchor when the
-        iteration does not converge in :data:`_MAX_CORRECT` steps."""
+        differs little across the zone), then add the refined states to the basis.  Band
+        indices follow by continuity, as at every k-point that is not an anchor.  Falls
+        back to a new anchor when the iteration does not converge in :data:`_MAX_CORRECT`
+        steps."""
         self._local_mid(i)
         k = self.kpts[i]
         j = min(self.factors, key=lambda a: float(np.abs(self.kpts[a] - k).sum()))
@@ -457,7 +457,8 @@ class _Sweep:
         parts = []
         for sel, solver, side in ((below, moved[0], "below"), (above, moved[1], "above")):
             n_wanted = self.n_below if side == "below" else self.n_above
-            e, c = self._refine(solver, h, s, x[:, sel], side, _MAX_CORRECT, harmonic=True)
+            e, c = self._refine(solver, h, s, x[:, sel], side, _MAX_CORRECT, harmonic=True,
+                                accuracy=0.5)
             if len(e) < n_wanted or _missed(e[:n_wanted], theta[sel], res0[sel], self.mid,
                                             self.tol):
                 self.corrected.append(i)     # counts as tried
@@ -472,8 +473,6 @@ class _Sweep:
         self._store(i, k, e, c, sc, np.linalg.norm(h @ c - sc * e, axis=0))
         self.corrected.append(i)
         self._extend_basis(k, np.hstack([cv, cc]))
-        self._enrich(k, moved[0], cv[:, : self.n_below])
-        self._enrich(k, moved[1], cc[:, : self.n_above])
 
     def _direct_anchor(self, i: int) -> None:
         """An anchor whose warm start missed states: a fresh :func:`edge_states`."""
@@ -482,17 +481,17 @@ class _Sweep:
         self.shifts, self.mid = keep[2], keep[3]
 
     def _refine(self, si: Any, h: Any, s: Any, x0: np.ndarray, side: str,
-                max_steps: int = _MAX_REFINE, harmonic: bool = False):
+                max_steps: int = _MAX_REFINE, harmonic: bool = False, accuracy: float = 0.1):
         """Block shift-invert iteration from the states ``x0`` (one side of the gap):
         Rayleigh-Ritz in a growing basis (``harmonic``: harmonic Ritz vectors for the gap's
         middle, :meth:`_small_ritz`, which keeps spurious values out of the gap when
         ``si`` is only a preconditioner), extended by ``si.solve`` (``(H - sigma S)^-1``,
         exact or approximate) applied to the residuals, until the wanted states (nearest
-        the gap) have residuals below ``tol / 10``.  Returns their energies (nearest the
+        the gap) have residuals below ``accuracy * tol``.  Returns their energies (nearest the
         gap first) and states."""
         n_want = self.n_below if side == "below" else self.n_above
         m = n_want + self.buffer
-        tol = 0.1 * self.tol
+        tol = accuracy * self.tol
         v = _orthonormal(x0, np.zeros((x0.shape[0], 0), np.complex128))
         hv, sv = h @ v, (v if s is None else s @ v)
         with threadpool_limits(limits=1):
@@ -710,6 +709,20 @@ def _missed(found: np.ndarray, ritz: np.ndarray, res: np.ndarray, mid: float,
         if lo + tol < t - r and t + r < hi - tol and not np.any(np.abs(found - t) <= r + tol):
             return True
     return False
+
+
+def _worst_spread(solver: Any, n_k: int, tol: float, most: int = 4) -> list[int]:
+    """Up to ``most`` k-points whose residual exceeds ``tol``, worst first, at least
+    ``n_k / 8`` apart (corrected together before the next sweep)."""
+    order = sorted((i for i in range(n_k) if solver.residual(i) > tol),
+                   key=lambda i: -solver.residual(i))
+    picked: list[int] = []
+    for i in order:
+        if all(abs(i - j) >= max(1, n_k // 8) for j in picked):
+            picked.append(i)
+        if len(picked) == most:
+            break
+    return picked
 
 
 class _Moved:
