@@ -65,3 +65,29 @@ def entry_errors(pred, ref, basis, cutoff: float):
     sign = torch.cat([on_s, ed_s])
     diff = torch.as_tensor(flat(pred) - flat(ref))
     return diff.numpy(), time_reversal_odd(diff, index, sign).numpy()
+
+
+def spinless_errors(pred, ref, basis, cutoff: float):
+    """Prediction minus reference (real, eV) on every element of the spin-up blocks (the
+    spin-less Hamiltonian h of a model without spin dependence) of the on-site blocks and
+    of every directed edge within ``cutoff``: the elements a spin-less code predicts."""
+    import numpy as np
+
+    from ase_hamgnn.graph import BlockLayout, neighbor_graph
+
+    layout = BlockLayout(basis, ref.geometry.numbers, neighbor_graph(ref.geometry, cutoff))
+
+    def flat(ham):
+        on, ed = layout.from_matrices(ham.h_r)
+        return np.concatenate([on, ed])
+
+    m = layout.sizes
+    src, dst = (np.asarray(x) for x in layout.graph.edge_index)
+    picks = []
+    for start, mi, mj in ((layout.onsite_start, m, m),
+                          (layout.edge_start + int(layout.onsite_len.sum()), m[src], m[dst])):
+        for s0, a, b in zip(start, mi, mj, strict=True):
+            rows, cols = np.meshgrid(np.arange(a // 2), np.arange(b // 2), indexing="ij")
+            picks.append(s0 + (rows * b + cols).ravel())
+    diff = flat(pred) - flat(ref)
+    return diff[np.concatenate(picks)].real
