@@ -178,9 +178,12 @@ class ModelConfig:
         it with ``onsite_bias``, the on-site counterpart.  Beyond the paper; every symmetry
         stays exact.  (``"physics"`` form; older checkpoints have no key: ``False``.)
     two_centre_scale : with ``two_centre``, multiply the network's own ``h0`` bond output by a
-        fixed scale per element pair and shell pair, the root mean square of the training
-        targets' residual after the fitted two-centre term (set by training with the fit), so
-        that every block is learned at unit scale.
+        fixed scale per element pair and shell pair (a buffer stored in the checkpoint): the
+        root mean square of the training targets' residual after the fitted two-centre term,
+        at least 0.1 meV, set by training with the fit.  Every block is then learned at unit
+        scale, the untrained network starts as small as that residual, and shell pairs the
+        two-centre term already explains stay explained by it (the network can hardly move
+        them).  The per-shell-pair constant keeps every symmetry exact.
     """
 
     basis: dict[str, list[list[int]]]

@@ -7,7 +7,9 @@ is exact by construction: each edge output is averaged with the transposed outpu
 reverse edge (``h0_ji = h0_ijᵀ``, ``h^α_ji = -h^α_ijᵀ``, ``J_ji = J_ijᵀ``, ``w_ji = w_ijᵀ``).
 
 The magnetic part uses the O(edges) form of Eq. (10) of the HamGNN++ paper
-(see :mod:`ase_hamgnn.model.assembly`).
+(see :mod:`ase_hamgnn.model.assembly`).  With ``ModelConfig.two_centre`` the bond blocks
+``h0_ij`` add a two-centre (Slater–Koster-like) term of the bond vector alone, fitted before
+training (see :mod:`ase_hamgnn.model.baseline`); the network's own ``h0_ij`` is its residual.
 """
 
 from __future__ import annotations
