@@ -46,6 +46,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "magw10": ("magnetic-part loss weight 10 instead of 100", {"magnetic_weight": 10.0}, {}),
     "coupling": ("moment_coupling = 'normalized' (cos theta_ij and sizes on the pair radial "
                  "input)", {}, {"moment_coupling": "normalized"}),
+    "twocentre": ("two_centre, two_centre_scale and onsite_bias (two-centre bonds and average "
+                  "on-site blocks least-squares fitted before training)", {},
+                  {"two_centre": True, "two_centre_scale": True, "onsite_bias": True}),
 }
 
 DATASET_SIZE = 480  # configurations written (0.8 / 0.1 / 0.1 split)
