@@ -111,7 +111,8 @@ def test_interpolated_projections(overlap):
     """Along each straight segment the projected matrices are interpolated between
     Chebyshev nodes: they equal the directly computed ones, and the residuals computed
     from them are those of the states."""
-    from ase_hamgnn.edge_bands import _chebyshev_nodes_needed, _Interpolant, _segments, _Sweep
+    from ase_hamgnn.edge_bands import _Sweep
+    from ase_hamgnn.kinterp import SegmentInterpolant, chebyshev_nodes_needed, straight_segments
 
     ref = ReferenceTB("nibri", overlap=overlap)
     atoms = textures.antiskyrmion(nibri((6, 6)), radius=5.0, magnetic=("Ni",), magnitude=2.0)
@@ -119,11 +120,11 @@ def test_interpolated_projections(overlap):
     kpts = _path(atoms, 41).kpts
     sweep = _Sweep(ham, ne, kpts, N_BELOW, N_ABOVE, 4, 1e-3)
     sweep.first_anchor(20, 1024, 0)
-    for seg in _segments(kpts):
+    for seg in straight_segments(kpts):
         ka, kb = kpts[seg[0]], kpts[seg[-1]]
-        n = _chebyshev_nodes_needed(2 * np.pi * float(np.abs(kb - ka) @ sweep._reach))
+        n = chebyshev_nodes_needed(2 * np.pi * float(np.abs(kb - ka) @ sweep._reach))
         assert 4 <= n < len(seg)
-        f = _Interpolant(ka, kb, n, lambda k: sweep._projections(k)[0])
+        f = SegmentInterpolant(ka, kb, n, lambda k: sweep._projections(k)[0])
         for i in seg[1::5]:
             got, want = f(kpts[i]), sweep._projections(kpts[i])[0]
             for key in want:
@@ -154,13 +155,13 @@ def test_interpolated_sweep_matches_dense():
 
 
 def test_segments_and_node_count():
-    from ase_hamgnn.edge_bands import _chebyshev_nodes_needed, _segments
+    from ase_hamgnn.kinterp import chebyshev_nodes_needed, straight_segments
 
     k = np.array([[0.5, 0, 0], [0.25, 0, 0], [0, 0, 0], [0.1, 0.1, 0], [0.2, 0.2, 0],
                   [0.2, 0.2, 0], [0.3, 0.3, 0]])
-    assert _segments(k) == [[0, 1, 2], [2, 3, 4], [4, 5], [5, 6]]
+    assert straight_segments(k) == [[0, 1, 2], [2, 3, 4], [4, 5], [5, 6]]
     # e^{i w t} on [0, 1] needs more nodes as w grows, and few for a tiny zone
-    counts = [_chebyshev_nodes_needed(w) for w in (0.05, 0.5, 5.0)]
+    counts = [chebyshev_nodes_needed(w) for w in (0.05, 0.5, 5.0)]
     assert counts == sorted(counts) and counts[0] >= 4
 
 
