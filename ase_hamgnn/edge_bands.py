@@ -709,8 +709,10 @@ def _missed(found: np.ndarray, ritz: np.ndarray, res: np.ndarray, mid: float,
     eigenvalues between its far end and the gap's middle, and each Ritz pair ``(theta,
     r)`` guarantees an eigenvalue within ``r`` of ``theta`` (Hermitian ``H``), so every such
     interval inside that range must hold one of them."""
-    lo, hi = sorted((float(found.min()), float(mid))) if found.max() < mid else \
-        sorted((float(mid), float(found.max())))
+    if found.max() < mid:                                  # valence side
+        lo, hi = float(found.min()), float(mid)
+    else:                                                  # conduction side
+        lo, hi = float(mid), float(found.max())
     for t, r in zip(ritz, res, strict=True):
         if lo + tol < t - r and t + r < hi - tol and not np.any(np.abs(found - t) <= r + tol):
             return True

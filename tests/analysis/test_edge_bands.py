@@ -206,3 +206,17 @@ def test_correction_without_factorization():
     got, res = sweep.done[26][0], sweep.done[26][3]
     assert res.max() <= 0.5e-4           # corrections are refined to tol / 2
     assert np.all(np.abs(got - e) <= res + 1e-9)
+
+
+def test_skipped_state_is_detected():
+    """A Ritz pair (theta, r) guarantees an eigenvalue within r of theta: inside the range
+    of a refined window it must be among the found energies."""
+    from ase_hamgnn.edge_bands import _missed
+
+    found = np.array([3.0, 2.0, 1.0])           # valence side, nearest the gap first
+    assert _missed(found, np.array([2.5]), np.array([0.1]), mid=4.0, tol=1e-3)
+    assert not _missed(found, np.array([2.05]), np.array([0.1]), mid=4.0, tol=1e-3)
+    # an interval reaching beyond the window proves nothing
+    assert not _missed(found, np.array([0.95]), np.array([0.1]), mid=4.0, tol=1e-3)
+    # conduction side
+    assert _missed(np.array([5.0, 6.0]), np.array([5.5]), np.array([0.2]), mid=4.0, tol=1e-3)
