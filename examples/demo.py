@@ -231,8 +231,8 @@ def main() -> None:
           f"(SOC mixes spin; 1 = pure)  [{time.perf_counter() - t:.0f} s]")
 
     size = 34 if args.full else 10
-    t = step(f"6. antiskyrmion in {size} x {size} NiBrI: gap, band edges, KPM DOS "
-             "(examples/nibri_antiskyrmion.py)")
+    t = step(f"6. antiskyrmion in {size} x {size} NiBrI: bands near the gap, band-edge maps, "
+             "unfolded A(k, E), KPM DOS (examples/nibri_antiskyrmion.py)")
     # 8 + 8 bands at 15 k-points keep the demo short; --full: 16 + 16 at 40 k-points
     story = run_antiskyrmion(size, out / "antiskyrmion", n_bands=32 if args.full else 16,
                              band_points=None if args.full else 15)
