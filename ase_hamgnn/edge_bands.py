@@ -352,6 +352,16 @@ class _Sweep:
                 "(check n_electrons)")
         self.done[i] = (e, x, self._spin(x, sx), res)
 
+    def _store_sides(self, i: int, k: np.ndarray, h: Any, s: Any, parts: list):
+        """Store the refined valence and conduction states ``parts`` (each nearest the gap
+        first) at k-point ``i`` in ascending order; returns the energies and both blocks."""
+        (ev, cv), (ec, cc) = parts
+        e = np.concatenate([ev[: self.n_below][::-1], ec[: self.n_above]])
+        c = np.hstack([cv[:, : self.n_below][:, ::-1], cc[:, : self.n_above]])
+        sc = c if s is None else s @ c
+        self._store(i, k, e, c, sc, np.linalg.norm(h @ c - sc * e, axis=0))
+        return e, cv, cc
+
     def _extend_basis(self, k: np.ndarray, x: np.ndarray) -> None:
         """Add the states ``x`` (lattice gauge at ``k``) to the basis, Bloch-adapted."""
         w = np.conj(self._phase(k))[:, None] * x
@@ -429,11 +439,7 @@ class _Sweep:
             parts.append((e, c))
             counts += [si.sigma, int(si.count_below)]
             factors.append(si)
-        (ev, cv), (ec, cc) = parts
-        e = np.concatenate([ev[: self.n_below][::-1], ec[: self.n_above]])
-        c = np.hstack([cv[:, : self.n_below][:, ::-1], cc[:, : self.n_above]])
-        sc = c if s is None else s @ c
-        self._store(i, k, e, c, sc, np.linalg.norm(h @ c - sc * e, axis=0))
+        e, cv, cc = self._store_sides(i, k, h, s, parts)
         self.anchors.append(i)
         self.counts.append(tuple(counts))
         self.factors[i] = tuple(factors)
@@ -472,11 +478,7 @@ class _Sweep:
                     self.add_anchor(i)
                 return
             parts.append((e, c))
-        (ev, cv), (ec, cc) = parts
-        e = np.concatenate([ev[: self.n_below][::-1], ec[: self.n_above]])
-        c = np.hstack([cv[:, : self.n_below][:, ::-1], cc[:, : self.n_above]])
-        sc = c if s is None else s @ c
-        self._store(i, k, e, c, sc, np.linalg.norm(h @ c - sc * e, axis=0))
+        e, cv, cc = self._store_sides(i, k, h, s, parts)
         self.corrected.append(i)
         self._extend_basis(k, np.hstack([cv, cc]))
 
