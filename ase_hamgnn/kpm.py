@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from tqdm.auto import tqdm
 
@@ -48,12 +49,18 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
 
 
 class _Operator:
-    """``x -> S(k)^-1 H(k) x`` with one factorization of ``S(k)``."""
+    """``x -> S(k)^-1 H(k) x`` with one factorization of ``S(k)``; with ``perm`` the
+    spin-orbitals in that order (``x`` and the result permuted alike)."""
 
-    def __init__(self, ham: Any, k: np.ndarray) -> None:
-        self.h = ham.hk(k).tocsr()
+    def __init__(self, ham: Any, k: np.ndarray, perm: np.ndarray | None = None) -> None:
+        def ordered(m):
+            m = m.tocsr()
+            return m if perm is None else m[perm][:, perm].tocsr()
+
+        self.h = ordered(ham.hk(k))
         self.dim = self.h.shape[0]
-        self._s_lu = None if ham.orthogonal else spla.splu(ham.sk(k).tocsc())
+        self._s = None if ham.orthogonal else ordered(ham.sk(k))
+        self._s_lu = None if self._s is None else spla.splu(self._s.tocsc())
 
     @property
     def orthogonal(self) -> bool:
@@ -62,6 +69,15 @@ class _Operator:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         y = self.h @ x
         return y if self._s_lu is None else self._s_lu.solve(y)
+
+    def scaled(self, a: float, b: float):
+        """``x -> (X - b) x / a`` with ``(H - b S) / a`` formed once (one sparse product
+        per call, no temporaries)."""
+        s = sp.identity(self.dim, format="csr") if self._s is None else self._s
+        h = ((self.h - b * s) / a).tocsr()
+        if self._s_lu is None:
+            return h.__matmul__
+        return lambda x: self._s_lu.solve(h @ x)
 
 
 def jackson_kernel(n_moments: int) -> np.ndarray:
@@ -100,15 +116,19 @@ def chebyshev_vectors(operator: Any, start: np.ndarray, bounds: Any):
     """
     lo, hi = (float(v) for v in bounds)
     a, b = 0.5 * (hi - lo), 0.5 * (hi + lo)
-
-    def xt(v):
-        return (operator(v) - b * v) / a
-
+    xt = operator.scaled(a, b) if hasattr(operator, "scaled") else (
+        lambda v: (operator(v) - b * v) / a)
     a0, a1 = start, xt(start)
     yield a0
     yield a1
     while True:
-        a0, a1 = a1, 2 * xt(a1) - a0
+        y = xt(a1)               # a new array: the vectors handed out are never changed
+        if y.dtype == np.result_type(y, a0):
+            y *= 2
+            y -= a0
+        else:
+            y = 2 * y - a0
+        a0, a1 = a1, y
         yield a1
 
 
@@ -192,7 +212,8 @@ def _bounds(op: _Operator, ham: Any, k: Any, margin: float, n_steps: int,
         beta = 0.0
         for _ in range(min(int(n_steps), dim - 1)):
             w = op(q)
-            alpha = np.vdot(q, op.h @ q).real  # q^H S (S^-1 H q)
+            # q^H S (S^-1 H q); with S = 1 that is q^H w (no second product)
+            alpha = np.vdot(q, w if s is None else op.h @ q).real
             w = w - alpha * q - beta * q_prev
             beta = np.sqrt(max(np.vdot(w, w if s is None else s @ w).real, 0.0))
             alphas.append(alpha)
