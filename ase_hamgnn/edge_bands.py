@@ -43,6 +43,7 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
 
+from ase_hamgnn._blas import a_b, ah_b
 from ase_hamgnn.gap import MetallicError, _edge_states
 from ase_hamgnn.kinterp import (
     SegmentInterpolant,
@@ -464,7 +465,7 @@ class _Sweep:
         h, s = self._matrices(k)
         p, q, _, _ = self._projections(k, h, s)
         theta, yz, res0, _ = self._small_ritz(p)
-        x = q @ yz
+        x = a_b(q, yz)
         below, above = self._select(theta, self.buffer)
         parts = []
         for sel, solver, side in ((below, moved[0], "below"), (above, moved[1], "above")):
@@ -505,23 +506,24 @@ class _Sweep:
         with threadpool_limits(limits=1):
             for _ in range(max_steps):
                 if harmonic:
-                    p = {"a": v.conj().T @ hv, "hh": hv.conj().T @ hv,
+                    p = {"a": ah_b(v, hv), "hh": ah_b(hv, hv),
                          "sig": np.zeros((3, v.shape[1], v.shape[1]))}
                     if s is not None:
-                        p.update(g=v.conj().T @ sv, hs=hv.conj().T @ sv, ss=sv.conj().T @ sv)
+                        p.update(g=ah_b(v, sv), hs=ah_b(hv, sv), ss=ah_b(sv, sv))
                     theta, y, _, _ = self._small_ritz(p)
                 else:
-                    a, g = v.conj().T @ hv, v.conj().T @ sv
+                    a, g = ah_b(v, hv), ah_b(v, sv)
                     theta, y = scipy.linalg.eigh(0.5 * (a + a.conj().T),
                                                  0.5 * (g + g.conj().T))
                 pick = (np.flatnonzero(theta < self.mid)[::-1] if side == "below"
                         else np.flatnonzero(theta > self.mid))[:m]
                 yp = y[:, pick]
-                r = hv @ yp - (sv @ yp) * theta[pick]
+                yp = np.ascontiguousarray(yp)
+                r = a_b(hv, yp) - a_b(sv, yp) * theta[pick]
                 res = np.linalg.norm(r, axis=0)
                 if len(pick) >= n_want and np.all(res[:n_want] <= tol):
-                    return theta[pick], v @ yp
-                x = v @ yp
+                    return theta[pick], a_b(v, yp)
+                x = a_b(v, yp)
                 if v.shape[1] + len(pick) > 8 * m:  # restart on the Ritz vectors
                     v = _orthonormal(x, np.zeros((x.shape[0], 0), np.complex128))
                     hv, sv = h @ v, (v if s is None else s @ v)
@@ -547,14 +549,14 @@ class _Sweep:
         hq = h @ q
         sq = q if s is None else s @ q
         with threadpool_limits(limits=1):
-            p = {"a": q.conj().T @ hq, "hh": hq.conj().T @ hq}
+            p = {"a": ah_b(q, hq), "hh": ah_b(hq, hq)}
             if s is not None:
-                p.update(g=q.conj().T @ sq, hs=hq.conj().T @ sq, ss=sq.conj().T @ sq)
+                p.update(g=ah_b(q, sq), hs=ah_b(hq, sq), ss=ah_b(sq, sq))
                 u, d = q[self._up], q[self._dn]
                 su, sd = sq[self._up], sq[self._dn]
-                p["sig"] = np.stack([u.conj().T @ sd + d.conj().T @ su,
-                                     -1j * (u.conj().T @ sd) + 1j * (d.conj().T @ su),
-                                     u.conj().T @ su - d.conj().T @ sd])
+                usd, dsu = ah_b(u, sd), ah_b(d, su)
+                p["sig"] = np.stack([usd + dsu, -1j * usd + 1j * dsu,
+                                     ah_b(u, su) - ah_b(d, sd)])
             else:
                 p["sig"] = self._basis_spin()
         return p, q, hq, sq
@@ -564,9 +566,9 @@ class _Sweep:
         if self._sig is None or self._sig.shape[-1] != self.basis.shape[1]:
             u, d = self.basis[self._up], self.basis[self._dn]
             with threadpool_limits(limits=1):
-                ud = u.conj().T @ d
+                ud = ah_b(u, d)
                 self._sig = np.stack([ud + ud.conj().T, -1j * ud + 1j * ud.conj().T,
-                                      u.conj().T @ u - d.conj().T @ d])
+                                      ah_b(u, u) - ah_b(d, d)])
         return self._sig
 
     def _small_ritz(self, p: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -614,7 +616,7 @@ class _Sweep:
         energies and states (ascending)."""
         p, q, _, _ = self._projections(k, h, s)
         theta, yz, _, _ = self._small_ritz(p)
-        return theta, q @ yz
+        return theta, a_b(q, yz)
 
     def _local_mid(self, i: int) -> None:
         """The middle of the gap at the computed k-point nearest ``i`` becomes the target."""
@@ -756,12 +758,12 @@ def _orthonormal(w: np.ndarray, v: np.ndarray) -> np.ndarray:
     with threadpool_limits(limits=1):
         for _ in range(2):
             if v.shape[1]:
-                w = w - v @ (v.conj().T @ w)
+                w = w - a_b(v, ah_b(v, w))
             if w.shape[1] == 0:
                 break
-            g = w.conj().T @ w
+            g = ah_b(w, w)
             lam, u = np.linalg.eigh(0.5 * (g + g.conj().T))
             good = lam > (1e-10 * ref) ** 2
-            w = w @ (u[:, good] / np.sqrt(lam[good]))
+            w = a_b(w, np.ascontiguousarray(u[:, good] / np.sqrt(lam[good])))
             ref = 1.0
     return w
