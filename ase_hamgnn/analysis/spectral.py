@@ -34,11 +34,15 @@ With an overlap ``S`` the expansion is of ``X = S^-1 H`` and the result is the M
 
 from __future__ import annotations
 
+import builtins
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from ase_hamgnn._blas import a_b
 from ase_hamgnn._plotting import energy_axis
 from ase_hamgnn.analysis.unfolding import UnfoldingMap
 from ase_hamgnn.errors import KPointError
@@ -83,6 +87,9 @@ class SpectralFunction:
         Random spin pairs per k (``None``: exact).
     path : ase BandPath or None
         The primitive path, for labelled plots.
+    shared : (n_k,) bool or None
+        Which k-points came from a recursion shared with other k-points of the same folded
+        ``K`` (``shared_vectors``); ``None`` when none did.
     """
 
     kpts: np.ndarray
@@ -93,6 +100,7 @@ class SpectralFunction:
     bounds: np.ndarray
     n_vectors: int | None
     path: Any = None
+    shared: np.ndarray | None = None
 
     @property
     def n_moments(self) -> int:
@@ -245,9 +253,11 @@ def _component_row(component: str, n_rows: int) -> int:
 
 def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: Any, *,
                                n_moments: int = 512, n_vectors: int | None = 2,
-                               spin: bool = True, bounds: Any = None, margin: float = 0.05,
+                               shared_vectors: int | None = None, spin: bool = True,
+                               bounds: Any = None, margin: float = 0.05,
                                rng: np.random.Generator | int | None = 0,
-                               progress: bool | None = None) -> SpectralFunction:
+                               progress: bool | None = None,
+                               workers: int | None = None) -> SpectralFunction:
     r"""Unfolded, spin-resolved spectral function ``A(k, E)`` of a supercell on primitive
     k-points, by the kernel polynomial method (sparse products with ``H(K)`` only).
 
@@ -275,6 +285,17 @@ def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: 
         ``1 / sqrt(n_vectors)`` of itself, its position and spin not at all.  ``None`` is
         exact: one pair per spatial orbital of the primitive cell (14 for NiBrI, 7 times
         the cost of the default), noise-free.
+    shared_vectors : int or None
+        With a number ``R``: the k-points that fold onto the same supercell ``K`` (two or
+        more of them, e.g. the points of :meth:`UnfoldingMap.commensurate_path`) share one
+        recursion, started from ``R`` random spin pairs spread over the whole supercell and
+        projected on each k-point's Bloch orbitals at every moment: ``4 R N`` sparse
+        products for the whole group, whatever its size, instead of ``2 n_vectors N`` per
+        k-point (no two-moments-per-product trick: the projector does not commute with
+        ``H``).  Unbiased, but the noise includes the spread over the supercell: a band's
+        intensity fluctuates by about ``1 / sqrt(R)`` of itself and the sum rule holds on
+        average only.  A k-point alone in its group keeps the Bloch start (``n_vectors``).
+        ``None`` (default): every k-point on its own.
     spin : bool
         Also ``A_x``, ``A_y``, ``A_z`` (free: from the same recursion).
     bounds : (float, float), optional
@@ -284,6 +305,12 @@ def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: 
         Source of the random phases and the Lanczos start vectors.
     progress : bool or None
         Progress bar over the k-points (``None``: on a terminal for 50 k-points or more).
+    workers : int or None
+        Threads working on different k-points at once (the sparse products release the
+        interpreter lock, so two threads on two cores take about half the time); ``None``:
+        as many as the cores this process may use, at most the number of k-points.  The
+        result does not depend on it: every k-point draws from its own stream spawned from
+        ``rng``.
 
     Returns
     -------
@@ -339,47 +366,140 @@ def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: 
         bounds = tuple(float(v) for v in bounds)
         if len(bounds) != 2 or not bounds[1] > bounds[0]:
             raise ValueError(f"bounds must be (low, high) in eV with low < high, got {bounds}")
-    gen = _rng(rng)
+    if shared_vectors is not None and (isinstance(shared_vectors, bool)
+                                       or int(shared_vectors) != shared_vectors
+                                       or shared_vectors < 1):
+        raise ValueError(f"shared_vectors must be a positive integer (random spin pairs over "
+                         f"the supercell) or None, got {shared_vectors}")
     p_off = ham.basis.spin_orbital_offsets(mapping.primitive_numbers)
     orbital, up = _spin_pairs(p_off)
-    n_prim, n_orb = len(orbital), len(orbital) // 2
     n_rows = 4 if spin else 1
-    moments = np.zeros((len(k_all), n_rows, n_moments))
-    all_bounds = np.zeros((len(k_all), 2))
     big_m = mapping.supercell_matrix.astype(np.float64)
-    for ik, k in enumerate(progress_bar(k_all, "spectral function", progress)):
-        kk = big_m @ k
-        proj = mapping.bloch_projector(ham, k)               # checks the map at the first k
-        embed = (proj.conj().T / np.sqrt(mapping.n_cells)).tocsr()   # columns |k, n>
+    mapping.bloch_projector(ham, k_all[0])       # checks the map before any work starts
+    # tasks: one k-point each, or (shared_vectors) the k-points of one folded K together
+    if shared_vectors is None:
+        tasks = [[ik] for ik in range(len(k_all))]
+    else:
+        groups: dict[tuple, list[int]] = {}
+        for ik, key in enumerate(map(tuple, mapping.folded(k_all))):
+            groups.setdefault(key, []).append(ik)
+        tasks = sorted(groups.values(), key=len, reverse=True)
+    streams = _rng(rng).spawn(len(tasks))
+
+    def run(it: int) -> tuple[list[int], np.ndarray, tuple[float, float]]:
+        task, gen = tasks[it], streams[it]
+        kk = big_m @ k_all[task[0]]
         op = _Operator(ham, kk)
         lo, hi = _bounds(op, ham, kk, margin, 60, gen) if bounds is None else bounds
-        all_bounds[ik] = lo, hi
-        if n_vectors is None:
-            xi, scale = np.eye(n_orb, dtype=np.complex128), 1.0
+        if len(task) == 1:
+            embed = (mapping.bloch_projector(ham, k_all[task[0]]).conj().T
+                     / np.sqrt(mapping.n_cells)).tocsr()                # columns |k, n>
+            mu = _k_moments(op, embed, orbital, up, (lo, hi), n_moments, n_vectors, gen)[None]
         else:
-            xi = np.exp(2j * np.pi * gen.random((n_orb, int(n_vectors))))
-            scale = 1.0 / int(n_vectors)
-        mu = np.zeros((4, n_moments))
-        for start in range(0, xi.shape[1], _PAIRS_PER_BLOCK):
-            phases = xi[:, start:start + _PAIRS_PER_BLOCK]
-            pairs = np.zeros((n_prim, phases.shape[1], 2), dtype=np.complex128)
-            pairs[up, :, 0] = phases[orbital[up]]
-            pairs[~up, :, 1] = phases[orbital[~up]]
-            with np.errstate(over="ignore", invalid="ignore"):  # checked below
-                mu += _pair_moments(op, embed @ pairs.reshape(n_prim, -1), (lo, hi),
-                                    n_moments)
-        moments[ik] = scale * mu[:n_rows]
-        if not np.all(np.isfinite(mu)) or np.abs(moments[ik]).max() > _BLOWUP * n_prim:
+            del op
+            mu = _shared_moments(ham, mapping, k_all[task], (lo, hi), n_moments,
+                                 int(shared_vectors), gen)
+        if not np.all(np.isfinite(mu)) or np.abs(mu[:, :n_rows]).max() > _BLOWUP * len(orbital):
             raise ValueError(
-                f"KPM moments diverge at k = {k}: the spectrum of H(K) reaches outside the "
-                f"bounds ({lo:.4g}, {hi:.4g}) eV; pass wider bounds= or a larger margin="
+                f"KPM moments diverge at k = {k_all[task[0]]}: the spectrum of H(K) reaches "
+                f"outside the bounds ({lo:.4g}, {hi:.4g}) eV; pass wider bounds= or a larger "
+                "margin="
             )
+        return task, mu[:, :n_rows], (lo, hi)
+
+    moments = np.zeros((len(k_all), n_rows, n_moments))
+    all_bounds = np.zeros((len(k_all), 2))
+    shared = np.zeros(len(k_all), dtype=bool)
+    bar = progress_bar(range(len(k_all)), "spectral function", progress)
+    n_workers = _workers(workers, len(tasks))
+    pool = ThreadPoolExecutor(n_workers) if n_workers > 1 else None
+    try:
+        for task, mu, lohi in (pool or builtins).map(run, range(len(tasks))):
+            moments[task], all_bounds[task] = mu, lohi
+            shared[task] = len(task) > 1
+            bar.update(len(task))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)   # after an error: no further k-points
+        bar.close()
     empty = np.zeros((len(k_all), 0))
     return SpectralFunction(
         kpts=k_all, energies=np.zeros(0), total=empty,
         spin=np.zeros((len(k_all), 0, 3)) if spin else None, moments=moments,
         bounds=all_bounds, n_vectors=None if n_vectors is None else int(n_vectors),
-        path=path).on_grid(e)
+        path=path, shared=shared if shared.any() else None).on_grid(e)
+
+
+def _workers(workers: int | None, n_tasks: int) -> int:
+    if workers is None:
+        return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else (os.cpu_count() or 1), n_tasks))
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be a positive integer (threads) or None (one per "
+                         f"core), got {workers}")
+    return min(int(workers), n_tasks)
+
+
+def _k_moments(op: _Operator, embed, orbital: np.ndarray, up: np.ndarray,
+               bounds: tuple[float, float], n_moments: int, n_vectors: int | None,
+               gen: np.random.Generator) -> np.ndarray:
+    """(4, N) moments of one k from spin pairs started on the primitive Bloch orbitals
+    (the columns of ``embed``): all pairs (``n_vectors=None``) or random phases."""
+    n_prim, n_orb = len(orbital), len(orbital) // 2
+    if n_vectors is None:
+        xi, scale = np.eye(n_orb, dtype=np.complex128), 1.0
+    else:
+        xi = np.exp(2j * np.pi * gen.random((n_orb, int(n_vectors))))
+        scale = 1.0 / int(n_vectors)
+    mu = np.zeros((4, n_moments))
+    for start in range(0, xi.shape[1], _PAIRS_PER_BLOCK):
+        phases = xi[:, start:start + _PAIRS_PER_BLOCK]
+        pairs = np.zeros((n_prim, phases.shape[1], 2), dtype=np.complex128)
+        pairs[up, :, 0] = phases[orbital[up]]
+        pairs[~up, :, 1] = phases[orbital[~up]]
+        with np.errstate(over="ignore", invalid="ignore"):  # checked by the caller
+            mu += _pair_moments(op, embed @ pairs.reshape(n_prim, -1), bounds, n_moments)
+    return scale * mu
+
+
+def _shared_moments(ham, mapping: UnfoldingMap, ks: np.ndarray, bounds: tuple[float, float],
+                    n_moments: int, n_pairs: int, gen: np.random.Generator) -> np.ndarray:
+    """(n_k, 4, N) moments at the primitive k-points ``ks``, which all fold onto one
+    supercell ``K``, from ``n_pairs`` random spin pairs over all spatial orbitals of the
+    supercell: ``<r_s| P_k^H P_k T_m |r_s'> / n_cells`` averaged over the pairs, whose mean
+    over the phases is ``sum_n <k, n s| T_m |k, n s'>``.
+
+    The projections on the Bloch orbitals of every k-point at once are, per primitive
+    spin-orbital ``n``, one dense product of the phases (n_k, n_cells) with the copies of
+    ``n`` (n_cells, 2 n_pairs)."""
+    p_of, atom_of = mapping.spin_orbital_map(ham)
+    order = np.lexsort((atom_of, p_of))          # (primitive spin-orbital, copy)
+    n_prim, n_c = int(p_of.max()) + 1, mapping.n_cells
+    shift = mapping.translations[atom_of[order]].astype(np.float64).reshape(n_prim, n_c, 3)
+    phase = np.exp(-2j * np.pi * np.einsum("kx,ncx->nkc", ks, shift))   # rows of P_k
+    op = _Operator(ham, mapping.supercell_matrix.astype(np.float64) @ ks[0])
+    orbital, up = _spin_pairs(np.asarray(ham.offsets))
+    xi = np.exp(2j * np.pi * gen.random((int(orbital.max()) + 1, n_pairs)))
+    start = np.zeros((len(orbital), n_pairs, 2), dtype=np.complex128)
+    start[up, :, 0] = xi[orbital[up]]
+    start[~up, :, 1] = xi[orbital[~up]]
+    start = start.reshape(len(orbital), -1)
+
+    def project(v: np.ndarray) -> np.ndarray:                # (n_prim, n_k, pairs, 2)
+        copies = v[order].reshape(n_prim, n_c, -1)
+        return np.stack([a_b(phase[n], copies[n]) for n in range(n_prim)]).reshape(
+            n_prim, len(ks), n_pairs, 2)
+
+    bra = project(start).conj()
+    gram = np.zeros((n_moments, len(ks), 2, 2), dtype=np.complex128)
+    vectors = chebyshev_vectors(op, start, bounds)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked by the caller
+        for m in range(n_moments):
+            gram[m] = np.einsum("nkps,nkpt->kst", bra, project(next(vectors)))
+    gram /= n_pairs * n_c
+    g00, g01, g10, g11 = (gram[:, :, i, j] for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)))
+    return np.stack([(g00 + g11).real, (g01 + g10).real, (g10 - g01).imag,
+                     (g00 - g11).real]).transpose(2, 0, 1)
 
 
 def _energy_grid(energies: Any) -> np.ndarray:

@@ -182,6 +182,64 @@ class UnfoldingMap:
         tr = shift[np.arange(len(sc)), best].astype(np.int64)
         return cls(a_p, prim.numbers, m, best, tr)
 
+    def folded(self, kpts: Any) -> np.ndarray:
+        """Supercell k-points ``K = M k`` (fractional, reduced into [0, 1)) of the primitive
+        k-points ``kpts`` (n_k, 3); rounded to 1e-9, so that k-points that fold onto the same
+        ``K`` compare equal."""
+        k = np.asarray(kpts, dtype=np.float64).reshape(-1, 3)
+        big = k @ self.supercell_matrix.T.astype(np.float64)
+        red = np.round(big - np.floor(big), 9)
+        return np.where(red >= 1.0, 0.0, red) + 0.0
+
+    def commensurate_path(self, path: Any) -> Any:
+        """The primitive k-points on ``path`` (an ASE ``BandPath`` of the primitive cell:
+        its special points and segments are used, not its k-points) that fold onto the
+        supercell's Γ, plus the special points themselves: the k-points a periodic supercell
+        resolves.  :func:`~ase_hamgnn.analysis.unfolded_spectral_function` with
+        ``shared_vectors`` computes all of those that fold onto Γ with one recursion.
+
+        Returns
+        -------
+        ase.dft.kpoints.BandPath
+            Same cell, special points and path string; the k-points in path order.
+
+        Examples
+        --------
+        >>> from ase_hamgnn.data import nibri
+        >>> from ase_hamgnn.analysis import UnfoldingMap
+        >>> prim = nibri()
+        >>> umap = UnfoldingMap.from_structures(prim, prim.repeat((4, 4, 1)))
+        >>> bp = umap.commensurate_path(prim.cell.bandpath("MGK", npoints=0, pbc=prim.pbc))
+        >>> len(bp.kpts)   # M-Γ: 0.5, 0.25, 0; Γ-K: 0.25 (1, 1), then K itself
+        5
+        """
+        from ase.dft.kpoints import BandPath
+
+        m = self.supercell_matrix.astype(np.float64)
+        special = {name: np.asarray(v, dtype=np.float64) for name, v in
+                   path.special_points.items()}
+        out: list[np.ndarray] = []
+        for segment in _path_segments(path.path):
+            for a, b in zip(segment[:-1], segment[1:], strict=False):
+                ka, kb = special[a], special[b]
+                ma, md = m @ ka, m @ (kb - ka)
+                axis = int(np.argmax(np.abs(md)))
+                ts = [0.0]
+                if abs(md[axis]) > 1e-12:
+                    lo, hi = sorted((ma[axis], ma[axis] + md[axis]))
+                    for j in range(int(np.ceil(lo - 1e-9)), int(np.floor(hi + 1e-9)) + 1):
+                        t = (j - ma[axis]) / md[axis]
+                        if 1e-9 < t < 1 - 1e-9 and np.allclose(
+                                ma + t * md, np.rint(ma + t * md), atol=1e-7):
+                            ts.append(t)
+                ts.append(1.0)
+                for t in sorted(ts):
+                    k = ka + t * (kb - ka)
+                    if not out or not np.allclose(out[-1], k, atol=1e-12):
+                        out.append(k)
+        return BandPath(path.cell, kpts=np.array(out), special_points=path.special_points,
+                        path=path.path)
+
     def spin_orbital_map(self, ham) -> tuple[np.ndarray, np.ndarray]:
         """For every spin-orbital of the supercell Hamiltonian ``ham``: the primitive
         spin-orbital it copies, and the row of :attr:`translations` (its atom)."""
@@ -222,6 +280,14 @@ class UnfoldingMap:
         r_of = self.translations[atom_of].astype(np.float64)  # (n_so, 3)
         phase = np.exp(-2j * np.pi * (r_of @ np.asarray(k, dtype=np.float64).reshape(3)))
         return sp.csr_matrix((phase, (p_of, np.arange(len(p_of)))), shape=(n_prim, len(p_of)))
+
+
+def _path_segments(path: str) -> list[list[str]]:
+    """ASE path string (``"GXMG,Z"``, names like ``"K1"``) -> lists of special-point
+    names, one per continuous segment."""
+    import re
+
+    return [re.findall(r"[A-Z][a-z0-9']*", part) for part in path.split(",") if part]
 
 
 @dataclass(frozen=True, eq=False)

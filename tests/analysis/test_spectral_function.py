@@ -185,6 +185,73 @@ def test_stochastic_estimate_converges_to_exact():
     assert few.n_vectors == 4 and exact.n_vectors is None
 
 
+def test_shared_recursion_converges_to_exact():
+    """k-points folding onto one supercell K share a recursion from random vectors over the
+    whole supercell: unbiased (the error falls like 1 / sqrt(R)), the singletons keep
+    their own Bloch start (exact here), and the result says which k-points were shared."""
+    atoms = _texture("antiskyrmion")
+    ham = ReferenceTB("nibri").predict(atoms)
+    prim = nibri()
+    umap = UnfoldingMap.from_structures(prim, atoms)
+    path = umap.commensurate_path(prim.cell.bandpath("MGK", npoints=0, pbc=prim.pbc))
+    grid = np.linspace(-16.0, 6.0, 400)
+    kw = dict(n_moments=N_MOM, bounds=(-18.0, 9.0), n_vectors=None)
+    exact = unfolded_spectral_function(ham, umap, path, grid, **kw)
+
+    def error(res, part="total"):
+        ref = getattr(exact, part)
+        return np.abs(getattr(res, part) - ref).sum() / np.abs(ref).sum()
+
+    few = unfolded_spectral_function(ham, umap, path, grid, shared_vectors=8, rng=3, **kw)
+    many = unfolded_spectral_function(ham, umap, path, grid, shared_vectors=256, rng=3, **kw)
+    # 3 x 3 cells: M (0.5, 0, 0) folds onto K = (1.5, 0, 0) alone, Γ and the Γ-K points
+    # onto Γ; the lone k-point is exact, so only the shared ones carry noise
+    np.testing.assert_array_equal(many.shared, [False, True, True, True])
+    np.testing.assert_allclose(many.total[0], exact.total[0], atol=1e-9)
+    assert error(many) < 0.05, error(many)          # about 0.025 measured
+    assert error(many) < 0.5 * error(few)           # about 0.14 with 8 pairs
+    assert error(many, "spin") < 0.3, error(many, "spin")
+    # the sum rule holds on average over the pairs (exactly only for the Bloch start)
+    np.testing.assert_allclose(many.moments[1:, 0, 0], N_PRIM, rtol=0.1)
+    assert exact.shared is None
+
+
+def test_commensurate_path_folds_onto_gamma():
+    prim = nibri()
+    for n in (4, 34):
+        umap = UnfoldingMap.from_structures(prim, prim.repeat((n, n, 1)))
+        path = umap.commensurate_path(prim.cell.bandpath("MGK", npoints=0, pbc=prim.pbc))
+        k = path.kpts
+        folded = umap.folded(k)
+        special = {name: np.asarray(v) for name, v in path.special_points.items()}
+        # ends and corner: M, Γ, K; every other point folds onto the supercell's Γ
+        np.testing.assert_allclose(k[0], special["M"], atol=1e-12)
+        np.testing.assert_allclose(k[-1], special["K"], atol=1e-12)
+        inner = ~np.any([np.all(np.isclose(k, v), axis=1) for v in special.values()], axis=0)
+        np.testing.assert_allclose(folded[inner], 0.0, atol=1e-9)
+        assert path.path == "MGK"
+        # M-Γ has n / 2 + 1 points, Γ-K those up to n / 3, then K itself
+        assert len(k) == (n // 2 + 1) + (n // 3) + (0 if n % 3 == 0 else 1)
+        axis, _, labels = path.get_linear_kpoint_axis()
+        assert labels == ["M", "G", "K"] and np.all(np.diff(axis) > 0)
+
+
+def test_threads_over_k_points_give_the_same_result(prim):
+    """Each k-point draws from its own stream: one thread and several agree to the bit,
+    with the Lanczos bounds and the random phases both random."""
+    ham = prim.tile((2, 2, 1))
+    umap = UnfoldingMap.from_structures(nibri(), ham.geometry)
+    grid = np.linspace(-5.0, 5.0, 51)
+    kw = dict(n_moments=48, n_vectors=2, rng=5)
+    one = unfolded_spectral_function(ham, umap, KPTS, grid, workers=1, **kw)
+    three = unfolded_spectral_function(ham, umap, KPTS, grid, workers=3, **kw)
+    np.testing.assert_array_equal(one.moments, three.moments)
+    np.testing.assert_array_equal(one.bounds, three.bounds)
+    # the streams differ between k-points (not one stream reused)
+    other = unfolded_spectral_function(ham, umap, KPTS[[1, 0, 2]], grid, workers=1, **kw)
+    assert not np.allclose(other.moments[0], one.moments[1], rtol=1e-6, atol=1e-6)
+
+
 def test_result_accessors(prim):
     ham = prim.tile((2, 2, 1))
     umap = UnfoldingMap.from_structures(nibri(), ham.geometry)
@@ -228,6 +295,10 @@ def test_bad_input_raises_typed_errors(prim):
         unfolded_spectral_function(ham, umap, k, grid, n_moments=128, bounds=(-2.0, 2.0))
     with pytest.raises(TypeError, match="rng"):
         unfolded_spectral_function(ham, umap, k, grid, rng="seed")
+    with pytest.raises(ValueError, match="shared_vectors"):
+        unfolded_spectral_function(ham, umap, k, grid, shared_vectors=0)
+    with pytest.raises(ValueError, match="workers"):
+        unfolded_spectral_function(ham, umap, k, grid, workers=0)
     spec = unfolded_spectral_function(ham, umap, k, grid, n_moments=16, spin=False)
     with pytest.raises(ValueError, match="spin=True"):
         spec.component("z")
