@@ -49,6 +49,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "twocentre": ("two_centre, two_centre_scale and onsite_bias (two-centre bonds and average "
                   "on-site blocks least-squares fitted before training)", {},
                   {"two_centre": True, "two_centre_scale": True, "onsite_bias": True}),
+    "production": ("twocentre and coupling together (the candidate for the shipped models)",
+                   {}, {"two_centre": True, "two_centre_scale": True, "onsite_bias": True,
+                        "moment_coupling": "normalized"}),
 }
 
 DATASET_SIZE = 480  # configurations written (0.8 / 0.1 / 0.1 split)
