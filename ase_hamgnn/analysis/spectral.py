@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ase_hamgnn._blas import a_b
+from ase_hamgnn._blas import a_b, ah_b
 from ase_hamgnn._plotting import energy_axis
 from ase_hamgnn.analysis.unfolding import UnfoldingMap
 from ase_hamgnn.errors import KPointError
@@ -529,7 +529,7 @@ def _pair_moments(op: _Operator, start: np.ndarray, bounds: tuple[float, float],
     gram = np.zeros((n_moments, 2, 2), dtype=np.complex128)
 
     def pair_gram(u: np.ndarray, w: np.ndarray) -> np.ndarray:   # sum_j u_j^dagger w_j
-        return u.reshape(-1, 2).conj().T @ w.reshape(-1, 2)
+        return ah_b(u.reshape(-1, 2), w.reshape(-1, 2))
 
     vectors = chebyshev_vectors(op, start, bounds)
     a0, a1 = next(vectors), next(vectors)
