@@ -320,13 +320,15 @@ class HamGNNPP(nn.Module):
             x = layer(x, sh, radial, src, dst, self.edge_chunk, fused=self.fused)
         return x, sh, radial, species
 
-    def _pair_features(self, x, sh, radial, moments, src, dst) -> torch.Tensor:
+    def _pair_features(self, x, sh, radial, moment_pairs, src, dst) -> torch.Tensor:
+        """Pair features of the edges ``src -> dst`` (indices into ``x``); with
+        ``moment_coupling``, ``moment_pairs`` are the moments (μB) at both ends of each
+        edge."""
         edge_scalars = radial
         coupling = _coupling(self.config.moment_coupling)
         if coupling != "off":
             edge_scalars = torch.cat(
-                [radial, moment_products(moments[src], moments[dst], coupling,
-                                         self.config.moment_max)], 1)
+                [radial, moment_products(*moment_pairs, coupling, self.config.moment_max)], 1)
         n_i = self.pair_tp_i.weight_numel
         if self.fused:
             plan, mixes = self.fused_pair, [self.pair_mix_i.weight, self.pair_mix_j.weight]
@@ -368,16 +370,17 @@ class HamGNNPP(nn.Module):
             return self._forward_shared(inputs, moments, classes, magnetic)
         x, sh, radial, species = self.node_features(inputs, moments)
         src, dst = inputs[K.EDGE_INDEX]
-        pair = self._pair_features(x, sh, radial, moments, src, dst)
+        pair = self._pair_features(x, sh, radial, (moments[src], moments[dst]), src, dst)
         edge_parts = self._edge_outputs(pair, species[src], species[dst], inputs[K.EDGE_REVERSE],
                                         inputs[K.EDGE_VECTORS])
         node_parts = self._node_outputs(self._onsite_features(x, pair, src), species)
         return self._assemble(node_parts, edge_parts, moments, src, dst, species, magnetic)
 
     def _forward_shared(self, inputs, moments, classes: EnvironmentClasses, magnetic: bool):
-        if self.config.moment_coupling:
-            raise ValueError("environment sharing needs moment_coupling=False (the bond "
-                             "outputs depend on M_i.M_j)")
+        if self.config.moment_coupling and not classes.bond_invariants:
+            raise ValueError("a model with moment_coupling needs environment classes that "
+                             "include the bonds' moment invariants (edge_extra); use "
+                             "HamGNNModel.environment_classes")
         if len(classes.node) != self.config.n_layers + 2:
             raise ValueError(f"classes have {len(classes.node) - 1} refinement levels; the "
                              f"network needs n_layers + 1 = {self.config.n_layers + 1}")
@@ -409,7 +412,8 @@ class HamGNNPP(nn.Module):
         # pair features and bond outputs per edge class
         sh, radial = self._edge_geometry(vec[edge_reps])
         cls_src, cls_dst = node[level][src[edge_reps]], node[level][dst[edge_reps]]
-        pair = self._pair_features(x, sh, radial, None, cls_src, cls_dst)
+        ends = (moments[src[edge_reps]], moments[dst[edge_reps]])
+        pair = self._pair_features(x, sh, radial, ends, cls_src, cls_dst)
         reverse = edge_cls[inputs[K.EDGE_REVERSE][edge_reps]]
         edge_parts = self._edge_outputs(pair, species[src[edge_reps]],
                                         species[dst[edge_reps]], reverse, vec[edge_reps])
@@ -506,7 +510,7 @@ class HamGNNPP(nn.Module):
         x, sh, radial, species = self.node_features(inputs, moments)
         src, dst = inputs[K.EDGE_INDEX]
         reverse = inputs[K.EDGE_REVERSE]
-        pair = self._pair_features(x, sh, radial, moments, src, dst)
+        pair = self._pair_features(x, sh, radial, (moments[src], moments[dst]), src, dst)
         nmax = self.n_max
 
         def decode(features, groups, kind):

@@ -25,7 +25,7 @@ from ase_hamgnn.graph import BlockLayout, NeighborGraph, check_structure
 from ase_hamgnn.hamiltonian import TBHamiltonian
 from ase_hamgnn.model.config import ModelConfig
 from ase_hamgnn.model.inputs import graph_inputs
-from ase_hamgnn.model.network import HamGNNPP
+from ase_hamgnn.model.network import HamGNNPP, _coupling, moment_products
 from ase_hamgnn.model.sharing import EnvironmentClasses, environment_classes
 
 __all__ = ["HamGNNModel", "list_models", "load_model", "resolve_device", "resolve_dtype"]
@@ -222,9 +222,9 @@ class HamGNNModel:
 
     @property
     def can_share_environments(self) -> bool:
-        """Whether this model's outputs allow environment sharing (``moment_coupling`` off,
-        ``"physics"`` form)."""
-        return not self.config.moment_coupling and self.config.form == "physics"
+        """Whether this model's outputs allow environment sharing (the ``"physics"`` form;
+        with ``moment_coupling`` the bonds' moment invariant is part of their class)."""
+        return self.config.form == "physics"
 
     def environment_classes(self, geometry: Geometry, graph: NeighborGraph
                             ) -> EnvironmentClasses | None:
@@ -233,9 +233,17 @@ class HamGNNModel:
         the structure share an environment)."""
         if not (self.share_environments and self.can_share_environments):
             return None
+        extra = None
+        if self.config.moment_coupling:
+            m = torch.tensor(np.asarray(geometry.moments, dtype=np.float64))
+            src, dst = (torch.as_tensor(np.asarray(a)) for a in graph.edge_index)
+            coupling = _coupling(self.config.moment_coupling)
+            # the invariant itself (cos θ_ij, or M_i·M_j), without the size column: the sizes
+            # are in the atoms' classes already
+            extra = moment_products(m[src], m[dst], coupling, 1.0)[:, :1].numpy()
         classes = environment_classes(geometry.numbers, geometry.moments, graph.edge_index,
                                       graph.vectors, self.config.n_layers + 1,
-                                      tol=self.environment_tol)
+                                      tol=self.environment_tol, edge_extra=extra)
         return classes if len(classes.edge_reps) < classes.n_edges else None
 
     # -- checkpoints --------------------------------------------------------------------

@@ -1,12 +1,15 @@
 """Atoms with the same environment share the network's work.
 
-With ``moment_coupling`` off, everything the network computes for an atom (node features,
-on-site blocks, the SOC and single-ion tensors) and for a bond (``h0_ij``, ``h^α_ij``,
-``J_ij``, ``w_ij``) depends only on the species, the moment sizes ``|M|`` and the relative
-positions of the atoms within a few cutoffs; the moment *directions* enter only the final
-spin assembly.  In a supercell of an ideal crystal carrying a spin texture of constant
-``|M|`` (a skyrmion, a spiral), every unit-cell site therefore has the same network output
-as its translated copies, and the network only needs to run on one representative of each
+Everything the network computes for an atom (node features, on-site blocks, the SOC and
+single-ion tensors) and for a bond (``h0_ij``, ``h^α_ij``, ``J_ij``, ``w_ij``) depends only
+on the species, the moment sizes ``|M|`` and the relative positions of the atoms within a
+few cutoffs; the moment *directions* enter only the final spin assembly, and, with
+``moment_coupling``, the pair network through one invariant per bond (``cos θ_ij`` or
+``M_i·M_j``), which is then part of the bond's class (``edge_extra``).  In a supercell of
+an ideal crystal carrying a spin texture of constant ``|M|`` (a skyrmion, a spiral), every
+unit-cell site therefore has the same network output as its translated copies (with
+``moment_coupling``: wherever the angles between neighbouring moments agree too, as in a
+ferromagnetic background), and the network only needs to run on one representative of each
 class.  The assembly ``H0 + H_mag`` still runs over every atom and bond with its own
 moments, so the result is the full, exact Hamiltonian.
 
@@ -28,6 +31,8 @@ import numpy as np
 
 __all__ = ["EnvironmentClasses", "environment_classes"]
 
+_EXTRA_TOL = 1e-12  # rounding of the bond invariants of ``edge_extra``
+
 
 @dataclass(frozen=True)
 class EnvironmentClasses:
@@ -40,12 +45,15 @@ class EnvironmentClasses:
     edge : class of each directed edge (level ``levels - 1`` classes of its two atoms and
         its vector).
     edge_reps : one edge of each edge class.
+    bond_invariants : whether the bonds' moment invariants (``edge_extra``) were part of
+        the classes, as a model with ``moment_coupling`` needs.
     """
 
     node: tuple[np.ndarray, ...]
     node_reps: tuple[np.ndarray, ...]
     edge: np.ndarray
     edge_reps: np.ndarray
+    bond_invariants: bool = False
 
     @property
     def n_atoms(self) -> int:
@@ -80,7 +88,7 @@ def _ids(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def environment_classes(numbers, moments, edge_index, vectors, levels: int,
-                        tol: float = 1e-6) -> EnvironmentClasses:
+                        tol: float = 1e-6, edge_extra=None) -> EnvironmentClasses:
     """Refine atom classes ``levels`` times over the graph (``edge_index`` = ``(src, dst)``,
     the messages of atom ``src`` come from ``dst``); see the module docstring.
 
@@ -92,6 +100,11 @@ def environment_classes(numbers, moments, edge_index, vectors, levels: int,
     vectors : (E, 3) bond vectors ``r_dst - r_src`` (Å, float64).
     levels : refinement steps (``n_layers + 1`` for the network).
     tol : rounding of bond vectors (Å) and moment sizes (μB) before comparison.
+    edge_extra : (E, k) further bond inputs of the pair network (``moment_coupling``: the
+        invariant moment product), compared after rounding to 1e-12 (so only values equal
+        up to floating-point noise share, and the result stays exact); they split the bond
+        classes and, through the bond sum, the last level of atom classes (the on-site
+        features), not the message passing, which does not see them.
     """
     if levels < 1:
         raise ValueError(f"levels must be at least 1, got {levels}")
@@ -103,9 +116,13 @@ def environment_classes(numbers, moments, edge_index, vectors, levels: int,
     qvec = np.rint(np.asarray(vectors, dtype=np.float64) / tol).astype(np.int64)
     size = np.rint(np.linalg.norm(np.asarray(moments, dtype=np.float64), axis=1) / tol)
     colour, reps = _ids(np.stack([numbers, size.astype(np.int64)], axis=1))
+    extra = np.zeros((len(src), 0), dtype=np.int64) if edge_extra is None else np.rint(
+        np.asarray(edge_extra, dtype=np.float64).reshape(len(src), -1) / _EXTRA_TOL
+    ).astype(np.int64)
     node, node_reps = [colour], [reps]
-    for _ in range(levels):
-        tokens = np.concatenate([colour[dst, None], qvec], axis=1)
+    for level in range(levels):
+        tokens = np.concatenate([colour[dst, None], qvec]
+                                + ([extra] if level == levels - 1 else []), axis=1)
         order = np.lexsort((*tokens.T[::-1], src))
         tokens = np.ascontiguousarray(tokens[order])
         bounds = np.searchsorted(src[order], np.arange(n + 1))
@@ -123,5 +140,7 @@ def environment_classes(numbers, moments, edge_index, vectors, levels: int,
         node.append(colour)
         node_reps.append(np.asarray(first, dtype=np.int64))
     last = node[levels - 1]
-    edge, edge_reps = _ids(np.concatenate([last[src, None], last[dst, None], qvec], axis=1))
-    return EnvironmentClasses(tuple(node), tuple(node_reps), edge, edge_reps)
+    edge, edge_reps = _ids(np.concatenate([last[src, None], last[dst, None], qvec, extra],
+                                          axis=1))
+    return EnvironmentClasses(tuple(node), tuple(node_reps), edge, edge_reps,
+                              bond_invariants=edge_extra is not None)

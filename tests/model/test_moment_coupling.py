@@ -59,7 +59,7 @@ def test_raw_coupling_keeps_one_input_and_true_means_raw():
                                          pair_multiplicity=1, n_layers=1, lmax_sh=2,
                                          n_radial=4, radial_hidden=8), dtype=torch.float64)
     assert normalized.network.pair_radial.hs[0] == 4 + 2
-    assert not normalized.can_share_environments
+    assert normalized.can_share_environments   # the bond invariant joins the bond classes
 
 
 def test_unknown_coupling_is_a_config_error():

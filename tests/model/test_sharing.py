@@ -40,8 +40,13 @@ def _classes(model, atoms):
 @pytest.mark.parametrize("model_name", ["small_model", "biased_model"])
 def test_shared_prediction_equals_plain(request, model_name, skyrmion):
     model = request.getfixturevalue(model_name)
-    if model_name == "biased_model":  # moment_coupling: sharing does not apply
-        assert not model.can_share_environments and _classes(model, skyrmion) is None
+    if model_name == "biased_model":  # moment_coupling: the bond invariant splits classes
+        assert model.config.moment_coupling
+        plain, shared = _plain_and_shared(model, skyrmion)
+        scale = max(abs(m).max() for m in plain.h_r.values())
+        assert plain.max_abs_difference(shared) <= 1e-12 * scale
+        classes = _classes(model, skyrmion)
+        assert classes is not None and classes.reduction() > 1.0
         return
     classes = _classes(model, skyrmion)
     # a texture of constant |M| on an ideal 5x5 supercell: Ni and Br, then the unit
@@ -105,7 +110,9 @@ def test_bad_arguments(small_model, coupled_model, skyrmion):
     data, _ = graph_inputs(geometry, small_model.cutoff, dtype=torch.float64)
     with pytest.raises(ValueError, match="refinement levels"):
         small_model.network(data, classes=classes)
-    with pytest.raises(ValueError, match="moment_coupling"):
-        coupled_model.network(data, classes=classes)
+    plain_classes = environment_classes(geometry.numbers, geometry.moments, graph.edge_index,
+                                        graph.vectors, coupled_model.config.n_layers + 1)
+    with pytest.raises(ValueError, match="moment_coupling"):   # no bond invariants in them
+        coupled_model.network(data, classes=plain_classes)
     with pytest.raises(ValueError, match="environment_tol"):
         type(small_model)(small_model.config, environment_tol=0.0)
