@@ -89,7 +89,9 @@ class SpectralFunction:
         The primitive path, for labelled plots.
     shared : (n_k,) bool or None
         Which k-points came from a recursion shared with other k-points of the same folded
-        ``K`` (``shared_vectors``); ``None`` when none did.
+        ``K``; ``None`` when none did.
+    shared_vectors : int or None
+        Random spin pairs of the shared recursions.
     """
 
     kpts: np.ndarray
@@ -101,6 +103,7 @@ class SpectralFunction:
     n_vectors: int | None
     path: Any = None
     shared: np.ndarray | None = None
+    shared_vectors: int | None = None
 
     @property
     def n_moments(self) -> int:
@@ -427,7 +430,8 @@ def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: 
         kpts=k_all, energies=np.zeros(0), total=empty,
         spin=np.zeros((len(k_all), 0, 3)) if spin else None, moments=moments,
         bounds=all_bounds, n_vectors=None if n_vectors is None else int(n_vectors),
-        path=path, shared=shared if shared.any() else None).on_grid(e)
+        path=path, shared=shared if shared.any() else None,
+        shared_vectors=int(shared_vectors) if shared.any() else None).on_grid(e)
 
 
 def _workers(workers: int | None, n_tasks: int) -> int:
@@ -607,6 +611,11 @@ def plot_unfolded_vs_reference(spectral: SpectralFunction, reference_bands: Band
     pairs = spectral.n_vectors
     noise = ("exact" if pairs is None
              else f"{pairs} random spin pair{'s' if pairs > 1 else ''} per k")
+    if spectral.shared is not None:
+        alone = int(np.count_nonzero(~spectral.shared))
+        noise = (f"{spectral.shared_vectors} random spin pairs over the supercell shared by "
+                 f"the k-points of one folded K" + (f"; {alone} alone: {noise}" if alone
+                                                      else ""))
     fig.suptitle(title or f"unfolded spectral function (KPM, {spectral.n_moments} moments, "
                  f"resolution {spectral.resolution * 1e3:.0f} meV, {noise})",
                  fontsize="medium")

@@ -213,7 +213,10 @@ def test_shared_recursion_converges_to_exact():
     assert error(many, "spin") < 0.3, error(many, "spin")
     # the sum rule holds on average over the pairs (exactly only for the Bloch start)
     np.testing.assert_allclose(many.moments[1:, 0, 0], N_PRIM, rtol=0.1)
-    assert exact.shared is None
+    assert exact.shared is None and many.shared_vectors == 256
+    fig = plot_unfolded_vs_reference(many, ReferenceTB("nibri").predict(prim).bands(path))
+    assert "256 random spin pairs over the supercell" in fig._suptitle.get_text()
+    assert "1 alone: exact" in fig._suptitle.get_text()
 
 
 def test_commensurate_path_folds_onto_gamma():
