@@ -235,7 +235,8 @@ def main() -> None:
              "unfolded A(k, E), KPM DOS (examples/nibri_antiskyrmion.py)")
     # 8 + 8 bands at 15 k-points keep the demo short; --full: 16 + 16 at 40 k-points
     story = run_antiskyrmion(size, out / "antiskyrmion", n_bands=32 if args.full else 16,
-                             band_points=None if args.full else 15)
+                             band_points=None if args.full else 15,
+                             unfold_points=None if args.full else 48)
     print(f"   {story['atoms']} atoms, Q = {story['Q']:+.2f}, "
           f"predicted in {story['predict_s']:.1f} s;"
           f" gap at Γ {story['gap_eV']:.3f} eV; VBM weight inside the antiskyrmion "

@@ -24,8 +24,9 @@ Figures (PNG) go to ``--out``, which is created (and checked to be writable) fir
 bands next to the gap (valence and conduction panels, coloured by <sigma_z>, with the band
 edges at Γ marked), the band-edge states at Γ next to the texture (density, per-atom
 <sigma> and orbital character inside and outside the antiskyrmion), the spectral function
-A(k, E) unfolded onto the primitive cell's M-Γ-K path (total and <sigma_z>-resolved, by KPM
-from primitive Bloch states) next to the ferromagnet's bands, and the KPM DOS from midgap.
+A(k, E) unfolded onto the primitive cell's M-Γ-K path (total and <sigma_z>-resolved, by KPM;
+the primitive k-points the supercell resolves share one recursion) next to the ferromagnet's
+bands, and the KPM DOS from midgap.
 A short summary is printed (and returned by :func:`run` as a dict).
 """
 
@@ -125,11 +126,14 @@ def plot_edge_bands(valence: Bands, conduction: Bands, gap, title: str):
 
 def run(size: int = 34, out: str | Path = "out/nibri-antiskyrmion", n_bands: int = 32,
         band_points: int | None = None, n_moments: int = 768, seed: int = 0,
-        unfold_points: int = 48) -> dict:
+        unfold_points: int | None = None, shared_vectors: int = 8) -> dict:
     """The whole story; returns the printed summary as a dict (energies in eV).
     ``n_bands`` is split evenly between valence and conduction bands; ``band_points`` is the
-    number of k-points along M-Γ-K of the supercell (default 40), ``unfold_points`` that of
-    the unfolded spectral function along M-Γ-K of the primitive cell."""
+    number of k-points along M-Γ-K of the supercell (default 40).  The unfolded spectral
+    function is computed on the primitive M-Γ-K k-points that the supercell resolves (those
+    folding onto its Γ, plus K), all in one recursion from ``shared_vectors`` random spin
+    pairs; with ``unfold_points`` instead on that many evenly spaced k-points, each from its
+    own Bloch start (cheaper for small cells, where the resolved k-points are few)."""
     out = output_folder(out)
     timings = {}
 
@@ -180,10 +184,15 @@ def run(size: int = 34, out: str | Path = "out/nibri-antiskyrmion", n_bands: int
     # the ferromagnet's bands
     t = time.perf_counter()
     prim = nibri()
-    prim_path = prim.cell.bandpath("MGK", npoints=unfold_points, pbc=prim.pbc)
-    spec = unfolded_spectral_function(ham, UnfoldingMap.from_structures(prim, atoms), prim_path,
-                                      np.linspace(mid - 2.5, mid + 2.5, 501),
-                                      n_moments=512, n_vectors=2, rng=seed, progress=False)
+    umap = UnfoldingMap.from_structures(prim, atoms)
+    if unfold_points is None:
+        prim_path = umap.commensurate_path(prim.cell.bandpath("MGK", npoints=0, pbc=prim.pbc))
+    else:
+        prim_path = prim.cell.bandpath("MGK", npoints=unfold_points, pbc=prim.pbc)
+    spec = unfolded_spectral_function(ham, umap, prim_path,
+                                      np.linspace(mid - 2.5, mid + 2.5, 501), n_moments=512,
+                                      n_vectors=2, shared_vectors=shared_vectors, rng=seed,
+                                      progress=False)
     timings["unfolded_s"] = time.perf_counter() - t
     fig = plot_unfolded_vs_reference(spec, model.predict(prim).bands(prim_path), reference=mid,
                                      gap=(gap.vbm, gap.cbm),
@@ -228,8 +237,10 @@ def main() -> None:
                         help="bands next to the gap, half valence and half conduction")
     parser.add_argument("--band-points", type=int, default=None,
                         help="k-points along M-Γ-K (default 40; factorized at a few only)")
-    parser.add_argument("--unfold-points", type=int, default=48,
-                        help="primitive-cell k-points of the unfolded spectral function")
+    parser.add_argument("--unfold-points", type=int, default=None,
+                        help="evenly spaced primitive-cell k-points of the unfolded spectral "
+                             "function (default: those the supercell resolves, in one "
+                             "shared recursion)")
     args = parser.parse_args()
     output_folder(args.out)
     s = run(args.size, args.out, args.bands, args.band_points,
