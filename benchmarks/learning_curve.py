@@ -8,7 +8,7 @@ A pilot epoch measures the cost per epoch, and the run gets as many epochs as fi
 per second, the held-out validation MAE of all Hamiltonian entries and of the magnetic part
 after each epoch against training time, and the best checkpoint's MAE on the test split.
 
-Variants are the shipped model's configuration (``configs/nibri-reference.toml``) and
+Variants are the first demonstration model's configuration (``configs/nibri-demo.toml``) and
 changes of one training lever each (:data:`VARIANTS`); a lever that needs new code adds a
 variant here, so that every candidate is judged on the same curve.
 
@@ -40,7 +40,7 @@ from ase_hamgnn.training import TrainConfig, load_train_config, train
 #: One lever each, applied to the shipped model's training configuration: (what it is,
 #: top-level changes, ``[model]`` changes).
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "default": ("configs/nibri-reference.toml as shipped (batch 4, lr 5e-3)", {}, {}),
+    "default": ("configs/nibri-demo.toml (batch 4, lr 5e-3)", {}, {}),
     "batch16": ("batch size 16", {"batch_size": 16}, {}),
     "lr1e-2": ("peak learning rate 1e-2", {"lr": 1e-2}, {}),
     "magw10": ("magnetic-part loss weight 10 instead of 100", {"magnetic_weight": 10.0}, {}),
@@ -165,7 +165,7 @@ def main() -> None:
     root = Path(args.dataset)
     if not (root / "manifest.json").exists():
         make_reference_dataset(root, "nibri", "2x2", DATASET_SIZE, seed=7)
-    base = dataclasses.replace(load_train_config("configs/nibri-reference.toml"),
+    base = dataclasses.replace(load_train_config("configs/nibri-demo.toml"),
                                dataset=str(root), max_val=8 if args.quick else 24)
     runs = Path(args.runs) / (f"quick-{int(args.budget)}s" if args.quick
                               else f"{int(args.budget)}s")

@@ -553,7 +553,7 @@ def _deeptb_notes(d: dict | None) -> list[str]:
         "accepts, as pip resolves it; run on the CPU), E3 model: SLEM embedding (2 layers, "
         "hidden 32x0e+16x1o+8x2e+8x3o+8x4e), e3tb prediction, Adam 5e-3, batch 1, `dptb "
         "train` stopped when the budget is spent (start-up and data loading count); ours: "
-        f"{o.get('config', 'configs/nibri-reference.toml')} (its fitted two-centre and on-site "
+        f"{o.get('config', 'configs/nibri-two-centre.toml')} (its fitted two-centre and on-site "
         "baselines count as training time), epochs fitted to the budget by a pilot epoch "
         "(which counts).",
         "- MAE: both over every element of the spin-less Hamiltonian blocks (on-site and "

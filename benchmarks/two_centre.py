@@ -2,7 +2,7 @@
 
 Every variant trains on the same 96 random-moment 2x2 NiBrI configurations of the synthetic
 reference model (``ase_hamgnn.data.ReferenceTB``, not DFT; ``data/nibri-2x2-lc``) from the
-shipped model's configuration (``configs/nibri-reference.toml``), one process and one thread,
+first demonstration model's configuration (``configs/nibri-demo.toml``), one process and one thread,
 for the same wall-clock budget (default 8 minutes): a pilot epoch measures the cost of an
 epoch and the run gets as many epochs as fit (its cosine schedule ends there).  Reported per
 variant: the held-out validation MAE of all Hamiltonian entries and of the magnetic part
@@ -48,7 +48,7 @@ from ase_hamgnn.training import (  # noqa: E402
 
 #: (what it is, ``[model]`` changes) applied to the shipped model's training configuration.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "shipped": ("configs/nibri-reference.toml as shipped", {}),
+    "shipped": ("configs/nibri-demo.toml (the first shipped model)", {}),
     "onsite": ("onsite_bias = true (average on-site blocks fitted first)",
                {"onsite_bias": True}),
     "twocentre": ("two_centre = true, onsite_bias = true (two-centre bonds and average "
@@ -209,7 +209,7 @@ def main() -> None:
     root = Path(args.dataset)
     if not (root / "manifest.json").exists():
         make_reference_dataset(root, "nibri", "2x2", DATASET_SIZE, seed=7)
-    base = dataclasses.replace(load_train_config("configs/nibri-reference.toml"),
+    base = dataclasses.replace(load_train_config("configs/nibri-demo.toml"),
                                dataset=str(root), max_train=args.size,
                                max_val=8 if args.quick else 24)
     runs = Path(args.runs) / (f"quick-{int(args.budget)}s" if args.quick
