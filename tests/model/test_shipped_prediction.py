@@ -1,10 +1,11 @@
 """The shipped model keeps predicting the same Hamiltonian.
 
 ``data/nibri-reference-prediction.npz`` holds the flattened on-site and edge blocks (complex64)
-that ``load_model("nibri-reference").predict`` gave for :func:`fixture_structure` when the
-network still evaluated its tensor products and linear maps with e3nn's modules (before the
-fused evaluation of :mod:`ase_hamgnn.model.fused`); the fused path must reproduce them to
-float32 rounding, with and without the e3nn path switched back on.
+that ``load_model("nibri-reference").predict`` gave for :func:`fixture_structure` with the
+network's tensor products and linear maps evaluated by e3nn's modules (``fused = False``;
+written when the production model replaced the first demonstration model); the fused path
+of :mod:`ase_hamgnn.model.fused` must reproduce them to float32 rounding, and so must the
+e3nn path.
 """
 
 from __future__ import annotations

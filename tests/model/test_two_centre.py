@@ -31,6 +31,7 @@ from ase_hamgnn.model.predictor import read_checkpoint
 from ase_hamgnn.symmetry import random_rotation, transform_atoms, transform_hamiltonian, wigner_d
 
 TOL = 1e-10
+DATA = REFERENCE.parent  # test data folder
 #: Two s shells on Ni: same-element blocks of different shells (4s-5s, 4s-3d) are tied
 #: between the two orientations of a bond.
 BASIS = {"Ni": ["4s", "5s", "3d"], "Br": ["4s", "4p"]}
@@ -341,19 +342,20 @@ def test_checkpoint_round_trip(two_centre_model, textured, tmp_path):
 
 
 def test_old_checkpoint_loads_unchanged():
-    """The shipped model predates the option: no key in its config, the same weights bit for
-    bit, and the stored prediction."""
-    from ase_hamgnn.model.predictor import _shipped_dir
-
-    state = read_checkpoint(_shipped_dir() / "nibri-reference.pt")
+    """The first shipped model (``data/nibri-demo-v2.pt``, the checkpoint of
+    ``configs/nibri-demo.toml`` that was shipped as ``nibri-reference`` before the option
+    existed): no key in its config, the same weights bit for bit, and its stored
+    prediction (``data/nibri-demo-prediction.npz``)."""
+    old = DATA / "nibri-demo-v2.pt"
+    state = read_checkpoint(old)
     assert "two_centre" not in state["config"]
-    model = load_model("nibri-reference")
+    model = load_model(old)
     assert model.config.two_centre is False and model.network.two_centre is None
     loaded = model.network.state_dict()
     assert loaded.keys() == state["weights"].keys()
     assert all(torch.equal(loaded[k], state["weights"][k]) for k in loaded)
     got = _blocks(model, fixture_structure())
-    ref = np.load(REFERENCE)
+    ref = np.load(DATA / "nibri-demo-prediction.npz")
     expected = np.concatenate([ref["onsite"], ref["edge"]]).astype(np.complex128)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
