@@ -399,8 +399,7 @@ def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: 
                      / np.sqrt(mapping.n_cells)).tocsr()                # columns |k, n>
             mu = _k_moments(op, embed, orbital, up, (lo, hi), n_moments, n_vectors, gen)[None]
         else:
-            del op
-            mu = _shared_moments(ham, mapping, k_all[task], (lo, hi), n_moments,
+            mu = _shared_moments(op, ham, mapping, k_all[task], (lo, hi), n_moments,
                                  int(shared_vectors), gen)
         if not np.all(np.isfinite(mu)) or np.abs(mu[:, :n_rows]).max() > _BLOWUP * len(orbital):
             raise ValueError(
@@ -466,12 +465,13 @@ def _k_moments(op: _Operator, embed, orbital: np.ndarray, up: np.ndarray,
     return scale * mu
 
 
-def _shared_moments(ham, mapping: UnfoldingMap, ks: np.ndarray, bounds: tuple[float, float],
-                    n_moments: int, n_pairs: int, gen: np.random.Generator) -> np.ndarray:
-    """(n_k, 4, N) moments at the primitive k-points ``ks``, which all fold onto one
-    supercell ``K``, from ``n_pairs`` random spin pairs over all spatial orbitals of the
-    supercell: ``<r_s| P_k^H P_k T_m |r_s'> / n_cells`` averaged over the pairs, whose mean
-    over the phases is ``sum_n <k, n s| T_m |k, n s'>``.
+def _shared_moments(op: _Operator, ham, mapping: UnfoldingMap, ks: np.ndarray,
+                    bounds: tuple[float, float], n_moments: int, n_pairs: int,
+                    gen: np.random.Generator) -> np.ndarray:
+    """(n_k, 4, N) moments at the primitive k-points ``ks``, which all fold onto the
+    supercell ``K`` of ``op``, from ``n_pairs`` random spin pairs over all spatial orbitals of
+    the supercell: ``<r_s| P_k^H P_k T_m |r_s'> / n_cells`` averaged over the pairs, whose
+    mean over the phases is ``sum_n <k, n s| T_m |k, n s'>``.
 
     The projections on the Bloch orbitals of every k-point at once are, per primitive
     spin-orbital ``n``, one dense product of the phases (n_k, n_cells) with the copies of
@@ -481,7 +481,6 @@ def _shared_moments(ham, mapping: UnfoldingMap, ks: np.ndarray, bounds: tuple[fl
     n_prim, n_c = int(p_of.max()) + 1, mapping.n_cells
     shift = mapping.translations[atom_of[order]].astype(np.float64).reshape(n_prim, n_c, 3)
     phase = np.exp(-2j * np.pi * np.einsum("kx,ncx->nkc", ks, shift))   # rows of P_k
-    op = _Operator(ham, mapping.supercell_matrix.astype(np.float64) @ ks[0])
     orbital, up = _spin_pairs(np.asarray(ham.offsets))
     xi = np.exp(2j * np.pi * gen.random((int(orbital.max()) + 1, n_pairs)))
     start = np.zeros((len(orbital), n_pairs, 2), dtype=np.complex128)
