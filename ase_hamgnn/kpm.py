@@ -49,17 +49,12 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
 
 
 class _Operator:
-    """``x -> S(k)^-1 H(k) x`` with one factorization of ``S(k)``; with ``perm`` the
-    spin-orbitals in that order (``x`` and the result permuted alike)."""
+    """``x -> S(k)^-1 H(k) x`` with one factorization of ``S(k)``."""
 
-    def __init__(self, ham: Any, k: np.ndarray, perm: np.ndarray | None = None) -> None:
-        def ordered(m):
-            m = m.tocsr()
-            return m if perm is None else m[perm][:, perm].tocsr()
-
-        self.h = ordered(ham.hk(k))
+    def __init__(self, ham: Any, k: np.ndarray) -> None:
+        self.h = ham.hk(k).tocsr()
         self.dim = self.h.shape[0]
-        self._s = None if ham.orthogonal else ordered(ham.sk(k))
+        self._s = None if ham.orthogonal else ham.sk(k).tocsr()
         self._s_lu = None if self._s is None else spla.splu(self._s.tocsc())
 
     @property
