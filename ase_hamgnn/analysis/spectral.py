@@ -309,11 +309,11 @@ def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: 
     progress : bool or None
         Progress bar over the k-points (``None``: on a terminal for 50 k-points or more).
     workers : int or None
-        Threads working on different k-points at once (the sparse products release the
-        interpreter lock, so two threads on two cores take about half the time); ``None``:
-        as many as the cores this process may use, at most the number of k-points.  The
-        result does not depend on it: every k-point draws from its own stream spawned from
-        ``rng``.
+        Threads working on different k-points (or groups of them) at once; the sparse
+        products run outside the interpreter lock, and the gain is bounded by the memory
+        bandwidth (1.0-1.3x for two threads on a 2-core virtual machine).  ``None``: as
+        many as the cores this process may use, at most the number of tasks.  The result
+        does not depend on it: every task draws from its own stream spawned from ``rng``.
 
     Returns
     -------
