@@ -32,6 +32,15 @@ per unordered pair of (element, shell); its other orientation is derived.
 The baseline is linear in its coefficients, so :func:`fit_two_centre` fits them by linear least
 squares on a training set before training starts (normal equations per element pair and
 shell pair, float64, small ridge); the network then learns the residual.
+
+Moment-coupled bonds (``coupled=True``, the model's ``bond_moment_term``).  A hopping that
+depends on the angle between the moments of its two atoms (double exchange) is, to first
+order, ``E(d) + (M_i·M_j / M_max²) E'(d)`` with a second two-centre function ``E'`` of the
+same form (:attr:`TwoCentreBaseline.coupled_coefficients`).  ``M_i·M_j`` is invariant under
+rotations, inversion and time reversal and symmetric in ``i, j``, so every symmetry above
+holds; both functions are fitted together (the design matrix ``[Φ, (M_i·M_j / M_max²) Φ]``).
+The product multiplies ``E'`` per bond where the network assembles its blocks, so ``E'`` itself
+is a function of the bond vector alone.
 """
 
 from __future__ import annotations
@@ -76,6 +85,8 @@ class TwoCentreBaseline(nn.Module):
     species : atomic numbers in the network's species order.
     cutoff : graph cutoff, Å (the radial basis vanishes there).
     n_radial : Bessel functions per channel.
+    coupled : also a moment-coupled function ``E'`` (see the module docstring).
+    moment_max : ``M_max`` of the product ``M_i·M_j / M_max²`` (μB).
 
     Attributes
     ----------
@@ -84,12 +95,15 @@ class TwoCentreBaseline(nn.Module):
         species order); :attr:`channels` names the rows.
     channels : per key, the ``(shell a of zi, shell b of zj, L)`` of each row; for ``zi == zj``
         only ``a <= b`` (the other orientation is derived).
+    coupled_coefficients : the same for ``E'`` (empty unless ``coupled``).
     """
 
     def __init__(self, basis: OrbitalBasis, species: Sequence[int], cutoff: float,
-                 n_radial: int) -> None:
+                 n_radial: int, coupled: bool = False, moment_max: float = 4.0) -> None:
         super().__init__()
         self.basis = basis
+        self.coupled = bool(coupled)
+        self.moment_max = float(moment_max)
         self.species = [int(z) for z in species]
         self.radial = BesselBasis(cutoff, n_radial)
         self.n_radial = int(n_radial)
@@ -97,6 +111,7 @@ class TwoCentreBaseline(nn.Module):
         self.irreps_sh = o3.Irreps.spherical_harmonics(self.lmax)
         self.channels: dict[str, list[tuple[int, int, int]]] = {}
         self.coefficients = nn.ParameterDict()
+        self.coupled_coefficients = nn.ParameterDict()
         for p, zi in enumerate(self.species):
             for q, zj in enumerate(self.species[p:], start=p):
                 chans = [(a, b, L)
@@ -105,6 +120,9 @@ class TwoCentreBaseline(nn.Module):
                          for L in two_centre_ls(sa.l, sb.l)]
                 self.channels[_key(zi, zj)] = chans
                 self.coefficients[_key(zi, zj)] = nn.Parameter(torch.zeros(len(chans), n_radial))
+                if self.coupled:
+                    self.coupled_coefficients[_key(zi, zj)] = nn.Parameter(
+                        torch.zeros(len(chans), n_radial))
         # per directed pair: which stored key, and for each component of the h0 decoder's
         # irreps the row of that key (-1: a slot of wrong parity), its sign and its Y index
         self.stored_key: dict[str, str] = {}
@@ -153,11 +171,12 @@ class TwoCentreBaseline(nn.Module):
                                     normalization="component")
         return sh, self.radial(torch.linalg.norm(vec, dim=1))
 
-    def blocks(self, zi: int, zj: int, vec: torch.Tensor) -> torch.Tensor:
+    def blocks(self, zi: int, zj: int, vec: torch.Tensor, coupled: bool = False) -> torch.Tensor:
         """Flattened ``(E, n_i n_j)`` blocks (eV) of bonds ``vec`` (E, 3), Å, from an atom of
-        element ``zi`` to one of ``zj``."""
+        element ``zi`` to one of ``zj``: ``E(d)``, or with ``coupled`` the moment-coupled
+        ``E'(d)`` (to be multiplied by ``M_i·M_j / M_max²``)."""
         key = _key(zi, zj)
-        coef = self.coefficients[self.stored_key[key]]
+        coef = (self.coupled_coefficients if coupled else self.coefficients)[self.stored_key[key]]
         sh, radial = self._geometry(vec, coef.dtype)
         f = radial @ coef.T  # (E, channels)
         x = f[:, getattr(self, f"chan_{key}")] * sh[:, getattr(self, f"sh_{key}")]
@@ -190,13 +209,24 @@ class TwoCentreBaseline(nn.Module):
             buf = getattr(self, f"scale_{key}")
             buf.copy_(torch.as_tensor(np.asarray(value).ravel(), dtype=buf.dtype))
 
+    def products(self, moments: torch.Tensor, edge_index) -> torch.Tensor:
+        """``M_i·M_j / M_max²`` of the edges ``edge_index`` (2, E), moments (N, 3) in μB."""
+        src, dst = edge_index
+        return (moments[src] * moments[dst]).sum(1) / self.moment_max**2
+
     def set_coefficients(self, values: dict[str, np.ndarray]) -> None:
-        """Set :attr:`coefficients` (per stored key, ``(n_channels, n_radial)``)."""
+        """Set :attr:`coefficients` (per stored key, ``(n_channels, n_radial)``), and with
+        ``coupled`` also :attr:`coupled_coefficients` (then ``(2, n_channels, n_radial)``, as
+        :meth:`TwoCentreFit.solve` returns them)."""
         for key, value in values.items():
-            param = self.coefficients[key]
+            value = np.asarray(value)
+            params = [self.coefficients[key]]
+            if self.coupled:
+                params.append(self.coupled_coefficients[key])
+            value = value.reshape(len(params), *params[0].shape)
             with torch.no_grad():
-                param.copy_(torch.as_tensor(np.asarray(value).reshape(param.shape),
-                                            dtype=param.dtype))
+                for param, v in zip(params, value, strict=True):
+                    param.copy_(torch.as_tensor(v, dtype=param.dtype))
 
 
 class TwoCentreFit:
@@ -206,16 +236,20 @@ class TwoCentreFit:
 
     def __init__(self, baseline: TwoCentreBaseline) -> None:
         self.baseline = baseline
-        size = {k: len(c) * baseline.n_radial for k, c in baseline.channels.items()}
+        parts = 2 if baseline.coupled else 1
+        size = {k: parts * len(c) * baseline.n_radial for k, c in baseline.channels.items()}
         self.gram = {k: np.zeros((n, n)) for k, n in size.items()}
         self.rhs = {k: np.zeros(n) for k, n in size.items()}
         self.n_blocks = 0
 
     def add(self, numbers: np.ndarray, edge_index: np.ndarray, vectors: np.ndarray,
-            h0: Sequence[np.ndarray]) -> None:
+            h0: Sequence[np.ndarray], products: np.ndarray | None = None) -> None:
         """Add the directed edges ``edge_index`` (2, E) with bond vectors ``vectors`` (E, 3), Å,
         of a structure with atomic ``numbers`` and their real blocks ``h0`` (E blocks of shape
-        ``(n_i, n_j)``, eV)."""
+        ``(n_i, n_j)``, eV); a ``coupled`` baseline also needs the edges' ``products``
+        ``M_i·M_j / M_max²`` (E,)."""
+        if self.baseline.coupled and products is None:
+            raise ValueError("a coupled two-centre fit needs the edges' moment products")
         numbers = np.asarray(numbers)
         src, dst = np.asarray(edge_index)
         zi_e, zj_e = numbers[src], numbers[dst]
@@ -226,6 +260,8 @@ class TwoCentreFit:
                 if not len(sel):
                     continue
                 phi = self.baseline.design(zi, zj, vec[sel]).numpy()
+                if self.baseline.coupled:
+                    phi = np.concatenate([phi, np.asarray(products)[sel, None, None] * phi], -1)
                 target = np.stack([np.asarray(h0[e], dtype=np.float64).ravel() for e in sel])
                 key = self.baseline.stored_key[_key(zi, zj)]
                 phi = phi.reshape(-1, phi.shape[-1])
@@ -238,28 +274,37 @@ class TwoCentreFit:
         the keys of :mod:`ase_hamgnn.keys`), their ``h0 = Re(H↑↑ + H↓↓) / 2``."""
         numbers = record[K.ATOMIC_NUMBERS].numpy()
         edge_index = record[K.EDGE_INDEX].numpy()
+        products = None
+        if self.baseline.coupled:
+            products = self.baseline.products(record[K.MOMENTS].double(),
+                                              record[K.EDGE_INDEX]).numpy()
         self.add(numbers, edge_index, record[K.EDGE_VECTORS].numpy(),
-                 edge_h0(record[K.H_EDGE].numpy(), numbers, edge_index, self.baseline.basis))
+                 edge_h0(record[K.H_EDGE].numpy(), numbers, edge_index, self.baseline.basis),
+                 products)
 
     def solve(self, ridge: float = 1e-8) -> dict[str, np.ndarray]:
         """Coefficients per stored key, ``(n_channels, n_radial)``: the least-squares solution
         of each element pair and shell pair (their blocks share no entries) with a ridge of
-        ``ridge`` times the mean diagonal of its normal matrix.  Channels without data get 0."""
+        ``ridge`` times the mean diagonal of its normal matrix.  Channels without data get 0.
+        A ``coupled`` baseline gets ``(2, n_channels, n_radial)``: ``E`` and ``E'``."""
         k = self.baseline.n_radial
+        parts = 2 if self.baseline.coupled else 1
         out = {}
         for key, chans in self.baseline.channels.items():
-            coef = np.zeros(len(chans) * k)
+            half = len(chans) * k
+            coef = np.zeros(parts * half)
             pairs = sorted({(a, b) for a, b, _ in chans})
             for a, b in pairs:
                 cols = np.concatenate([np.arange(n * k, (n + 1) * k)
                                        for n, c in enumerate(chans) if c[:2] == (a, b)])
+                cols = np.concatenate([cols + part * half for part in range(parts)])
                 gram = self.gram[key][np.ix_(cols, cols)]
                 scale = float(np.mean(np.diag(gram)))
                 if scale <= 0:
                     continue
                 coef[cols] = np.linalg.solve(gram + ridge * scale * np.eye(len(cols)),
                                              self.rhs[key][cols])
-            out[key] = coef.reshape(len(chans), k)
+            out[key] = coef.reshape(len(chans), k) if parts == 1 else coef.reshape(2, len(chans), k)
         return out
 
 
@@ -276,13 +321,19 @@ def residual_scales(baseline: TwoCentreBaseline, records: Iterable[Any], floor: 
         edge_index = record[K.EDGE_INDEX].numpy()
         h0 = edge_h0(record[K.H_EDGE].numpy(), numbers, edge_index, basis)
         vec = record[K.EDGE_VECTORS]
+        products = (baseline.products(record[K.MOMENTS].double(), record[K.EDGE_INDEX]).numpy()
+                    if baseline.coupled else None)
         for zi in baseline.species:
             for zj in baseline.species:
                 sel = np.nonzero((numbers[edge_index[0]] == zi) & (numbers[edge_index[1]] == zj))[0]
                 if not len(sel):
                     continue
                 with torch.no_grad():
-                    pred = baseline.blocks(zi, zj, vec[sel].to(torch.float64)).double().numpy()
+                    v = vec[sel].to(torch.float64)
+                    pred = baseline.blocks(zi, zj, v).double().numpy()
+                    if products is not None:
+                        pred = pred + products[sel, None] * baseline.blocks(
+                            zi, zj, v, coupled=True).double().numpy()
                 diff = np.stack([h0[e] for e in sel]) - pred.reshape(len(sel), *h0[sel[0]].shape)
                 key = _key(zi, zj)
                 sq[key] = sq.get(key, 0.0) + (diff**2).sum(0)

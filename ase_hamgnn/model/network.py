@@ -175,8 +175,10 @@ class HamGNNPP(nn.Module):
                 h0, soc = self._decoders[_key(zi, zj)]
                 if self.general:  # Re A, Im A, Re B, Im B of A (x) s0 + B.s
                     parts = [h0, h0, soc, soc]
-                else:  # h0, SOC, then w and J per exchange channel
+                else:  # h0, SOC, then w and J per exchange channel, then h1
                     parts = [h0, soc] + [h0, j_dec] * config.exchange_channels
+                    if config.bond_moment_term:
+                        parts.append(h0)
                 out = sum((d.irreps for d in parts[1:]), parts[0].irreps)
                 self.edge_heads[_key(zi, zj)] = o3.Linear(pair_irreps, out)
                 self._constant(f"dec_edge_{_key(zi, zj)}", _block_diag([d.matrix for d in parts]))
@@ -212,7 +214,9 @@ class HamGNNPP(nn.Module):
                 n_shells = len(basis.shells(zi))
                 self.onsite_bias[str(zi)] = nn.Parameter(torch.zeros(n_shells, n_shells))
         # two-centre term of the bond blocks h0_ij (config.two_centre), fitted before training
-        self.two_centre = (TwoCentreBaseline(basis, zs, config.cutoff, config.n_radial)
+        self.two_centre = (TwoCentreBaseline(basis, zs, config.cutoff, config.n_radial,
+                                             coupled=config.bond_moment_term,
+                                             moment_max=config.moment_max)
                            if config.two_centre else None)
         # fused evaluation plans (constants only; the parameters stay in the e3nn modules)
         self.fused_pair = TensorProductLinear(self.pair_tp_i, [self.pair_mix_i, self.pair_mix_j])
@@ -439,6 +443,7 @@ class HamGNNPP(nn.Module):
         soc_e = pair.new_zeros(n_edges, 3, nmax, nmax)
         w_e = pair.new_zeros(n_edges, n_ch, nmax, nmax)
         j_e = pair.new_zeros(n_edges, n_ch, 3, 3)
+        h1_e = pair.new_zeros(n_edges, nmax, nmax) if self.config.bond_moment_term else None
         for a, zi in enumerate(self.species):
             for b, zj in enumerate(self.species):
                 sel = torch.nonzero((si == a) & (sj == b)).flatten()
@@ -457,9 +462,18 @@ class HamGNNPP(nn.Module):
                     at = 4 * k + c * (k + 9)
                     w_e[sel, c, :ni, :nj] = out[:, at : at + k].reshape(-1, ni, nj)
                     j_e[sel, c] = out[:, at + k : at + k + 9].reshape(-1, 3, 3)
+                if h1_e is not None:
+                    h1 = out[:, 4 * k + n_ch * (k + 9):]
+                    if self.two_centre is not None:
+                        h1 = (h1 * self.two_centre.scale(zi, zj).to(h1.dtype)
+                              + self.two_centre.blocks(zi, zj, vec[sel], coupled=True))
+                    h1_e[sel, :ni, :nj] = h1.reshape(-1, ni, nj)
         tr = lambda t: t.transpose(-1, -2)  # noqa: E731
-        return (0.5 * (h0_e + tr(h0_e[reverse])), 0.5 * (soc_e - tr(soc_e[reverse])),
-                0.5 * (w_e + tr(w_e[reverse])), 0.5 * (j_e + tr(j_e[reverse])))
+        parts = (0.5 * (h0_e + tr(h0_e[reverse])), 0.5 * (soc_e - tr(soc_e[reverse])),
+                 0.5 * (w_e + tr(w_e[reverse])), 0.5 * (j_e + tr(j_e[reverse])))
+        if h1_e is not None:
+            parts += (0.5 * (h1_e + tr(h1_e[reverse])),)
+        return parts
 
     def _node_outputs(self, selfpair, species):
         """``h0``, SOC, ``w`` and ``A`` (the last two per exchange channel) of atoms with
@@ -498,6 +512,10 @@ class HamGNNPP(nn.Module):
                 a_n)
 
     def _assemble(self, node_parts, edge_parts, moments, src, dst, species, magnetic):
+        if self.config.bond_moment_term:  # h0 + (M_i.M_j / moment_max^2) h1, per edge
+            h0, soc, w, j, h1 = edge_parts
+            dot = (moments[src] * moments[dst]).sum(1) / self.config.moment_max**2
+            edge_parts = (h0 + dot.to(h1.dtype)[:, None, None] * h1, soc, w, j)
         parts = (*node_parts, *edge_parts, moments)
         if self.assembly_dtype is not None:
             parts = tuple(t.to(self.assembly_dtype) for t in parts)

@@ -39,6 +39,13 @@ def normalized_model() -> HamGNNModel:
 
 
 @pytest.fixture(scope="session")
+def bond_term_model() -> HamGNNModel:
+    """``bond_moment_term``: bond blocks ``h0 + (M_i·M_j / moment_max²) h1``."""
+    return HamGNNModel(ModelConfig(**SMALL, bond_moment_term=True), dtype=torch.float64,
+                       seed=7)
+
+
+@pytest.fixture(scope="session")
 def general_model() -> HamGNNModel:
     """The ablation baseline (paper's Eq. 7 form)."""
     return HamGNNModel(ModelConfig(**SMALL, form="general"), dtype=torch.float64, seed=3)

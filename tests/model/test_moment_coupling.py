@@ -1,5 +1,6 @@
 """The moment-coupling inputs of H0: invariants of the moments, bounded in the normalized
-form, and the old raw form unchanged for old checkpoints."""
+form, and the old raw form unchanged for old checkpoints; the explicit bond term
+h0 + (M_i·M_j / moment_max²) h1 (``bond_moment_term``)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,49 @@ def test_raw_coupling_keeps_one_input_and_true_means_raw():
 def test_unknown_coupling_is_a_config_error():
     with pytest.raises((ConfigError, ValueError), match="moment_coupling"):
         ModelConfig(basis=BASIS, moment_coupling="cosine")
+
+
+def _spin_free_bond(model, atoms, i, j):
+    """Spin-independent part ``(H_uu + H_dd) / 2`` of all blocks ``i -> j`` (every R)."""
+    ham = model.predict(atoms)
+    off, n = ham.offsets, ham.basis.n_orbitals(atoms.get_chemical_symbols()[i])
+    blocks = []
+    for r in sorted(ham.h_r):
+        b = ham.h_r[r].toarray()[off[i]:off[i] + 2 * n, off[j]:off[j] + 2 * n]
+        blocks.append(0.5 * (b[:n, :n] + b[n:, n:]))
+    return np.stack(blocks)
+
+
+@pytest.mark.parametrize("model_name", ["small_model", "bond_term_model"])
+def test_bond_moment_term_makes_hopping_affine_in_the_moment_product(request, model_name,
+                                                                     nibr2_like):
+    """Turning one moment of a Ni-Ni bond by θ (sizes fixed) changes the bond's
+    spin-independent block by ``(cos θ - 1) |M_i||M_j| / moment_max² h1`` with
+    ``bond_moment_term``, and leaves it alone without (the paper's form)."""
+    model = request.getfixturevalue(model_name)
+    atoms = nibr2_like.repeat((2, 1, 1))
+    ni = np.nonzero(atoms.numbers == 28)[0]
+
+    def bond(theta):
+        a = atoms.copy()
+        m = np.zeros((len(a), 3))
+        m[ni[0]] = [0.0, 0.0, 2.0]
+        m[ni[1]] = [2.0 * np.sin(theta), 0.0, 2.0 * np.cos(theta)]
+        a.set_initial_magnetic_moments(m)
+        return _spin_free_bond(model, a, ni[0], ni[1])
+
+    thetas = np.array([0.0, 0.7, 1.9, np.pi])
+    blocks = np.stack([bond(t) for t in thetas])
+    change = blocks - blocks[0]
+    if not model.config.bond_moment_term:
+        assert np.abs(change).max() < 1e-12
+        return
+    slope = change[-1] / (np.cos(thetas[-1]) - 1.0)
+    assert np.abs(slope).max() > 1e-4  # the term is there
+    for t, c in zip(thetas, change):
+        np.testing.assert_allclose(c, (np.cos(t) - 1.0) * slope, atol=1e-12)
+
+
+def test_bond_moment_term_needs_the_physics_form():
+    with pytest.raises((ValueError, ConfigError), match="bond_moment_term"):
+        ModelConfig(basis=BASIS, magnetic=("Ni",), form="general", bond_moment_term=True)

@@ -284,7 +284,7 @@ def test_unknown_config_keys_name_the_closest_allowed_key(tmp_path):
     message = str(info.value)
     assert "unknown key 'n_layer' (did you mean 'n_layers'?)" in message
     assert "[model] table of" in message and "model.toml" in message
-    assert "allowed keys: avg_neighbors, exchange_channels, form," in message
+    assert "allowed keys: avg_neighbors, bond_moment_term, exchange_channels, form," in message
     allowed = message.split("allowed keys: ")[1].split(", ")
     assert "n_layers" in allowed and "basis" not in allowed and "cutoff" not in allowed
     (tmp_path / "top.toml").write_text('dataset = "d"\nout = "o"\nepoch = 3\nlr_mim = 1e-4\n')

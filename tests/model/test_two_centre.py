@@ -79,13 +79,16 @@ def _scale(ham):
     return max(abs(m).max() for m in ham.h_r.values())
 
 
-def _baseline(seed: int = 0) -> TwoCentreBaseline:
+def _baseline(seed: int = 0, coupled: bool = False) -> TwoCentreBaseline:
     from ase_hamgnn.basis import OrbitalBasis
 
-    base = TwoCentreBaseline(OrbitalBasis(BASIS), [28, 35], cutoff=5.0, n_radial=4)
+    base = TwoCentreBaseline(OrbitalBasis(BASIS), [28, 35], cutoff=5.0, n_radial=4,
+                             coupled=coupled)
     base.to(torch.float64).refresh(torch.float64)
     gen = np.random.default_rng(seed)
-    base.set_coefficients({k: gen.normal(size=p.shape) for k, p in base.coefficients.items()})
+    parts = 2 if coupled else 1
+    base.set_coefficients({k: gen.normal(size=(parts, *p.shape))
+                           for k, p in base.coefficients.items()})
     return base
 
 
@@ -159,20 +162,27 @@ def test_blocks_are_covariant_and_hermitian(rng):
 
 # -- least squares --------------------------------------------------------------------------------
 def _records(base: TwoCentreBaseline, nibr2_like, rng, n: int):
-    """Records of a pure two-centre model: ``h0`` from ``base`` on rattled 2x1 cells, spin
-    blocks with arbitrary traceless spin parts (which the fit must ignore)."""
+    """Records of a pure two-centre model: ``h0`` from ``base`` on rattled 2x1 cells (with
+    random Ni moments; a coupled ``base`` adds ``M_i·M_j / M_max² E'``), spin blocks with
+    arbitrary traceless spin parts (which the fit must ignore)."""
     out = []
     for _ in range(n):
         atoms = nibr2_like.repeat((2, 1, 1))
         atoms.positions += rng.uniform(-0.4, 0.4, size=atoms.positions.shape)
+        moments = rng.normal(size=(len(atoms), 3)) * 1.5 * (atoms.numbers == 28)[:, None]
+        atoms.set_initial_magnetic_moments(moments)
         data, _ = graph_inputs(atoms, 5.0, dtype=torch.float64)
         numbers = data[K.ATOMIC_NUMBERS].numpy()
         src, dst = data[K.EDGE_INDEX].numpy()
+        products = base.products(data[K.MOMENTS], data[K.EDGE_INDEX]).numpy()
         flat = []
         for e in range(len(src)):
             zi, zj = int(numbers[src[e]]), int(numbers[dst[e]])
             with torch.no_grad():
                 h0 = base.blocks(zi, zj, data[K.EDGE_VECTORS][e : e + 1]).numpy()
+                if base.coupled:
+                    h0 = h0 + products[e] * base.blocks(
+                        zi, zj, data[K.EDGE_VECTORS][e : e + 1], coupled=True).numpy()
             ni, nj = (7 if zi == 28 else 4), (7 if zj == 28 else 4)
             h0 = h0.reshape(ni, nj)
             a, b, c = (rng.normal(size=(3, ni, nj)) + 1j * rng.normal(size=(3, ni, nj)))
@@ -182,11 +192,19 @@ def _records(base: TwoCentreBaseline, nibr2_like, rng, n: int):
     return out
 
 
-def test_least_squares_fits_a_pure_two_centre_data_set(nibr2_like, rng):
-    truth = _baseline(2)
-    records = _records(truth, nibr2_like, rng, 6)
-    fresh = _baseline(3)  # other coefficients: the fit must replace them
+@pytest.mark.parametrize("coupled", [False, True])
+def test_least_squares_fits_a_pure_two_centre_data_set(nibr2_like, rng, coupled):
+    """Also with the moment-coupled function E' (``bond_moment_term``): then both E and E'
+    come back (the data's h0 depend on the moments, and only E + p E' fits them)."""
+    truth = _baseline(2, coupled)
+    records = _records(truth, nibr2_like, rng, 8 if coupled else 6)
+    fresh = _baseline(3, coupled)  # other coefficients: the fit must replace them
     fresh.set_coefficients(fit_two_centre(fresh, records, ridge=1e-14))
+    if coupled:  # E' exists only between two magnetic atoms (Ni-Ni), elsewhere M_i.M_j = 0
+        np.testing.assert_allclose(fresh.coupled_coefficients["28_28"].detach().numpy(),
+                                   truth.coupled_coefficients["28_28"].detach().numpy(),
+                                   rtol=1e-6, atol=1e-6)
+        assert not fresh.coupled_coefficients["35_35"].detach().any()
     for record in records:
         vec = record[K.EDGE_VECTORS]
         numbers = record[K.ATOMIC_NUMBERS].numpy()
@@ -196,6 +214,9 @@ def test_least_squares_fits_a_pure_two_centre_data_set(nibr2_like, rng):
             sel = np.nonzero((numbers[src] == zi) & (numbers[dst] == zj))[0]
             with torch.no_grad():
                 got = fresh.blocks(zi, zj, vec[sel]).numpy()
+                if coupled:
+                    p = fresh.products(record[K.MOMENTS], record[K.EDGE_INDEX]).numpy()[sel]
+                    got = got + p[:, None] * fresh.blocks(zi, zj, vec[sel], coupled=True).numpy()
             want = np.stack([target[e].ravel() for e in sel])
             assert np.abs(got - want).max() <= 1e-9 * np.abs(want).max()
     # and the residual scales after a perfect fit sit at their floor
