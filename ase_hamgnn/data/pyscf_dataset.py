@@ -29,7 +29,7 @@ from ase_hamgnn.data.dataset import write_dataset
 from ase_hamgnn.errors import DatasetError, HamGNNError
 from ase_hamgnn.hamiltonian import TBHamiltonian
 
-__all__ = ["afm120_triangle", "fe3_triangle", "generate_pyscf_dataset",
+__all__ = ["afm120_triangle", "fe3_triangle", "generate_pyscf_dataset", "label_noise",
            "random_moment_configurations", "read_diagnostics", "restrict_shells"]
 
 RAW_DIR = "raw"
@@ -69,7 +69,8 @@ def afm120_triangle(atoms: Atoms | None = None, magnitude: float = 3.0) -> Atoms
 
 def random_moment_configurations(atoms: Atoms, n: int, magnitude: float = 3.0,
                                  max_displacement: float = 0.0,
-                                 rng: np.random.Generator | int | None = None) -> list[Atoms]:
+                                 rng: np.random.Generator | int | None = None,
+                                 per_geometry: int = 1) -> list[Atoms]:
     """``n`` copies of ``atoms`` with uniformly random moment directions (and optionally
     displaced atoms).
 
@@ -85,18 +86,23 @@ def random_moment_configurations(atoms: Atoms, n: int, magnitude: float = 3.0,
         Each Cartesian coordinate is displaced uniformly in ``±max_displacement`` Å.
     rng : numpy.random.Generator or int or None
         Random generator or seed.
+    per_geometry : int
+        Consecutive configurations that share one displaced geometry (their moments
+        differ).  An SCF then starts from the previous configuration's density at the same
+        geometry, which converges in a few seconds; a new geometry needs a fresh guess.
     """
-    if n < 1:
-        raise ValueError(f"n must be positive, got {n}")
+    if n < 1 or per_geometry < 1:
+        raise ValueError(f"n and per_geometry must be positive, got {n}, {per_geometry}")
     rng = np.random.default_rng(rng)
     out = []
-    for _ in range(int(n)):
+    shift = np.zeros((len(atoms), 3))
+    for i in range(int(n)):
         a = atoms.copy()
         v = rng.normal(size=(len(a), 3))
         a.set_initial_magnetic_moments(magnitude * v / np.linalg.norm(v, axis=1, keepdims=True))
-        if max_displacement > 0:
-            a.positions = a.positions + rng.uniform(-max_displacement, max_displacement,
-                                                    size=(len(a), 3))
+        if max_displacement > 0 and i % per_geometry == 0:
+            shift = rng.uniform(-max_displacement, max_displacement, size=(len(a), 3))
+        a.positions = a.positions + shift
         out.append(a)
     return out
 
@@ -170,6 +176,7 @@ def generate_pyscf_dataset(
     distance: float = 2.4,
     magnitude: float = 3.0,
     max_displacement: float = 0.0,
+    per_geometry: int = 1,
     cutoff: float = 6.0,
     n_use: int | None = None,
     shells: Sequence[str] | None = None,
@@ -191,6 +198,9 @@ def generate_pyscf_dataset(
         Seed of the configurations and of the train/val/test split.
     distance, magnitude, max_displacement : float
         Fe-Fe distance (Å), moment length (μB), coordinate jitter (Å).
+    per_geometry : int
+        Configurations per displaced geometry (see :func:`random_moment_configurations`);
+        shards split the work by geometry.
     cutoff : float
         Graph cutoff in Å (all pairs of the cluster must lie within it).
     n_use : int, optional
@@ -226,10 +236,12 @@ def generate_pyscf_dataset(
     raw.mkdir(parents=True, exist_ok=True)
     gks_settings = GKSSettings(**{"guess_spin": 8, **settings})
     confs = random_moment_configurations(fe3_triangle(distance), n, magnitude,
-                                         max_displacement, rng=seed)
+                                         max_displacement, rng=seed, per_geometry=per_geometry)
     params = {"system": "fe3-sto3g-pyscf", "n": n, "seed": seed, "distance": distance,
               "magnitude": magnitude, "max_displacement": max_displacement,
               "settings": gks_settings.to_dict()}
+    if per_geometry != 1:  # older generation stamps have no such key
+        params["per_geometry"] = per_geometry
     stamp = raw / "generation.json"
     if stamp.exists():
         old = json.loads(stamp.read_text())
@@ -243,10 +255,18 @@ def generate_pyscf_dataset(
         k, m = shard
         if not (m >= 1 and 0 <= k < m):
             raise ValueError(f"shard must be (k, m) with 0 <= k < m, got {shard}")
-        todo = [i for i in range(n) if i % m == k and not (raw / f"{i:06d}.npz").exists()]
+        todo = [i for i in range(n) if (i // per_geometry) % m == k
+                and not (raw / f"{i:06d}.npz").exists()]
         for i in tqdm(todo, desc="constrained GKS", unit="conf", disable=not progress):
             try:
-                res = runner.run(confs[i])
+                try:
+                    res = runner.run(confs[i])
+                except HamGNNError:
+                    if runner.last_guess != "previous":
+                        raise
+                    # the previous density can lead the SCF astray: once more from the
+                    # (cached) UKS guess of this geometry
+                    res = runner.run(confs[i], guess="uks")
             except HamGNNError as exc:  # record the failure, go on with a fresh guess
                 runner._previous = None
                 atomic_write_bytes(raw / f"{i:06d}.failed.json",
@@ -274,6 +294,54 @@ def generate_pyscf_dataset(
     name = f"dataset-{len(use)}" + ("" if shells is None else "-" + "".join(shells))
     return write_dataset(predictor, atoms_list, root / name, cutoff=cutoff,
                          rng=seed, metadata=params, progress=progress)
+
+
+def label_noise(atoms_list: Sequence[Atoms], rng: np.random.Generator | int | None = 0,
+                progress: bool = True, **settings: Any) -> list[dict[str, Any]]:
+    """Noise of constrained-GKS labels, measured by symmetry: each configuration is computed
+    three times, each its own SCF from a fresh guess: as given, with all moments reversed, and
+    rotated (positions and moments) by a random rotation.  Exact labels would satisfy
+    ``H(-M) = Theta H(M)^* Theta^dagger`` and ``H(g) = D(g) H D(g)^dagger``; what is left is
+    the label noise (SCF convergence for time reversal; SCF plus the lab-fixed DFT grid for
+    rotations).
+
+    Parameters
+    ----------
+    atoms_list : sequence of ase.Atoms
+        Clusters with target moments in ``initial_magmoms``.
+    rng : numpy Generator or seed
+        Source of the rotations.
+    progress : bool
+        tqdm progress bar.
+    **settings
+        Fields of :class:`~ase_hamgnn.data.pyscf_gks.GKSSettings`.
+
+    Returns
+    -------
+    list of dict
+        Per configuration and symmetry (``"time reversal"``, ``"rotation"``): the mean and
+        largest ``|Delta H|`` over all matrix elements in meV.
+    """
+    from ase_hamgnn.data.pyscf_gks import ConstrainedGKS, GKSSettings
+    from ase_hamgnn.symmetry import random_rotation, transform_atoms, transform_hamiltonian
+
+    rng = np.random.default_rng(rng)
+    gks = GKSSettings(**settings)
+    rows: list[dict[str, Any]] = []
+    for i, atoms in enumerate(tqdm(atoms_list, desc="label noise", unit="conf",
+                                   disable=not progress)):
+        runner = ConstrainedGKS(sorted(set(atoms.get_chemical_symbols())), gks,
+                                reuse_previous=False)
+        base = runner.run(atoms, guess="uks").hamiltonian
+        rotation = random_rotation(rng)
+        for name, kwargs in (("time reversal", {"time_reversal": True}),
+                             ("rotation", {"rotation": rotation})):
+            copy = runner.run(transform_atoms(atoms, **kwargs), guess="uks").hamiltonian
+            expected = transform_hamiltonian(base, **kwargs)
+            diff = np.abs((copy.h_r[(0, 0, 0)] - expected.h_r[(0, 0, 0)]).toarray()) * 1e3
+            rows.append({"configuration": i, "symmetry": name, "mae_meV": float(diff.mean()),
+                         "max_meV": float(diff.max())})
+    return rows
 
 
 def read_diagnostics(out_dir: str | os.PathLike) -> list[dict[str, Any]]:

@@ -494,6 +494,9 @@ class ConstrainedGKS:
         self.basis = basis_from_mol(probe)
         self._uks: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        #: guess of the latest :meth:`run` (``'uks'``, ``'uks-cached'`` or ``'previous'``),
+        #: also when it raised
+        self.last_guess: str | None = None
 
     @property
     def source_description(self) -> str:
@@ -556,6 +559,7 @@ class ConstrainedGKS:
         mf.callback = lambda env: cycles.__setitem__(0, int(env["cycle"]) + 1)
         tg = time.perf_counter()
         dm0, kind = self._guess(mol, atoms, targets, size, guess)
+        self.last_guess = kind
         tg = time.perf_counter() - tg
         mf.kernel(dm0=dm0)
         dm = mf.make_rdm1()

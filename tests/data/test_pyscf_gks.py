@@ -251,3 +251,37 @@ def test_restrict_shells_keeps_exact_sub_blocks():
                                   (a + a.conj().T)[np.ix_(idx, idx)])
     with pytest.raises(ValueError, match="no shell"):
         restrict_shells(ham, ["5s"])
+
+
+def test_label_noise_measures_symmetry_copies_each_its_own_scf():
+    """Each configuration: as given, moments reversed, rotated; the differences from the
+    transformed first result are the label noise, within the tolerances measured above."""
+    from ase_hamgnn.data.pyscf_dataset import label_noise
+
+    atoms = _o2(_targets(np.random.default_rng(5)))
+    rows = label_noise([atoms], rng=3, progress=False, strength_ha=0.1, conv_tol=1e-10,
+                       guess_spin=2)
+    assert [r["symmetry"] for r in rows] == ["time reversal", "rotation"]
+    noise = {r["symmetry"]: r for r in rows}
+    assert 0 < noise["time reversal"]["max_meV"] < 1e3 * TIME_REVERSAL_TOL_EV
+    assert 0 < noise["rotation"]["max_meV"] < 1e3 * ROTATION_TOL_EV
+    assert all(r["mae_meV"] <= r["max_meV"] for r in rows)
+
+
+def test_configurations_share_a_geometry_per_group():
+    from ase_hamgnn.data.pyscf_dataset import fe3_triangle, random_moment_configurations
+
+    confs = random_moment_configurations(fe3_triangle(), 7, 3.0, 0.1, rng=0, per_geometry=3)
+    pos = [a.positions for a in confs]
+    for group in ([0, 1, 2], [3, 4, 5]):
+        assert all(np.array_equal(pos[group[0]], pos[i]) for i in group)
+    assert not np.allclose(pos[0], pos[3]) and not np.allclose(pos[3], pos[6])
+    assert np.abs(pos[0] - fe3_triangle().positions).max() <= 0.1
+    moments = [a.get_initial_magnetic_moments() for a in confs]
+    assert not np.allclose(moments[0], moments[1])
+    np.testing.assert_allclose(np.linalg.norm(moments[4], axis=1), 3.0)
+    # one configuration per geometry is the plain displaced sequence
+    single = random_moment_configurations(fe3_triangle(), 3, 3.0, 0.1, rng=0)
+    assert len({a.positions.tobytes() for a in single}) == 3
+    with pytest.raises(ValueError, match="per_geometry"):
+        random_moment_configurations(fe3_triangle(), 3, per_geometry=0)
