@@ -297,7 +297,8 @@ def generate_pyscf_dataset(
 
 
 def label_noise(atoms_list: Sequence[Atoms], rng: np.random.Generator | int | None = 0,
-                progress: bool = True, **settings: Any) -> list[dict[str, Any]]:
+                progress: bool = True, shells: Sequence[str] | None = None,
+                **settings: Any) -> list[dict[str, Any]]:
     """Noise of constrained-GKS labels, measured by symmetry: each configuration is computed
     three times, each its own SCF from a fresh guess: as given, with all moments reversed, and
     rotated (positions and moments) by a random rotation.  Exact labels would satisfy
@@ -313,6 +314,9 @@ def label_noise(atoms_list: Sequence[Atoms], rng: np.random.Generator | int | No
         Source of the rotations.
     progress : bool
         tqdm progress bar.
+    shells : sequence of str, optional
+        Measure on the sub-matrices of these shells (those a dataset keeps, see
+        :func:`restrict_shells`); the largest difference over all shells is reported too.
     **settings
         Fields of :class:`~ase_hamgnn.data.pyscf_gks.GKSSettings`.
 
@@ -320,7 +324,8 @@ def label_noise(atoms_list: Sequence[Atoms], rng: np.random.Generator | int | No
     -------
     list of dict
         Per configuration and symmetry (``"time reversal"``, ``"rotation"``): the mean and
-        largest ``|Delta H|`` over all matrix elements in meV.
+        largest ``|Delta H|`` over the matrix elements (of ``shells``) in meV, and
+        ``max_all_meV`` over all of them.
     """
     from ase_hamgnn.data.pyscf_gks import ConstrainedGKS, GKSSettings
     from ase_hamgnn.symmetry import random_rotation, transform_atoms, transform_hamiltonian
@@ -338,9 +343,11 @@ def label_noise(atoms_list: Sequence[Atoms], rng: np.random.Generator | int | No
                              ("rotation", {"rotation": rotation})):
             copy = runner.run(transform_atoms(atoms, **kwargs), guess="uks").hamiltonian
             expected = transform_hamiltonian(base, **kwargs)
-            diff = np.abs((copy.h_r[(0, 0, 0)] - expected.h_r[(0, 0, 0)]).toarray()) * 1e3
-            rows.append({"configuration": i, "symmetry": name, "mae_meV": float(diff.mean()),
-                         "max_meV": float(diff.max())})
+            diffs = [np.abs((a.h_r[(0, 0, 0)] - b.h_r[(0, 0, 0)]).toarray()) * 1e3
+                     for a, b in [(copy, expected)] + ([] if shells is None else [
+                         (restrict_shells(copy, shells), restrict_shells(expected, shells))])]
+            rows.append({"configuration": i, "symmetry": name, "mae_meV": float(diffs[-1].mean()),
+                         "max_meV": float(diffs[-1].max()), "max_all_meV": float(diffs[0].max())})
     return rows
 
 
