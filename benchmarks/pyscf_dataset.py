@@ -58,8 +58,8 @@ def measure_label_noise(a) -> None:
              "elements (mean over configurations of the per-configuration mean; largest "
              "entry).  Time reversal measures the SCF convergence; rotations add the DFT grid, "
              "which stays fixed in the lab frame.  Target: <= 0.2 meV.")
-    write_report("pyscf-label-noise", {"settings": settings, "per_configuration": rows},
-                 summary, notes=notes)
+    write_report(f"pyscf-label-noise-grid{a.grid_level}",
+                 {"settings": settings, "per_configuration": rows}, summary, notes=notes)
     for row in summary:
         print(row)
 
@@ -89,7 +89,7 @@ def main(argv=None) -> None:
     p.add_argument("--label-noise", type=int, default=0, metavar="K",
                    help="instead of generating: measure the label noise on K of the "
                         "configurations (time-reversed and rotated copies, each its own SCF) "
-                        "and write benchmarks/reports/pyscf-label-noise.{json,md}")
+                        "and write benchmarks/reports/pyscf-label-noise-grid<level>.{json,md}")
     a = p.parse_args(argv)
     if a.label_noise:
         measure_label_noise(a)
