@@ -404,3 +404,13 @@ def test_training_fits_the_baseline_before_the_first_epoch(tmp_path):
         fitted = fresh.network.state_dict()[k]
         assert (v - fitted).abs().max() <= 0.05 * fitted.abs().max() + 1e-3  # one epoch moved
     train(cfg, progress=False)  # resumes from last.pt: no second fit, no error
+
+
+def test_coupled_fit_needs_the_moment_products(nibr2_like, rng):
+    truth = _baseline(5, coupled=True)
+    record = _records(truth, nibr2_like, rng, 1)[0]
+    numbers = record[K.ATOMIC_NUMBERS].numpy()
+    edge_index = record[K.EDGE_INDEX].numpy()
+    h0 = edge_h0(record[K.H_EDGE].numpy(), numbers, edge_index, truth.basis)
+    with pytest.raises(ValueError, match="moment products"):
+        TwoCentreFit(truth).add(numbers, edge_index, record[K.EDGE_VECTORS].numpy(), h0)
