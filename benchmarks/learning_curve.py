@@ -49,9 +49,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "twocentre": ("two_centre, two_centre_scale and onsite_bias (two-centre bonds and average "
                   "on-site blocks least-squares fitted before training)", {},
                   {"two_centre": True, "two_centre_scale": True, "onsite_bias": True}),
-    "production": ("twocentre and coupling together (the candidate for the shipped models)",
+    "production": ("twocentre and coupling together (the previous shipped model's levers)",
                    {}, {"two_centre": True, "two_centre_scale": True, "onsite_bias": True,
                         "moment_coupling": "normalized"}),
+    "bondterm": ("production plus bond_moment_term (h0 + (M_i.M_j / moment_max^2) h1 on "
+                 "every bond, h1 a second fitted two-centre function plus a network output; "
+                 "the shipped model's settings)", {}, {"two_centre": True, "two_centre_scale": True,
+                                     "onsite_bias": True, "moment_coupling": "normalized",
+                                     "bond_moment_term": True}),
 }
 
 DATASET_SIZE = 480  # configurations written (0.8 / 0.1 / 0.1 split)

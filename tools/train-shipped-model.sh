@@ -2,7 +2,7 @@
 # Reproduce the shipped model ase_hamgnn/models/nibri-reference.pt from scratch:
 # 480 random-moment 2x2 NiBrI configurations of the SYNTHETIC reference model (384 for
 # training, 24 for validation), then training with configs/nibri-reference.toml (CPU, one
-# thread, float32; about 90 minutes), then the held-out and out-of-distribution errors
+# thread, float32; about 60-80 minutes), then the held-out and out-of-distribution errors
 # (benchmarks/accuracy.py).  An interrupted run resumes when the script is started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
