@@ -9,8 +9,8 @@ stays light.
 
 from typing import Any
 
+from ase_hamgnn import _moved
 from ase_hamgnn.basis import OrbitalBasis, Shell
-from ase_hamgnn.edge_bands import EdgeBands, edge_bands
 from ase_hamgnn.errors import (
     BasisError,
     BlockShapeError,
@@ -33,13 +33,14 @@ from ase_hamgnn.errors import (
     StructureError,
     TrainingDivergedError,
 )
-from ase_hamgnn.gap import EdgeStates, Gap, MetallicError, edge_states, find_gap
 from ase_hamgnn.geometry import Geometry, read_moments
 from ase_hamgnn.hamiltonian import TBHamiltonian
-from ase_hamgnn.kpm import KPMDOS, kpm_dos
 from ase_hamgnn.predictor import Predictor
-from ase_hamgnn.shift_invert import ShiftInvert
-from ase_hamgnn.spectra import Bands
+from ase_hamgnn.spectra.dense import Bands
+from ase_hamgnn.spectra.edge_bands import EdgeBands, edge_bands
+from ase_hamgnn.spectra.gap import EdgeStates, Gap, MetallicError, edge_states, find_gap
+from ase_hamgnn.spectra.kpm import KPMDOS, kpm_dos
+from ase_hamgnn.spectra.shift_invert import ShiftInvert
 
 __all__ = [
     "KPMDOS",
@@ -85,6 +86,8 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+_moved.install()  # old module paths (before the folder layout) still import, with a warning
 
 _LAZY = {
     "HamGNNCalc": ("ase_hamgnn.calculator", "HamGNNCalc"),

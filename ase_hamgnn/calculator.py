@@ -40,19 +40,18 @@ from ase.calculators.calculator import (
     CalculatorSetupError,
     PropertyNotImplementedError,
     all_changes,
-    kpts2ndarray,
-    kpts2sizeandoffsets,
 )
-from ase.dft.kpoints import BandPath, monkhorst_pack
+from ase.dft.kpoints import BandPath
 from ase.spectrum.band_structure import BandStructure
 
-from ase_hamgnn.errors import DenseSizeError, KPointError, MissingMomentsError
+from ase_hamgnn.errors import DenseSizeError, MissingMomentsError
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.graph import check_structure
 from ase_hamgnn.hamiltonian import TBHamiltonian
-from ase_hamgnn.occupations import Occupations, occupy
 from ase_hamgnn.predictor import Predictor
-from ase_hamgnn.spectra import _check_temperature, all_eigenvalues, parse_kpts
+from ase_hamgnn.spectra.dense import all_eigenvalues, check_temperature
+from ase_hamgnn.spectra.kpoints import resolve_kpts
+from ase_hamgnn.spectra.occupations import Occupations, occupy
 
 __all__ = ["HamGNNCalc"]
 
@@ -79,9 +78,9 @@ class HamGNNCalc(Calculator):
         loaded with :func:`ase_hamgnn.model.load_model`.
     kpts : tuple, dict, array or BandPath
         k-points in any ASE form: a mesh ``(n1, n2, n3)`` of integers, also as floats
-        ``(4.0, 4.0, 1.0)`` (ASE's Monkhorst–Pack convention, not Γ-centred for even sizes,
-        unlike ``ham.dos`` and ``ham.fermi_level``, whose meshes are Γ-centred; both read
-        ``kpts`` with :func:`ase_hamgnn.spectra.parse_kpts`), a
+        ``(4.0, 4.0, 1.0)`` (ASE's Monkhorst–Pack convention, not Γ-centred for even sizes;
+        ``ham.dos`` and every analysis read ``kpts`` the same way, with
+        :func:`ase_hamgnn.spectra.kpoints.resolve_kpts`), a
         density ``{"density": 5.0, "gamma": True}`` (points per Å⁻¹), an explicit ``(n_k, 3)``
         array of fractional k-points, one per row (equal weights), a band path
         ``{"path": "GMKG", "npoints": 100}`` or an ``ase.dft.kpoints.BandPath``.  Default
@@ -99,7 +98,7 @@ class HamGNNCalc(Calculator):
         the states are filled in order of energy: the Fermi level is mid-gap (half-way
         between the highest occupied and lowest empty state) when the count ends at a gap;
         otherwise the states degenerate at the Fermi level share the remaining electrons
-        equally (see :func:`ase_hamgnn.occupations.occupy`).
+        equally (see :func:`ase_hamgnn.spectra.occupations.occupy`).
     fermi_kpts : tuple, dict or array, optional
         k-points on which the Fermi level is found.  Default: ``kpts``, unless ``kpts`` is a
         band path (a path does not sample the Brillouin zone); then
@@ -357,39 +356,7 @@ class HamGNNCalc(Calculator):
     # -- k-space ----------------------------------------------------------------------------
     @staticmethod
     def _kpoints(atoms: Atoms, kpts: Any, name: str) -> np.ndarray:
-        if isinstance(kpts, BandPath):
-            k = kpts.kpts
-        elif isinstance(kpts, dict):
-            unknown = set(kpts) - {"path", "npoints", "special_points", "density", "eps",
-                                   "size", "gamma", "even", "kpts"}
-            if unknown:
-                raise ValueError(f"{name}: unknown keys {sorted(unknown)} in {kpts!r}")
-            if "path" in kpts or "kpts" in kpts:
-                k = kpts2ndarray(kpts, atoms=atoms)
-            else:
-                size, offsets = kpts2sizeandoffsets(atoms=atoms, **kpts)
-                k = monkhorst_pack(size) + offsets
-        elif kpts is None:
-            k = np.zeros((1, 3))
-        else:
-            try:
-                size, k = parse_kpts(kpts, name)
-            except KPointError as exc:
-                raise KPointError(
-                    f"{exc}; {name} may also be a dict ({{'density': ...}} or "
-                    "{'path': 'GMKG', 'npoints': 100}) or a BandPath") from None
-            if size is not None:
-                for d in range(3):
-                    if size[d] > 1 and not atoms.pbc[d]:
-                        raise KPointError(
-                            f"{name} = {tuple(int(x) for x in size)} samples the non-periodic "
-                            f"direction {d}; use 1 there"
-                        )
-                k = monkhorst_pack(size)
-        k = np.array(k, dtype=np.float64).reshape(-1, 3)
-        if not np.isfinite(k).all() or len(k) == 0:
-            raise KPointError(f"{name} gives no finite k-points: {kpts!r}")
-        return k
+        return resolve_kpts(kpts, atoms.cell, atoms.pbc, name)
 
     def _fermi_k(self, atoms: Atoms) -> np.ndarray | None:
         """k-points of the Fermi level, or None when they are the calculator's kpts."""
@@ -406,7 +373,7 @@ class HamGNNCalc(Calculator):
         if self._filled is not None and self._filled[0] is self.results:
             return self._filled[1]
         k = self._fermi_k(self.atoms)
-        temperature = _check_temperature(self.parameters["temperature"])
+        temperature = check_temperature(self.parameters["temperature"])
         if k is None:
             if "eigenvalues" not in self.results:
                 self.results["eigenvalues"] = self._eigenvalues(

@@ -40,7 +40,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_convert(args: argparse.Namespace) -> int:
-    from ase_hamgnn.data.convert import convert_dataset
+    from ase_hamgnn.data.io.convert import convert_dataset
 
     manifest = convert_dataset(args.source, args.out, source_format=args.source_format,
                                cutoff=args.cutoff, rng=args.seed, length_unit=args.length_unit)
@@ -53,15 +53,15 @@ def _cmd_dataset_convert(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ase_hamgnn.distributed import launch_environment
-    from ase_hamgnn.training import load_train_config, train
+    from ase_hamgnn.train.distributed import launch_environment
+    from ase_hamgnn.train.loop import load_train_config, train
 
     cfg = load_train_config(args.config)  # ConfigError names the key, the file and the fix
     if args.epochs is not None:
         cfg = replace(cfg, epochs=args.epochs)
     if args.allow_dataset_change:
         cfg = replace(cfg, allow_dataset_change=True)
-    result = train(cfg)  # also under torchrun: one process per GPU, see ase_hamgnn.distributed
+    result = train(cfg)  # also under torchrun, one process per GPU: ase_hamgnn.train.distributed
     if launch_environment()[0] == 0:  # rank 0 alone reports
         best = Path(result["best"])
         if best.is_file():

@@ -78,7 +78,7 @@ class MomentRangeWarning(UserWarning):
     prediction extrapolates (e.g. a texture built with 1 μB for a model trained at 2 μB)."""
 
 
-# -- configuration files (ase_hamgnn.training, ase_hamgnn.model.config) -------------------------
+# -- configuration files (ase_hamgnn.train.loop, ase_hamgnn.model.config) -------------------------
 __all__ += ["ConfigError"]
 
 
@@ -158,7 +158,7 @@ class DenseSizeError(HamGNNError, ValueError):
     points to the sparse tools (``find_gap``, ``edge_states``, ``kpm_dos``)."""
 
 
-# -- training runs (ase_hamgnn.training) --------------------------------------------------------
+# -- training runs (ase_hamgnn.train.loop) --------------------------------------------------------
 __all__ += ["DatasetChangedError", "TrainingDivergedError"]
 
 

@@ -174,7 +174,7 @@ class TBHamiltonian:
         self._check_finite(self._h, "H")
         if self._s is not None:
             self._check_finite(self._s, "S")
-        up, dn = self._spin_indices()
+        up, dn = self._spin_index_arrays()
         self._up, self._dn = up, dn
         if hermiticity_tol is not None:
             self._check_hermitian(self._h, "H", hermiticity_tol)
@@ -346,13 +346,13 @@ class TBHamiltonian:
         Returns energies (n,) in eV, ascending, and states (n, n) as columns normalized to
         ``C^dagger S C = 1``.
         """
-        from ase_hamgnn.spectra import dense_eigh
+        from ase_hamgnn.spectra.dense import dense_eigh
 
         return dense_eigh(self, k, gauge)
 
     def eigvalsh(self, k: Iterable[float]) -> np.ndarray:
         """All eigenvalues at ``k`` (eV), ascending."""
-        from ase_hamgnn.spectra import dense_eigh
+        from ase_hamgnn.spectra.dense import dense_eigh
 
         return dense_eigh(self, k, "lattice", vectors=False)[0]
 
@@ -361,35 +361,30 @@ class TBHamiltonian:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` eigenpairs nearest ``sigma`` (eV) by sparse shift-invert (generalized
         with S); energies ascending, states as S-orthonormal columns."""
-        from ase_hamgnn.spectra import shift_invert_eigh
+        from ase_hamgnn.spectra.dense import shift_invert_eigh
 
         return shift_invert_eigh(self, k, n, sigma, gauge)
 
     def spin_expectation(self, k: Iterable[float], states: np.ndarray) -> np.ndarray:
         """``<sigma_x, sigma_y, sigma_z>`` of each column of ``states`` at ``k``, shape (n, 3);
-        uses ``S(k)`` (Mulliken-free: ``c^dagger sigma S c``) when the basis is non-orthogonal."""
-        c = np.asarray(states)
-        if c.ndim == 1:
-            c = c[:, None]
-        sc = c if self._s is None else self.sk(k) @ c
-        up, dn = self._up, self._dn
-        cu, cd, su, sd = c[up], c[dn], sc[up], sc[dn]
-        sx = np.sum(cu.conj() * sd + cd.conj() * su, axis=0)
-        sy = np.sum(-1j * cu.conj() * sd + 1j * cd.conj() * su, axis=0)
-        sz = np.sum(cu.conj() * su - cd.conj() * sd, axis=0)
-        return np.stack([sx, sy, sz], axis=1).real
+        uses ``S(k)`` (Mulliken-free: ``c^dagger sigma S c``) when the basis is non-orthogonal.
+        The per-orbital parts are :func:`ase_hamgnn.spectra.projections.orbital_spin_density`."""
+        from ase_hamgnn.spectra.projections import orbital_spin_density
+
+        return orbital_spin_density(self, k, states)[1].sum(axis=1).T
 
     def bands(self, path: Any, spin: bool = True, n: int | None = None, sigma: float | None = None):
-        """Band structure along an ASE ``BandPath`` (see :func:`ase_hamgnn.spectra.bands`)."""
-        from ase_hamgnn.spectra import bands
+        """Band structure along an ASE ``BandPath`` (see :func:`ase_hamgnn.spectra.dense.bands`)."""
+        from ase_hamgnn.spectra.dense import bands
 
         return bands(self, path, spin=spin, n=n, sigma=sigma)
 
     def dos(
         self, kpts: Any, energies: np.ndarray, width: float = 0.05, kind: str = "gaussian"
     ) -> np.ndarray:
-        """Density of states per cell and eV, both spins (see :func:`ase_hamgnn.spectra.dos`)."""
-        from ase_hamgnn.spectra import dos
+        """Density of states per cell and eV, both spins (see
+        :func:`ase_hamgnn.spectra.dense.dos`)."""
+        from ase_hamgnn.spectra.dense import dos
 
         return dos(self, kpts, energies, width=width, kind=kind)
 
@@ -397,15 +392,16 @@ class TBHamiltonian:
         self, n_electrons: float, kpts: Any = (1, 1, 1), temperature: float = 0.0
     ) -> float:
         """Fermi level in eV for ``n_electrons`` per cell (see
-        :func:`ase_hamgnn.spectra.fermi_level`)."""
-        from ase_hamgnn.spectra import fermi_level
+        :func:`ase_hamgnn.spectra.dense.fermi_level`)."""
+        from ase_hamgnn.spectra.dense import fermi_level
 
         return fermi_level(self, n_electrons, kpts=kpts, temperature=temperature)
 
     def to_kwant(self, lead: TBHamiltonian | None = None, **kwargs: Any):
         """Kwant builder: periodic (for ``kwant.wraparound``) without ``lead``, a scattering
-        region with leads from ``lead`` otherwise (see :func:`ase_hamgnn.kwant_export.to_kwant`)."""
-        from ase_hamgnn.kwant_export import to_kwant
+        region with leads from ``lead`` otherwise (see
+        :func:`ase_hamgnn.transport.export.to_kwant`)."""
+        from ase_hamgnn.transport.export import to_kwant
 
         return to_kwant(self, lead, **kwargs)
 
@@ -484,8 +480,14 @@ class TBHamiltonian:
                     worst = max(worst, float(np.abs(diff.data).max()))
         return worst
 
+    @property
+    def spin_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Spin-up and spin-down indices of every spatial orbital, in orbital order (atoms in
+        order, each atom's orbitals spin-major: its up copies, then its down copies)."""
+        return self._up, self._dn
+
     # -- checks -----------------------------------------------------------------------------
-    def _spin_indices(self) -> tuple[np.ndarray, np.ndarray]:
+    def _spin_index_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         starts = self._offsets[:-1]
         half = np.diff(self._offsets) // 2
         up = (

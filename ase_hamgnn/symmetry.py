@@ -76,7 +76,7 @@ def _sample_points(l: int) -> np.ndarray:  # noqa: E741
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
 
 
-def _real_harmonics(l: int, vectors: np.ndarray) -> np.ndarray:  # noqa: E741
+def real_harmonics(l: int, vectors: np.ndarray) -> np.ndarray:  # noqa: E741
     vec = torch.as_tensor(vectors, dtype=torch.float64)
     return o3.spherical_harmonics(l, vec, normalize=True, normalization="component").numpy()
 
@@ -100,8 +100,8 @@ def wigner_d(l: int, rotation: np.ndarray) -> np.ndarray:  # noqa: E741
     det = np.linalg.det(g)
     proper = g * det
     pts = _sample_points(l)
-    y = _real_harmonics(l, pts)
-    y_rot = _real_harmonics(l, pts @ proper.T)
+    y = real_harmonics(l, pts)
+    y_rot = real_harmonics(l, pts @ proper.T)
     # y_rot = y D^T  ->  D^T = lstsq(y, y_rot)
     d = np.linalg.lstsq(y, y_rot, rcond=None)[0].T
     if det < 0 and l % 2:

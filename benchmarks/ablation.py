@@ -42,7 +42,7 @@ from ase_hamgnn.data import (
     record_to_hamiltonian,
 )
 from ase_hamgnn.model import load_model
-from ase_hamgnn.training import TrainConfig, load_train_config, train
+from ase_hamgnn.train import TrainConfig, load_train_config, train
 
 VARIANTS = {
     "physics": "physics form (default)",

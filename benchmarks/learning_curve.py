@@ -35,7 +35,7 @@ from accuracy import TARGETS, compare
 
 from ase_hamgnn.data import HamiltonianDataset, make_reference_dataset, record_to_hamiltonian
 from ase_hamgnn.model import load_model
-from ase_hamgnn.training import TrainConfig, load_train_config, train
+from ase_hamgnn.train import TrainConfig, load_train_config, train
 
 #: One lever each, applied to the shipped model's training configuration: (what it is,
 #: top-level changes, ``[model]`` changes).

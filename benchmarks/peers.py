@@ -148,7 +148,7 @@ def compare_kpm(atoms, repeats: int) -> dict:
 
     from ase_hamgnn import kpm_dos
     from ase_hamgnn.data import ReferenceTB
-    from ase_hamgnn.kpm import spectral_bounds
+    from ase_hamgnn.spectra import spectral_bounds
 
     ham = ReferenceTB("nibri").predict(atoms)
     h = ham.hk((0.0, 0.0, 0.0)).tocsr()
@@ -243,7 +243,7 @@ def _ribbon(nx: int, ny: int, radius: float = 12.0):
     """The skyrmion ribbon of benchmarks/transport.py: finalized Kwant system, E_F."""
     import textures
     from ase_hamgnn.data import ReferenceTB
-    from ase_hamgnn.kwant_export import to_kwant_system
+    from ase_hamgnn.transport import to_kwant_system
 
     ref = ReferenceTB("nibri")
     prim = textures.ferromagnet(ref.structure(), magnetic=("Ni",))
@@ -346,7 +346,7 @@ def _write_deeptb_job(tmp: Path, sizes: list[int], quick: bool, budget: float) -
     import numpy as np
 
     from ase_hamgnn.data import ReferenceTB
-    from ase_hamgnn.data.deeph import write_deeph
+    from ase_hamgnn.data.io.deeph import write_deeph
 
     ref = ReferenceTB("nibri", soc=False)
     n_train, n_test = (8, 2) if quick else (32, 8)
@@ -384,7 +384,7 @@ def _train_ours(job: dict, tmp: Path) -> dict:
     from ase_hamgnn.data import ReferenceTB
     from ase_hamgnn.data.dataset import write_dataset
     from ase_hamgnn.model import load_model
-    from ase_hamgnn.training import load_train_config, train
+    from ase_hamgnn.train import load_train_config, train
     from benchmarks._report import spinless_errors
 
     ref = ReferenceTB("nibri", soc=False)

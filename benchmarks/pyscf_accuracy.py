@@ -29,7 +29,7 @@ from _report import entry_errors, write_report
 
 from ase_hamgnn._atomic import atomic_write_bytes
 from ase_hamgnn.data import HamiltonianDataset, read_manifest, record_to_hamiltonian
-from ase_hamgnn.data.pyscf_dataset import (
+from ase_hamgnn.data.pyscf.dataset import (
     afm120_triangle,
     fe3_triangle,
     random_moment_configurations,
@@ -148,7 +148,7 @@ def _references(raw: Path, compute: bool) -> tuple[list[dict], TBHamiltonian | N
     if not (scan_path.exists() and afm_path.exists()):
         if not compute:
             return [], None
-        from ase_hamgnn.data.pyscf_gks import ConstrainedGKS, GKSSettings
+        from ase_hamgnn.data.pyscf.gks import ConstrainedGKS, GKSSettings
 
         gen = json.loads((raw / "raw" / "generation.json").read_text())
         tri = fe3_triangle(gen["distance"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from ase_hamgnn.data.pyscf_dataset import (
+from ase_hamgnn.data.pyscf.dataset import (
     fe3_triangle,
     generate_pyscf_dataset,
     label_noise,

@@ -14,18 +14,18 @@ For each size the report gives:
   spin-orbitals, peak RSS; log-log fits of time against atoms give the scaling exponents;
 * near-gap states (up to ``--states-max`` atoms, default 3468): the 16 highest occupied and
   16 lowest empty states at Γ, and with them the gap, by
-  :func:`ase_hamgnn.gap.edge_states` (a coarse KPM DOS places one shift-invert
+  :func:`ase_hamgnn.spectra.edge_states` (a coarse KPM DOS places one shift-invert
   factorization next to each band edge); up to
   ``--dense-max`` atoms (default 1200) a dense ``eigh`` of the same matrix in the same run,
   and for larger systems a dense time extrapolated as dim³ from the largest measured one
   (marked "extrapolated"); the ratio is the speed-up;
 * near-gap bands (from ``--bands-min`` to ``--bands-max`` atoms, default 1200 to 3468): the
   16 highest occupied and 16 lowest empty bands at 40 k-points along M-Γ-K of the supercell
-  by :func:`ase_hamgnn.edge_bands.edge_bands` (factorizations at a few anchors, a reduced
+  by :func:`ase_hamgnn.spectra.edge_bands` (factorizations at a few anchors, a reduced
   basis interpolated along the path elsewhere), its largest residual, and its largest
-  deviation from a direct :func:`~ase_hamgnn.gap.edge_states` solve at three k-points of the
+  deviation from a direct :func:`~ase_hamgnn.spectra.edge_states` solve at three k-points of the
   path that are not anchors (the check is not part of the time);
-* KPM DOS: :func:`ase_hamgnn.kpm.kpm_dos` at Γ with 512 moments and 2 to 8 random vectors
+* KPM DOS: :func:`ase_hamgnn.spectra.kpm_dos` at Γ with 512 moments and 2 to 8 random vectors
   (enough for a stochastic-trace error of about 0.3 %, see :func:`kpm_vectors`), and the
   Fermi level it implies.
 
@@ -164,12 +164,10 @@ def kpm_vectors(dim: int) -> int:
 def _worker_spectra(args) -> dict:
     import numpy as np
 
-    from ase_hamgnn.gap import edge_states
     from ase_hamgnn.hamiltonian import TBHamiltonian
-    from ase_hamgnn.kpm import kpm_dos
     from ase_hamgnn.model import load_model
-    from ase_hamgnn.shift_invert import default_backend
-    from ase_hamgnn.spectra import dense_eigh
+    from ase_hamgnn.spectra import dense_eigh, edge_states, kpm_dos
+    from ase_hamgnn.spectra.shift_invert import default_backend
 
     ham = TBHamiltonian.load(args.ham)
     atoms = ham.to_atoms()
@@ -204,10 +202,9 @@ def _worker_bands(args) -> dict:
     :func:`edge_states` solves at k-points that are not anchors."""
     import numpy as np
 
-    from ase_hamgnn.edge_bands import edge_bands
-    from ase_hamgnn.gap import edge_states
     from ase_hamgnn.hamiltonian import TBHamiltonian
     from ase_hamgnn.model import load_model
+    from ase_hamgnn.spectra import edge_bands, edge_states
 
     ham = TBHamiltonian.load(args.ham)
     atoms = ham.to_atoms()

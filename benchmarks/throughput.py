@@ -66,7 +66,7 @@ def _parse(argv):
 # -- training ----------------------------------------------------------------------------
 def _training_steps(model, batches, partners, optimizer) -> tuple[float, float, int]:
     """CPU and wall seconds of one training step per batch, and the configurations."""
-    from ase_hamgnn.training import block_errors
+    from ase_hamgnn.train import block_errors
 
     net = model.network
     cpu, wall, n = time.process_time(), time.perf_counter(), 0
@@ -85,7 +85,7 @@ def measure_training(args, root: Path) -> list[dict]:
 
     from ase_hamgnn.data import HamiltonianDataset, make_reference_dataset
     from ase_hamgnn.model import load_model
-    from ase_hamgnn.training import _Partners
+    from ase_hamgnn.train.loop import _Partners
 
     if not (root / "manifest.json").exists():
         make_reference_dataset(root, "nibri", "2x2", 2 * max(args.configs, max(args.batches)),

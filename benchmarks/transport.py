@@ -4,7 +4,7 @@ System: the SYNTHETIC reference tight-binding model of monolayer NiBrI
 (:class:`ase_hamgnn.data.ReferenceTB`, with spin-orbit coupling; not DFT) on a rectangular
 ``a x sqrt(3) a`` cell (6 atoms), repeated ``nx x ny`` times, with one skyrmion
 (``textures.skyrmion``) in a ferromagnetic (+z) background.  Leads along ``a`` are the
-ferromagnetic rectangular cell (:func:`ase_hamgnn.kwant_export.to_kwant_system`).  For each
+ferromagnetic rectangular cell (:func:`ase_hamgnn.transport.to_kwant_system`).  For each
 energy the transmission lead 0 -> 1 is solved by :func:`ase_hamgnn.transport.transmission`
 with Kwant's MUMPS solver and with SciPy's SuperLU (``kwant.solvers.sparse``) in the same run,
 one call per energy (nothing carried over between energies); the report gives wall and CPU
@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
     import textures
     from ase_hamgnn._atomic import atomic_write_bytes
     from ase_hamgnn.data import ReferenceTB
-    from ase_hamgnn.kwant_export import to_kwant_system
-    from ase_hamgnn.transport import lead_modes, spin_transmission, transmission
+    from ase_hamgnn.transport import lead_modes, spin_transmission, to_kwant_system, transmission
 
     load_before = os.getloadavg()[0]
     ref = ReferenceTB("nibri")

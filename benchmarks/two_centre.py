@@ -37,7 +37,7 @@ from torch_geometric.loader import DataLoader  # noqa: E402
 
 from ase_hamgnn.data import HamiltonianDataset, make_reference_dataset  # noqa: E402
 from ase_hamgnn.model import HamGNNModel, load_model  # noqa: E402
-from ase_hamgnn.training import (  # noqa: E402
+from ase_hamgnn.train.loop import (  # noqa: E402
     TrainConfig,
     _model_config,
     evaluate,

@@ -37,11 +37,10 @@ from nibri_antiskyrmion import run as run_antiskyrmion
 
 import textures
 from ase_hamgnn.data import ReferenceTB, make_reference_dataset, nibri
-from ase_hamgnn.kwant_export import to_kwant_system
 from ase_hamgnn.model import list_models, load_model
 from ase_hamgnn.spectra import broaden, kmesh
-from ase_hamgnn.training import TrainConfig, train
-from ase_hamgnn.transport import plot_transmission, spin_transmission
+from ase_hamgnn.train import TrainConfig, train
+from ase_hamgnn.transport import plot_transmission, spin_transmission, to_kwant_system
 
 RECT = [[1, 0, 0], [1, 2, 0], [0, 0, 1]]  # rectangular NiBrI cell (a x sqrt(3) a), 6 atoms
 

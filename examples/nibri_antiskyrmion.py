@@ -13,7 +13,7 @@ Run::
     python examples/nibri_antiskyrmion.py --size 12 --out out/anti   # 432 atoms, quick
 
 The bands next to the gap are computed by band index with
-:func:`ase_hamgnn.edge_bands.edge_bands`: sparse factorizations (shift-invert, with exact
+:func:`ase_hamgnn.spectra.edge_bands`: sparse factorizations (shift-invert, with exact
 inertia counts for the indices) at a few anchor k-points only, and a Rayleigh-Ritz step in
 the Bloch-adapted span of the anchors' states at every other k-point, each state with its
 residual as the error estimate (the small matrices of that step are interpolated along
@@ -52,10 +52,10 @@ from ase_hamgnn.analysis import (  # noqa: E402
 )
 from ase_hamgnn.analysis.states import atom_weights, plot_edge_state_maps  # noqa: E402
 from ase_hamgnn.data.structures import nibri  # noqa: E402
-from ase_hamgnn.edge_bands import edge_bands  # noqa: E402
-from ase_hamgnn.kpm import kpm_dos  # noqa: E402
 from ase_hamgnn.model import load_model  # noqa: E402
 from ase_hamgnn.spectra import Bands  # noqa: E402
+from ase_hamgnn.spectra.edge_bands import edge_bands  # noqa: E402
+from ase_hamgnn.spectra.kpm import kpm_dos  # noqa: E402
 
 NI_MOMENT = 2.0  # μB, the nominal Ni moment the model was trained with
 

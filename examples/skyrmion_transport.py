@@ -7,7 +7,7 @@ checkpoint file (:func:`ase_hamgnn.model.load_model`); both provide ``predict(at
 
 Geometry: NiBrI on the rectangular ``a x sqrt(3) a`` cell (6 atoms), ``NX x NY`` cells form
 the scattering region of a ribbon along ``a``; the two leads are the ferromagnetic ribbon
-(Ni moments along +z) continued to -x and +x (:func:`ase_hamgnn.kwant_export.to_kwant_system`).
+(Ni moments along +z) continued to -x and +x (:func:`ase_hamgnn.transport.to_kwant_system`).
 The region is either that same ferromagnet (a pristine ribbon: it transmits every open lead
 channel) or a Néel skyrmion with its core down in it.
 
@@ -48,7 +48,7 @@ from _output import output_folder  # noqa: E402  (examples/ is on sys.path)
 
 import textures  # noqa: E402
 from ase_hamgnn.data import ReferenceTB  # noqa: E402
-from ase_hamgnn.kwant_export import to_kwant_system  # noqa: E402
+from ase_hamgnn.transport.export import to_kwant_system  # noqa: E402
 from ase_hamgnn.transport import local_maps, spin_transmission  # noqa: E402
 
 MOMENT = 2.0  # μB on Ni (Ni2+, S = 1), the default of ReferenceTB's structures

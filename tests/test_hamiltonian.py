@@ -16,7 +16,7 @@ from ase_hamgnn import (
     OrbitalBasis,
     TBHamiltonian,
 )
-from ase_hamgnn.spectra import broaden, kmesh
+from ase_hamgnn.spectra import broaden, resolve_kpts
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_dos_and_fermi_level(ham):
     assert np.trapezoid(d, energies) == pytest.approx(ham.n_spin_orbitals, rel=1e-3)
     n_el = 17
     ef = ham.fermi_level(n_el, kpts=(4, 4, 1))
-    eig = np.array([ham.eigvalsh(k) for k in kmesh((4, 4, 1))])
+    eig = np.array([ham.eigvalsh(k) for k in resolve_kpts((4, 4, 1))])  # ASE's mesh
     assert np.mean((eig < ef).sum(axis=1)) == pytest.approx(n_el)
     ef_t = ham.fermi_level(n_el, kpts=(4, 4, 1), temperature=300.0)
     kt = 8.617333262e-5 * 300
@@ -328,13 +328,13 @@ def test_fermi_level_of_an_insulator_is_near_mid_gap_at_any_temperature(temperat
     # chemical potential lies within kT/2 ln(2 n_states n_k) of mid-gap (the intrinsic
     # level); at 0 K it is mid-gap.
     from ase_hamgnn.data import ReferenceTB, nibri
-    from ase_hamgnn.occupations import K_BOLTZMANN_EV
+    from ase_hamgnn.spectra.occupations import K_BOLTZMANN_EV
 
     ref = ReferenceTB("nibri")
     atoms = nibri()
     ham = ref.predict(atoms)
     n = ref.n_electrons(atoms)
-    eig = np.array([ham.eigvalsh(k) for k in kmesh((6, 6, 1))])
+    eig = np.array([ham.eigvalsh(k) for k in resolve_kpts((6, 6, 1))])  # ASE's mesh
     states = np.sort(eig.ravel())
     vbm, cbm = states[n * 36 - 1], states[n * 36]
     assert cbm - vbm > 1.0  # an insulator
@@ -350,15 +350,17 @@ def test_fermi_level_of_an_insulator_is_near_mid_gap_at_any_temperature(temperat
 
 
 def test_fermi_level_on_a_partly_filled_degenerate_level():
-    # s chain, E(k) = 1 - 2 cos(2 pi k) eV on 4 k-points: -1, +1 (four states at k = +-1/4), 3.
+    # s chain, E(k) = 1 - 2 cos(2 pi k) eV on the Γ-centred 4-point mesh: -1, +1 (four states
+    # at k = +-1/4), 3.
     # Three electrons per cell fill 12 of the 16 states: the level at +1 eV is full and E_F is
     # mid-gap (2 eV); one electron fills half of it and E_F is the level itself, at any T.
     chain = Atoms("H", cell=[1.0, 10.0, 10.0], pbc=[True, False, False])
     t = -np.eye(2)
     ham = TBHamiltonian.from_blocks(OrbitalBasis({"H": ["1s"]}), chain, {
         (0, 0, (0, 0, 0)): np.eye(2), (0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
-    assert ham.fermi_level(1.5, (4, 1, 1)) == pytest.approx(2.0, abs=1e-12)
-    assert ham.fermi_level(1.0, (4, 1, 1)) == pytest.approx(1.0, abs=1e-12)
-    assert ham.fermi_level(0.75, (4, 1, 1)) == pytest.approx(1.0, abs=1e-12)
+    GAMMA_4 = {"size": (4, 1, 1), "gamma": True}  # k = 0, +-1/4, 1/2
+    assert ham.fermi_level(1.5, GAMMA_4) == pytest.approx(2.0, abs=1e-12)
+    assert ham.fermi_level(1.0, GAMMA_4) == pytest.approx(1.0, abs=1e-12)
+    assert ham.fermi_level(0.75, GAMMA_4) == pytest.approx(1.0, abs=1e-12)
     for temperature in (0.1, 300.0):
-        assert ham.fermi_level(1.0, (4, 1, 1), temperature) == pytest.approx(1.0, abs=1e-9)
+        assert ham.fermi_level(1.0, GAMMA_4, temperature) == pytest.approx(1.0, abs=1e-9)

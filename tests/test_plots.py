@@ -15,7 +15,7 @@ from ase import Atoms  # noqa: E402
 from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 
 from ase_hamgnn.spectra import Bands  # noqa: E402
-from ase_hamgnn.transport import (  # noqa: E402
+from ase_hamgnn.transport.scattering import (  # noqa: E402
     LocalMaps,
     SpinTransmission,
     TransmissionCurve,
@@ -210,8 +210,8 @@ def test_current_plot_says_when_no_channel_is_open():
 def test_closed_channel_of_a_real_chain_is_reported():
     pytest.importorskip("kwant")
     from ase_hamgnn import OrbitalBasis, TBHamiltonian
-    from ase_hamgnn.kwant_export import to_kwant_system
     from ase_hamgnn.transport import local_maps as solve_maps
+    from ase_hamgnn.transport import to_kwant_system
 
     chain = Atoms("H", cell=[1.0, 10.0, 10.0], pbc=[True, False, False])
     hop = -1.0 * np.eye(2)                                   # eV: band from -2 to 2 eV
@@ -227,7 +227,7 @@ def test_closed_channel_of_a_real_chain_is_reported():
 # -- densities of states ------------------------------------------------------------------
 def test_kpm_plot_names_and_marks_the_reference():
     from ase_hamgnn import OrbitalBasis, TBHamiltonian
-    from ase_hamgnn.kpm import kpm_dos
+    from ase_hamgnn.spectra import kpm_dos
 
     chain = Atoms("H", cell=[1.0, 10.0, 10.0], pbc=[True, False, False])
     hop = -1.0 * np.eye(2)

@@ -161,7 +161,7 @@ def _training_chain() -> tuple[list[str], list[str]]:
 
 
 def test_training_chain_reads_what_the_dataset_step_writes():
-    from ase_hamgnn.training import load_train_config
+    from ase_hamgnn.train import load_train_config
 
     dataset, train = _training_chain()
     out = Path(dataset[dataset.index("--out") + 1])
@@ -195,7 +195,7 @@ def test_training_chain_runs(tmp_path):
     _run_cli(_reduced(dataset), tmp_path)
     for epochs in ("1", "2"):  # train, then resume for one more epoch
         assert "epoch" in _run_cli([*train, "--epochs", epochs], tmp_path)
-    from ase_hamgnn.training import load_train_config
+    from ase_hamgnn.train import load_train_config
 
     out = Path(load_train_config(tmp_path / train[1]).out)
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()

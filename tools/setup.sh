@@ -8,7 +8,7 @@
 # 2. The virtual environment, CPU PyTorch (pinned by $TORCH_SPEC), the package in editable
 #    mode with its test extras.
 # 3. Kwant 1.5 built from source against numpy 2 with MUMPS (tools/install-kwant.sh), and
-#    python-mumps (the same MUMPS for ase_hamgnn.shift_invert).
+#    python-mumps (the same MUMPS for ase_hamgnn.spectra.shift_invert).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${1:-.venv}
@@ -45,7 +45,7 @@ fi
 # present before the editable install or pip would try (and fail) to build it itself.
 pipq "numpy>=1.26" "scipy>=1.11" cython tinyarray
 bash "$here/tools/install-kwant.sh" "$venv"
-# python-mumps: MUMPS for large-system spectra (ase_hamgnn.shift_invert: exact state counts
+# python-mumps: MUMPS for large-system spectra (ase_hamgnn.spectra.shift_invert: exact state counts
 # from an LDL^T factorization, fast multi-column solves), built against the Debian MUMPS
 # above in about 20 s; pip keeps the built wheel in its cache for later fresh clones.
 if ! "$py" -c "import mumps" 2>/dev/null; then

@@ -10,13 +10,12 @@ Band structures with spin colouring and the total DOS live on the Hamiltonian it
 from ase_hamgnn.analysis.dos import (
     GROUPINGS,
     PDOS,
-    local_axes,
-    mulliken_charge_spin,
     orbital_groups,
     projected_dos,
     state_projections,
 )
 from ase_hamgnn.analysis.unfolding import UnfoldedBands, UnfoldingMap, unfold
+from ase_hamgnn.spectra.projections import local_axes, mulliken_charge_spin
 
 __all__ = [
     "GROUPINGS",

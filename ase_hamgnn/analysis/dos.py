@@ -26,13 +26,13 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from ase_hamgnn._plotting import energy_axis
-from ase_hamgnn.spectra import axis_vector, broaden, kpoints_and_weights, progress_bar
+from ase_hamgnn.spectra.dense import broaden, progress_bar
+from ase_hamgnn.spectra.kpoints import kpoints_and_weights
+from ase_hamgnn.spectra.projections import axis_vector, mulliken_charge_spin, orbital_axes
 
 __all__ = [
     "GROUPINGS",
     "PDOS",
-    "local_axes",
-    "mulliken_charge_spin",
     "orbital_groups",
     "projected_dos",
     "state_projections",
@@ -158,53 +158,6 @@ def _axis_name(axis: Any) -> str:
     return str(np.round(axis, 2).tolist())
 
 
-def local_axes(geometry) -> np.ndarray:
-    """Unit spin-quantization axis of every atom, shape (N, 3): the direction of its moment;
-    an atom without a moment takes the axis of the nearest atom with one (periodic images
-    included).
-
-    Raises
-    ------
-    ValueError
-        If no atom has a moment.
-    """
-    mom = np.asarray(geometry.moments, dtype=np.float64)
-    norm = np.linalg.norm(mom, axis=1)
-    has = norm > 1e-8
-    if not has.any():
-        raise ValueError("spin_axis='local' needs magnetic moments; these atoms have none "
-                         "(use a global axis such as 'z')")
-    axes = np.zeros_like(mom)
-    axes[has] = mom[has] / norm[has, None]
-    if has.all():
-        return axes
-    cell = geometry.cell
-    frac = geometry.scaled_positions.copy()
-    frac[:, geometry.pbc] %= 1.0
-    pos = frac @ cell
-    ranges = [(-1, 0, 1) if p else (0,) for p in geometry.pbc]
-    shifts = np.array([(a, b, c) for a in ranges[0] for b in ranges[1] for c in ranges[2]],
-                      dtype=np.float64) @ cell
-    targets = (pos[has][:, None, :] + shifts[None]).reshape(-1, 3)  # (n_mag * n_img, 3)
-    owner = np.repeat(np.flatnonzero(has), len(shifts))
-    lonely = np.flatnonzero(~has)
-    for start in range(0, len(lonely), 256):
-        chunk = lonely[start:start + 256]
-        d = np.linalg.norm(pos[chunk][:, None, :] - targets[None], axis=2)
-        axes[chunk] = axes[owner[np.argmin(d, axis=1)]]
-    return axes
-
-
-def _orbital_axes(ham, spin_axis: Any) -> np.ndarray | None:
-    """Spin axis per spatial orbital (n_orb, 3), or None."""
-    if spin_axis is None:
-        return None
-    counts = np.diff(ham.offsets) // 2
-    if isinstance(spin_axis, str) and spin_axis == "local":
-        return np.repeat(local_axes(ham.geometry), counts, axis=0)
-    return np.broadcast_to(axis_vector(spin_axis), (int(counts.sum()), 3))
-
-
 def orbital_groups(ham, by: str) -> tuple[tuple[str, ...], np.ndarray]:
     """Labels of the groups and the group index of every spatial orbital of the cell.
 
@@ -250,36 +203,6 @@ def orbital_groups(ham, by: str) -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(labels), index
 
 
-def _spin_indices(ham) -> tuple[np.ndarray, np.ndarray]:
-    """Global spin-up and spin-down indices of every spatial orbital, in orbital order."""
-    off = ham.offsets
-    half = np.diff(off) // 2
-    up = np.concatenate([off[a] + np.arange(h) for a, h in enumerate(half)])
-    return up, up + np.repeat(half, half)
-
-
-def mulliken_charge_spin(ham, k: Any, states: np.ndarray, axes: np.ndarray | None = None
-                         ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Mulliken charge and spin of ``states`` (columns) on every spatial orbital at ``k``.
-
-    Returns ``q`` (n_orb, n_states), summing to 1 over orbitals for S-normalized states, and,
-    with ``axes`` ((n_orb, 3) unit vectors), the spin ``m = <sigma> . axis`` per orbital
-    (same shape), else ``None``.
-    """
-    c = np.asarray(states)
-    sc = c if ham.orthogonal else ham.sk(k) @ c
-    up, dn = _spin_indices(ham)
-    cu, cd, su, sd = c[up], c[dn], sc[up], sc[dn]
-    q = np.real(cu.conj() * su + cd.conj() * sd)
-    if axes is None:
-        return q, None
-    nx, ny, nz = (axes[:, i:i + 1] for i in range(3))
-    m = np.real(nx * (cu.conj() * sd + cd.conj() * su)
-                + ny * (-1j * cu.conj() * sd + 1j * cd.conj() * su)
-                + nz * (cu.conj() * su - cd.conj() * sd))
-    return q, m
-
-
 def state_projections(ham, k: Any, group_index: np.ndarray, n_groups: int,
                       spin_axis: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (n_states,) eV and Mulliken weights (n_groups, n_spin, n_states) at ``k``.
@@ -292,7 +215,7 @@ def state_projections(ham, k: Any, group_index: np.ndarray, n_groups: int,
     if spin_axis is None or (isinstance(spin_axis, np.ndarray) and spin_axis.ndim == 2):
         axes = spin_axis
     else:
-        axes = _orbital_axes(ham, spin_axis)
+        axes = orbital_axes(ham, spin_axis)
     e, c = ham.eigh(k)
     q, m = mulliken_charge_spin(ham, k, c, axes)
     parts = [q] if m is None else [0.5 * (q + m), 0.5 * (q - m)]
@@ -311,13 +234,15 @@ def projected_dos(ham, kpts: Any, energies: Any, *, by: str = "element",
     ----------
     ham : TBHamiltonian
         The Hamiltonian (orthogonal or with overlap; Mulliken projections with S).
-    kpts : (n1, n2, n3) ints for a Γ-centred mesh, or an (n_k, 3) array of fractional k.
+    kpts : (n1, n2, n3) ints for ASE's Monkhorst–Pack mesh, any other form of
+        :func:`~ase_hamgnn.spectra.kpoints.resolve_kpts`, or an (n_k, 3) array of fractional k.
     energies : (n_E,) energies in eV.
     by : ``'element'``, ``'shell'`` (element and shell, e.g. ``'Ni 3d'``), ``'l'``
         (``'s'``, ``'p'``, ``'d'`` summed over elements) or ``'atom'`` (e.g. ``'Ni0'``).
     spin_axis : ``None`` (no spin resolution), ``'x'``, ``'y'``, ``'z'``, a 3-vector, or
-        ``'local'`` (every atom's moment direction; see :func:`local_axes`): split every group
-        into up and down along that axis.
+        ``'local'`` (every atom's moment direction; see
+        :func:`~ase_hamgnn.spectra.projections.local_axes`): split every group into up and down
+        along that axis.
     width : broadening in eV (Gaussian standard deviation or Lorentzian half width).
     kind : ``'gaussian'`` or ``'lorentzian'``.
     weights : optional k-point weights (normalized here); default equal.
@@ -346,13 +271,13 @@ def projected_dos(ham, kpts: Any, energies: Any, *, by: str = "element",
     if kind not in ("gaussian", "lorentzian"):
         raise ValueError(f"kind must be 'gaussian' or 'lorentzian', got {kind!r}")
     e_grid = np.asarray(energies, dtype=np.float64).reshape(-1)
-    axes = _orbital_axes(ham, spin_axis)
+    axes = orbital_axes(ham, spin_axis)
     if isinstance(spin_axis, str) and spin_axis == "local":
         axis: np.ndarray | str | None = "local"
     else:
         axis = None if spin_axis is None else axis_vector(spin_axis)
     labels, group_index = orbital_groups(ham, by)
-    k, w = kpoints_and_weights(kpts, weights)
+    k, w = kpoints_and_weights(kpts, weights, ham.geometry.cell, ham.geometry.pbc)
     eig, proj = [], []
     for kk in progress_bar(k, "projected DOS", progress):
         e, p = state_projections(ham, kk, group_index, len(labels), axes)

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ase_hamgnn.analysis.dos import mulliken_charge_spin
-from ase_hamgnn.occupations import occupy
-from ase_hamgnn.spectra import kpoints_and_weights, progress_bar
+from ase_hamgnn.spectra.dense import progress_bar
+from ase_hamgnn.spectra.kpoints import kpoints_and_weights
+from ase_hamgnn.spectra.occupations import occupy
+from ase_hamgnn.spectra.projections import mulliken_charge_spin
 
 __all__ = [
     "AnisotropyEnergy",
@@ -78,13 +79,14 @@ def band_energy(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
         The Hamiltonian.
     n_electrons : float
         Electrons per cell (e.g. ``ReferenceTB.n_electrons(atoms)``).
-    kpts : (n1, n2, n3) ints or (n_k, 3) array
-        Γ-centred mesh or fractional k-points.  Use the same mesh for every direction: the
-        anisotropy is a small difference of large sums.
+    kpts : (n1, n2, n3) ints, dict or (n_k, 3) array
+        ASE's Monkhorst–Pack mesh, any other form of
+        :func:`~ase_hamgnn.spectra.kpoints.resolve_kpts`, or fractional k-points.  Use the same
+        mesh for every direction: the anisotropy is a small difference of large sums.
     temperature : float
         Fermi–Dirac smearing, K.  At 0 K exactly ``n_electrons x n_k`` states are filled in
         order of energy and the states degenerate at the Fermi level share the remainder
-        equally (see :func:`ase_hamgnn.occupations.occupy`); for metals a finite temperature
+        equally (see :func:`ase_hamgnn.spectra.occupations.occupy`); for metals a finite temperature
         (a few hundred K) smooths the k-convergence of the anisotropy.
     progress : bool, optional
         Progress bar.
@@ -104,7 +106,7 @@ def band_energy(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
     True
     """
     n = _check_electrons(n_electrons, temperature)
-    k, w = kpoints_and_weights(kpts)
+    k, w = kpoints_and_weights(kpts, None, ham.geometry.cell, ham.geometry.pbc)
     eig = np.array([ham.eigvalsh(kk) for kk in progress_bar(k, "band energy", progress)],
                    dtype=np.float64)
     occ = occupy(eig, w, n, temperature)
@@ -351,8 +353,9 @@ def local_moments(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
         The Hamiltonian (orthogonal or with overlap: Mulliken with ``S(k)``).
     n_electrons : float
         Electrons per cell.
-    kpts : (n1, n2, n3) ints or (n_k, 3) array
-        Γ-centred mesh or fractional k-points.
+    kpts : (n1, n2, n3) ints, dict or (n_k, 3) array
+        ASE's Monkhorst–Pack mesh, any other form of
+        :func:`~ase_hamgnn.spectra.kpoints.resolve_kpts`, or fractional k-points.
     temperature : float
         Fermi–Dirac smearing, K; at 0 K the occupations of :func:`band_energy` (exact count,
         degenerate states at the Fermi level sharing the remainder equally).
@@ -375,7 +378,7 @@ def local_moments(ham: Any, n_electrons: float, kpts: Any = (12, 12, 1), *,
     True
     """
     n = _check_electrons(n_electrons, temperature)
-    k, w = kpoints_and_weights(kpts)
+    k, w = kpoints_and_weights(kpts, None, ham.geometry.cell, ham.geometry.pbc)
     counts = np.diff(ham.offsets) // 2
     owner = np.repeat(np.arange(len(counts)), counts)
     unit = np.eye(3)

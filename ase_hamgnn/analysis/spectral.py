@@ -17,7 +17,7 @@ the spin-up orbitals.  For an undistorted ferromagnetic supercell it is the prim
 (each broadened by the kernel) and ``A_a`` their ``<sigma_a>``; a texture spreads weight over
 shadow bands.
 
-Each density is a Chebyshev expansion (:mod:`ase_hamgnn.kpm`) with the Jackson kernel, over
+Each density is a Chebyshev expansion (:mod:`ase_hamgnn.spectra.kpm`) with the Jackson kernel, over
 the spectral bounds of ``H(K)``: the resolution is about ``pi a / N`` eV (``a`` half the
 bandwidth, ``N`` the number of moments), the same at every energy of the window, so a narrow
 window near the gap costs as much as the whole band.  The recursion starts from spin pairs
@@ -46,15 +46,15 @@ from ase_hamgnn._blas import a_b, ah_b
 from ase_hamgnn._plotting import energy_axis
 from ase_hamgnn.analysis.unfolding import UnfoldingMap
 from ase_hamgnn.errors import KPointError
-from ase_hamgnn.kpm import (
-    _BLOWUP,
-    _bounds,
-    _Operator,
-    _rng,
+from ase_hamgnn.spectra.dense import Bands, progress_bar
+from ase_hamgnn.spectra.kpm import (
+    BLOWUP,
+    SpectralOperator,
+    as_generator,
     chebyshev_density,
     chebyshev_vectors,
+    operator_bounds,
 )
-from ase_hamgnn.spectra import Bands, progress_bar
 
 __all__ = ["COMPONENTS", "SpectralFunction", "plot_unfolded_vs_reference",
            "unfolded_spectral_function"]
@@ -155,7 +155,7 @@ class SpectralFunction:
             (mathtext, e.g. ``r"E_\mathrm{mid}"``).
         emin, emax : energy window, eV relative to ``reference`` (default: all energies).
         bands : reference bands drawn over the image as thin lines: a
-            :class:`~ase_hamgnn.spectra.Bands` (e.g. the ferromagnet's primitive bands on
+            :class:`~ase_hamgnn.spectra.dense.Bands` (e.g. the ferromagnet's primitive bands on
             the same path) or an (n_k, n_bands) array of energies in eV.
         gap : ``(vbm, cbm)`` in eV: both edges marked by dotted lines.
         gamma : power-law colour scale ``(A / vmax)^gamma`` (signed for spin components):
@@ -303,7 +303,7 @@ def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: 
         Also ``A_x``, ``A_y``, ``A_z`` (free: from the same recursion).
     bounds : (float, float), optional
         Spectral bounds in eV for every k; default per k by Lanczos
-        (:func:`~ase_hamgnn.kpm.spectral_bounds`) widened by ``margin`` of the width.
+        (:func:`~ase_hamgnn.spectra.kpm.spectral_bounds`) widened by ``margin`` of the width.
     rng : numpy.random.Generator, int or None
         Source of the random phases and the Lanczos start vectors.
     progress : bool or None
@@ -387,13 +387,13 @@ def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: 
         for ik, key in enumerate(map(tuple, mapping.folded(k_all))):
             groups.setdefault(key, []).append(ik)
         tasks = sorted(groups.values(), key=len, reverse=True)
-    streams = _rng(rng).spawn(len(tasks))
+    streams = as_generator(rng).spawn(len(tasks))
 
     def run(it: int) -> tuple[list[int], np.ndarray, tuple[float, float]]:
         task, gen = tasks[it], streams[it]
         kk = big_m @ k_all[task[0]]
-        op = _Operator(ham, kk)
-        lo, hi = _bounds(op, ham, kk, margin, 60, gen) if bounds is None else bounds
+        op = SpectralOperator(ham, kk)
+        lo, hi = operator_bounds(op, ham, kk, margin, 60, gen) if bounds is None else bounds
         if len(task) == 1:
             embed = (mapping.bloch_projector(ham, k_all[task[0]]).conj().T
                      / np.sqrt(mapping.n_cells)).tocsr()                # columns |k, n>
@@ -401,7 +401,7 @@ def unfolded_spectral_function(ham, mapping: UnfoldingMap, kpts: Any, energies: 
         else:
             mu = _shared_moments(op, ham, mapping, k_all[task], (lo, hi), n_moments,
                                  int(shared_vectors), gen)
-        if not np.all(np.isfinite(mu)) or np.abs(mu[:, :n_rows]).max() > _BLOWUP * len(orbital):
+        if not np.all(np.isfinite(mu)) or np.abs(mu[:, :n_rows]).max() > BLOWUP * len(orbital):
             raise ValueError(
                 f"KPM moments diverge at k = {k_all[task[0]]}: the spectrum of H(K) reaches "
                 f"outside the bounds ({lo:.4g}, {hi:.4g}) eV; pass wider bounds= or a larger "
@@ -443,7 +443,7 @@ def _workers(workers: int | None, n_tasks: int) -> int:
     return min(int(workers), n_tasks)
 
 
-def _k_moments(op: _Operator, embed, orbital: np.ndarray, up: np.ndarray,
+def _k_moments(op: SpectralOperator, embed, orbital: np.ndarray, up: np.ndarray,
                bounds: tuple[float, float], n_moments: int, n_vectors: int | None,
                gen: np.random.Generator) -> np.ndarray:
     """(4, N) moments of one k from spin pairs started on the primitive Bloch orbitals
@@ -465,7 +465,7 @@ def _k_moments(op: _Operator, embed, orbital: np.ndarray, up: np.ndarray,
     return scale * mu
 
 
-def _shared_moments(op: _Operator, ham, mapping: UnfoldingMap, ks: np.ndarray,
+def _shared_moments(op: SpectralOperator, ham, mapping: UnfoldingMap, ks: np.ndarray,
                     bounds: tuple[float, float], n_moments: int, n_pairs: int,
                     gen: np.random.Generator) -> np.ndarray:
     """(n_k, 4, N) moments at the primitive k-points ``ks``, which all fold onto the
@@ -524,7 +524,7 @@ def _spin_pairs(p_off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(orbital), np.concatenate(up)
 
 
-def _pair_moments(op: _Operator, start: np.ndarray, bounds: tuple[float, float],
+def _pair_moments(op: SpectralOperator, start: np.ndarray, bounds: tuple[float, float],
                   n_moments: int) -> np.ndarray:
     """``Re sum_j Tr[sigma_a G_j(m)]`` for a = 0 (identity), x, y, z and m < N, where
     ``G_j(m) = R_j^dagger T_m(X~) R_j`` is the 2 x 2 block of spin pair ``j`` (columns

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ase_hamgnn.analysis.dos import mulliken_charge_spin, orbital_groups
+from ase_hamgnn.analysis.dos import orbital_groups
+from ase_hamgnn.spectra.projections import mulliken_charge_spin
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,7 +58,7 @@ def atom_weights(ham: Any, k: Any, states: np.ndarray) -> np.ndarray:
         Fractional k-point of the states.
     states : (dim,) or (dim, n_states) ndarray
         S-normalized states as columns (from ``ham.eigh``, ``ham.eigsh``, or
-        :func:`ase_hamgnn.gap.find_gap` with ``states=True``).
+        :func:`ase_hamgnn.spectra.gap.find_gap` with ``states=True``).
 
     Returns
     -------
@@ -99,7 +100,7 @@ def atom_spin(ham: Any, k: Any, states: np.ndarray) -> np.ndarray:
         Fractional k-point of the states.
     states : (dim,) or (dim, n_states) ndarray
         S-normalized states as columns, lattice gauge (from ``ham.eigh``,
-        :func:`ase_hamgnn.gap.edge_states` or :func:`ase_hamgnn.gap.find_gap`).
+        :func:`ase_hamgnn.spectra.gap.edge_states` or :func:`ase_hamgnn.spectra.gap.find_gap`).
 
     Returns
     -------
@@ -443,7 +444,7 @@ def plot_state_on_texture(atoms: Any, weights: np.ndarray, *, title: str = "VBM 
     --------
     >>> import textures
     >>> from ase_hamgnn.data import ReferenceTB, nibri
-    >>> from ase_hamgnn.gap import find_gap
+    >>> from ase_hamgnn.spectra.gap import find_gap
     >>> ref = ReferenceTB("nibri")
     >>> atoms = textures.antiskyrmion(nibri((4, 4)), radius=4.0, magnetic=("Ni",))
     >>> ham = ref.predict(atoms)
@@ -483,10 +484,10 @@ def plot_edge_state_maps(atoms: Any, ham: Any, k: Any, states: np.ndarray,
         The Hamiltonian of the states (orthogonal or with overlap).
     k : array_like, shape (3,) or (n_states, 3)
         Fractional k-point of all states, or one per state (e.g. ``(gap.k_vbm, gap.k_cbm)``
-        of :func:`ase_hamgnn.gap.find_gap`).
+        of :func:`ase_hamgnn.spectra.gap.find_gap`).
     states : (dim, n_states) ndarray
         S-normalized states as columns, lattice gauge, one per label (e.g. the VBM and CBM
-        columns of :func:`ase_hamgnn.gap.edge_states` with ``vectors=True``).
+        columns of :func:`ase_hamgnn.spectra.gap.edge_states` with ``vectors=True``).
     labels : sequence of str
         Names of the states.
     regions : mapping of str to (n_atoms,) bool array_like, optional
@@ -507,7 +508,7 @@ def plot_edge_state_maps(atoms: Any, ham: Any, k: Any, states: np.ndarray,
     --------
     >>> import textures
     >>> from ase_hamgnn.data import ReferenceTB, nibri
-    >>> from ase_hamgnn.gap import edge_states
+    >>> from ase_hamgnn.spectra.gap import edge_states
     >>> ref = ReferenceTB("nibri")
     >>> atoms = textures.antiskyrmion(nibri((8, 8)), radius=6.0, magnetic=("Ni",))
     >>> ham = ref.predict(atoms)

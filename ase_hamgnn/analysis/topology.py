@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from ase_hamgnn.spectra import K_BOLTZMANN_EV, progress_bar
+from ase_hamgnn.spectra.dense import K_BOLTZMANN_EV, progress_bar
 
 __all__ = [
     "E2_OVER_H_SIEMENS",

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ase_hamgnn.analysis.dos import _orbital_axes, mulliken_charge_spin
 from ase_hamgnn.geometry import Geometry
-from ase_hamgnn.spectra import axis_vector, broaden, progress_bar
+from ase_hamgnn.spectra.dense import broaden, progress_bar
+from ase_hamgnn.spectra.projections import axis_vector, mulliken_charge_spin, orbital_axes
 
 __all__ = ["UnfoldedBands", "UnfoldingMap", "unfold"]
 
@@ -452,7 +452,7 @@ def unfold(ham, mapping: UnfoldingMap, kpts: Any, *, spin: bool = True,
         k_all, bandpath = np.asarray(kpts, dtype=np.float64).reshape(-1, 3), None
     m = mapping.supercell_matrix.astype(np.float64)
     has_moments = bool(np.any(np.linalg.norm(ham.geometry.moments, axis=1) > 1e-8))
-    axes = _orbital_axes(ham, "local") if spin and has_moments else None
+    axes = orbital_axes(ham, "local") if spin and has_moments else None
     energies, weights, spins, local = [], [], [], []
     for k in progress_bar(k_all, "unfolding", progress):
         big_k = m @ k

@@ -1,7 +1,7 @@
 """Data sources of ase-hamgnn: structure builders and the SYNTHETIC reference tight-binding
 model (a hand-parameterised stand-in for spin-constrained DFT, not DFT itself)."""
 
-from ase_hamgnn.data.reference import ReferenceTB
+from ase_hamgnn.data.reference.tb import ReferenceTB
 from ase_hamgnn.data.structures import fe_ir111, nibr2, nibri
 
 __all__ = ["ReferenceTB", "fe_ir111", "nibr2", "nibri"]

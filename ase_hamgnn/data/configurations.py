@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from ase_hamgnn.data._reference_params import SYSTEMS as _PARAMS
+from ase_hamgnn.data.reference.params import SYSTEMS as _PARAMS
 
 __all__ = [
     "OOD_KINDS",
@@ -114,7 +114,7 @@ def _ball(gen: np.random.Generator, n: int, radius: float) -> np.ndarray:
 
 
 def _build(system: str, size: tuple[int, int, int]) -> Atoms:
-    from ase_hamgnn.data.reference import ReferenceTB
+    from ase_hamgnn.data.reference.tb import ReferenceTB
 
     return ReferenceTB(_system(system).name).structure(size)
 

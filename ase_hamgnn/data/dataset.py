@@ -123,15 +123,21 @@ def _check_split(split: Sequence[float]) -> np.ndarray:
     return f
 
 
+#: Modules whose classes a manifest names by the path they had when the format was fixed, so
+#: that moving a file does not change the fingerprint of the data sets written before.
+FINGERPRINT_MODULES = {"ase_hamgnn.data.reference.tb": "ase_hamgnn.data.reference",
+                       "ase_hamgnn.model.hamgnn_model": "ase_hamgnn.model.predictor"}
+
+
 def _source(predictor: Any) -> dict[str, Any]:
     cls = type(predictor)
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    from ase_hamgnn.data.reference import ReferenceTB
+    name = f"{FINGERPRINT_MODULES.get(cls.__module__, cls.__module__)}.{cls.__qualname__}"
+    from ase_hamgnn.data.reference.tb import ReferenceTB
 
     if isinstance(predictor, ReferenceTB):
         return {"predictor": name, "synthetic": True, "description": _SYNTHETIC}
     description = getattr(predictor, "source_description", None)
-    if isinstance(description, str):  # e.g. DFT data converted by ase_hamgnn.data.convert
+    if isinstance(description, str):  # e.g. DFT data converted by ase_hamgnn.data.io.convert
         return {"predictor": name, "synthetic": False, "description": description}
     return {"predictor": name, "synthetic": False,
             "description": f"Hamiltonians predicted by {name}"}
@@ -544,7 +550,7 @@ def make_reference_dataset(
         generate_configurations,
         ood_configurations,
     )
-    from ase_hamgnn.data.reference import ReferenceTB
+    from ase_hamgnn.data.reference.tb import ReferenceTB
 
     gen = np.random.default_rng(seed)
     if ood is None:

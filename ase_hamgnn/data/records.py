@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
 
 from ase_hamgnn import keys as K
 from ase_hamgnn._atomic import atomic_write_bytes
@@ -57,6 +56,7 @@ from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.graph import BlockLayout, NeighborGraph, neighbor_graph
 from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.model.inputs import HamiltonianData, make_inputs
 
 __all__ = [
     "RECORD_FORMAT",
@@ -317,41 +317,25 @@ def write_record(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> P
 
 
 # -- torch-geometric ------------------------------------------------------------------------------
-class HamiltonianData(Data):
-    """A ``torch_geometric.data.Data`` of one record; batching offsets ``edge_index`` by the
-    number of atoms and ``edge_reverse`` by the number of edges of the preceding graphs."""
-
-    def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
-        if key == K.EDGE_REVERSE:
-            return self.num_edges
-        return super().__inc__(key, value, *args, **kwargs)
-
-
 def record_to_data(record: str | os.PathLike | Mapping[str, np.ndarray]) -> HamiltonianData:
-    """A record as :class:`HamiltonianData` (torch tensors under the keys of
-    :mod:`ase_hamgnn.keys`; float64 positions, complex128 blocks)."""
+    """A record as :class:`~ase_hamgnn.model.inputs.HamiltonianData` (torch tensors under the
+    keys of :mod:`ase_hamgnn.keys`; float64 positions, complex128 blocks), built by the same
+    :func:`~ase_hamgnn.model.inputs.make_inputs` as a prediction's inputs."""
     arrays = _arrays(record)
-    n = len(arrays[K.ATOMIC_NUMBERS])
 
     def t(key: str, dtype: torch.dtype, shape: tuple[int, ...] | None = None) -> torch.Tensor:
-        arr = np.ascontiguousarray(arrays[key])
-        out = torch.from_numpy(arr).to(dtype)
+        out = torch.from_numpy(np.ascontiguousarray(arrays[key])).to(dtype)
         return out.reshape(shape) if shape is not None else out
 
-    fields = {
-        K.POSITIONS: t(K.POSITIONS, torch.float64),
-        K.ATOMIC_NUMBERS: t(K.ATOMIC_NUMBERS, torch.int64),
-        K.MOMENTS: t(K.MOMENTS, torch.float64),
+    extra = {
         K.CELL: t(K.CELL, torch.float64, (1, 3, 3)),
         K.PBC: t(K.PBC, torch.bool, (1, 3)),
-        K.EDGE_INDEX: t(K.EDGE_INDEX, torch.int64),
-        K.CELL_SHIFTS: t(K.CELL_SHIFTS, torch.int64),
-        K.EDGE_VECTORS: torch.from_numpy(_edge_vectors(arrays)),
-        K.EDGE_REVERSE: t(K.EDGE_REVERSE, torch.int64),
         K.H_ONSITE: t(K.H_ONSITE, torch.complex128),
         K.H_EDGE: t(K.H_EDGE, torch.complex128),
     }
     if K.S_ONSITE in arrays:
-        fields[K.S_ONSITE] = t(K.S_ONSITE, torch.complex128)
-        fields[K.S_EDGE] = t(K.S_EDGE, torch.complex128)
-    return HamiltonianData(num_nodes=n, **fields)
+        extra[K.S_ONSITE] = t(K.S_ONSITE, torch.complex128)
+        extra[K.S_EDGE] = t(K.S_EDGE, torch.complex128)
+    return make_inputs(arrays[K.ATOMIC_NUMBERS], arrays[K.POSITIONS], arrays[K.MOMENTS],
+                       arrays[K.EDGE_INDEX], arrays[K.CELL_SHIFTS], _edge_vectors(arrays),
+                       arrays[K.EDGE_REVERSE], torch.float64, **extra)

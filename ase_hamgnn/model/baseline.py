@@ -2,7 +2,7 @@
 
 Slater and Koster's two-centre approximation writes the block between a shell ``l_a`` on atom
 ``i`` and a shell ``l_b`` on atom ``j`` as a function of the bond vector ``d = r_j - r_i`` and
-the two elements alone.  In equivariant form (see :mod:`ase_hamgnn.data.slater_koster`):
+the two elements alone.  In equivariant form (see :mod:`ase_hamgnn.slater_koster`):
 
     E^{ab}(d) = Σ_L f^{ab}_L(|d|) Σ_M C^{l_a l_b L}_{m_a m_b M} Y_L^M(d / |d|),
 

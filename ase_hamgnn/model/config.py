@@ -13,10 +13,10 @@ from e3nn import o3
 from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.errors import ConfigError
 
-__all__ = ["ModelConfig"]
+__all__ = ["ModelConfig", "coupling_form"]
 
 
-# -- typed checks of configuration values (shared with ase_hamgnn.training) --------------------
+# -- typed checks of configuration values (shared with ase_hamgnn.train.loop) --------------------
 class Check(NamedTuple):
     """A test of one configuration value and the words for what it must be."""
 
@@ -275,3 +275,12 @@ class ModelConfig:
             raise ValueError(f"unknown model config keys {sorted(unknown)}; is the checkpoint "
                              "from a newer ase-hamgnn?")
         return cls(**data)
+
+
+def coupling_form(value: bool | str) -> str:
+    """``ModelConfig.moment_coupling`` as ``"off"``, ``"raw"`` or ``"normalized"``."""
+    if value is False or value is None:
+        return "off"
+    if value is True:
+        return "raw"
+    return str(value)

@@ -1,6 +1,14 @@
-"""Atoms -> network inputs (a mapping with the keys of :mod:`ase_hamgnn.keys`)."""
+"""Atoms -> network inputs: the one path from a structure (or a dataset record) to the tensors
+the network reads (a mapping with the keys of :mod:`ase_hamgnn.keys`).
+
+Prediction (:func:`graph_inputs`, from atoms) and training
+(:func:`ase_hamgnn.data.record_to_data`, from a record that stores its graph) both build a
+:class:`HamiltonianData` with :func:`make_inputs`, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,16 +19,44 @@ from ase_hamgnn import keys as K
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.graph import NeighborGraph, neighbor_graph
 
-__all__ = ["HamiltonianData", "graph_inputs"]
+__all__ = ["HamiltonianData", "graph_inputs", "make_inputs"]
 
 
 class HamiltonianData(Data):
-    """torch-geometric ``Data`` whose reverse-edge indices are shifted when batching."""
+    """A ``torch_geometric.data.Data`` of one structure; batching offsets ``edge_index`` by
+    the number of atoms and ``edge_reverse`` by the number of edges of the preceding graphs."""
 
-    def __inc__(self, key, value, *args, **kwargs):
+    def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
         if key == K.EDGE_REVERSE:
-            return self[K.EDGE_INDEX].shape[1]
+            return self.num_edges
         return super().__inc__(key, value, *args, **kwargs)
+
+
+def make_inputs(numbers: Any, positions: Any, moments: Any, edge_index: Any, cell_shifts: Any,
+                edge_vectors: Any, edge_reverse: Any, dtype: torch.dtype = torch.float64,
+                **extra: torch.Tensor) -> HamiltonianData:
+    """:class:`HamiltonianData` of one structure and its neighbour graph: atomic numbers
+    (int64), positions and moments (``dtype``), the edges ``i -> j`` with their cell shifts,
+    vectors (``dtype``) and reverse-edge indices; ``extra`` tensors (targets, cell) as given.
+    """
+    def real(x: Any) -> torch.Tensor:
+        return torch.as_tensor(np.array(x), dtype=dtype)
+
+    def index(x: Any) -> torch.Tensor:
+        return torch.as_tensor(np.array(x), dtype=torch.long)
+
+    data = HamiltonianData(**{
+        K.ATOMIC_NUMBERS: index(numbers),
+        K.POSITIONS: real(positions),
+        K.MOMENTS: real(moments),
+        K.EDGE_INDEX: index(edge_index),
+        K.CELL_SHIFTS: index(cell_shifts),
+        K.EDGE_VECTORS: real(edge_vectors),
+        K.EDGE_REVERSE: index(edge_reverse),
+        **extra,
+    })
+    data.num_nodes = len(data[K.ATOMIC_NUMBERS])
+    return data
 
 
 def graph_inputs(atoms: Atoms | Geometry, cutoff: float, dtype: torch.dtype = torch.float64,
@@ -28,14 +64,6 @@ def graph_inputs(atoms: Atoms | Geometry, cutoff: float, dtype: torch.dtype = to
     """Neighbour graph of ``atoms`` within ``cutoff`` Å and the tensors the network reads."""
     geometry = atoms if isinstance(atoms, Geometry) else Geometry.from_atoms(atoms)
     graph = neighbor_graph(geometry, cutoff)
-    data = HamiltonianData(**{
-        K.ATOMIC_NUMBERS: torch.as_tensor(np.array(geometry.numbers), dtype=torch.long),
-        K.POSITIONS: torch.as_tensor(np.array(geometry.positions), dtype=dtype),
-        K.MOMENTS: torch.as_tensor(np.array(geometry.moments), dtype=dtype),
-        K.EDGE_INDEX: torch.as_tensor(graph.edge_index, dtype=torch.long),
-        K.CELL_SHIFTS: torch.as_tensor(graph.cell_shifts, dtype=torch.long),
-        K.EDGE_VECTORS: torch.as_tensor(graph.vectors, dtype=dtype),
-        K.EDGE_REVERSE: torch.as_tensor(graph.reverse, dtype=torch.long),
-    })
-    data.num_nodes = len(geometry)
+    data = make_inputs(geometry.numbers, geometry.positions, geometry.moments, graph.edge_index,
+                       graph.cell_shifts, graph.vectors, graph.reverse, dtype)
     return data.to(device), graph

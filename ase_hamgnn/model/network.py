@@ -31,7 +31,7 @@ from ase_hamgnn.model.assembly import (
     time_reversal_partner,
 )
 from ase_hamgnn.model.baseline import TwoCentreBaseline
-from ase_hamgnn.model.config import ModelConfig
+from ase_hamgnn.model.config import ModelConfig, coupling_form
 from ase_hamgnn.model.decoders import pair_decoders, tensor_decoder
 from ase_hamgnn.model.fused import (
     LinearPlan,
@@ -60,15 +60,6 @@ def _key(zi: int, zj: int) -> str:
 
 #: Edge inputs each kind of moment coupling adds to the radial network.
 _COUPLING_INPUTS = {"off": 0, "raw": 1, "normalized": 2}
-
-
-def _coupling(value: bool | str) -> str:
-    """``ModelConfig.moment_coupling`` as ``"off"``, ``"raw"`` or ``"normalized"``."""
-    if value is False or value is None:
-        return "off"
-    if value is True:
-        return "raw"
-    return str(value)
 
 
 def moment_products(m_i: torch.Tensor, m_j: torch.Tensor, coupling: str, moment_max: float
@@ -150,7 +141,7 @@ class HamGNNPP(nn.Module):
         needed |= {ir for _, ir in j_dec.irreps}
         pair_irreps = o3.Irreps(sorted((config.pair_multiplicity, ir) for ir in needed)).simplify()
         self.irreps_pair = pair_irreps
-        edge_scalars = config.n_radial + _COUPLING_INPUTS[_coupling(config.moment_coupling)]
+        edge_scalars = config.n_radial + _COUPLING_INPUTS[coupling_form(config.moment_coupling)]
         # pair features: V_i (x) Y(r_ij) and V_j (x) Y(r_ij), each weighted by an MLP of the
         # edge scalars (radial basis, and M_i.M_j with moment_coupling), mixed linearly
         self.pair_tp_i = uvu_tensor_product(irreps, self.irreps_sh, pair_irreps)
@@ -329,7 +320,7 @@ class HamGNNPP(nn.Module):
         ``moment_coupling``, ``moment_pairs`` are the moments (μB) at both ends of each
         edge."""
         edge_scalars = radial
-        coupling = _coupling(self.config.moment_coupling)
+        coupling = coupling_form(self.config.moment_coupling)
         if coupling != "off":
             edge_scalars = torch.cat(
                 [radial, moment_products(*moment_pairs, coupling, self.config.moment_max)], 1)

@@ -111,8 +111,12 @@ def test_interpolated_projections(overlap):
     """Along each straight segment the projected matrices are interpolated between
     Chebyshev nodes: they equal the directly computed ones, and the residuals computed
     from them are those of the states."""
-    from ase_hamgnn.edge_bands import _Sweep
-    from ase_hamgnn.kinterp import SegmentInterpolant, chebyshev_nodes_needed, straight_segments
+    from ase_hamgnn.spectra.edge_bands import _Sweep
+    from ase_hamgnn.spectra.kinterp import (
+        SegmentInterpolant,
+        chebyshev_nodes_needed,
+        straight_segments,
+    )
 
     ref = ReferenceTB("nibri", overlap=overlap)
     atoms = textures.antiskyrmion(nibri((6, 6)), radius=5.0, magnetic=("Ni",), magnitude=2.0)
@@ -155,7 +159,7 @@ def test_interpolated_sweep_matches_dense():
 
 
 def test_segments_and_node_count():
-    from ase_hamgnn.kinterp import chebyshev_nodes_needed, straight_segments
+    from ase_hamgnn.spectra.kinterp import chebyshev_nodes_needed, straight_segments
 
     k = np.array([[0.5, 0, 0], [0.25, 0, 0], [0, 0, 0], [0.1, 0.1, 0], [0.2, 0.2, 0],
                   [0.2, 0.2, 0], [0.3, 0.3, 0]])
@@ -186,8 +190,8 @@ def test_correction_without_factorization():
     """A k-point away from the anchor is corrected with the anchor's factorizations moved
     there by the Bloch phases (no factorization of its own): its states match the dense
     ones."""
-    from ase_hamgnn.edge_bands import _Moved, _Sweep
-    from ase_hamgnn.shift_invert import ShiftInvert
+    from ase_hamgnn.spectra.edge_bands import _Moved, _Sweep
+    from ase_hamgnn.spectra.shift_invert import ShiftInvert
 
     ref = ReferenceTB("nibri")
     atoms = textures.antiskyrmion(nibri((10, 10)), radius=8.0, magnetic=("Ni",), magnitude=2.0)
@@ -211,7 +215,7 @@ def test_correction_without_factorization():
 def test_skipped_state_is_detected():
     """A Ritz pair (theta, r) guarantees an eigenvalue within r of theta: inside the range
     of a refined window it must be among the found energies."""
-    from ase_hamgnn.edge_bands import _missed
+    from ase_hamgnn.spectra.edge_bands import _missed
 
     found = np.array([3.0, 2.0, 1.0])           # valence side, nearest the gap first
     assert _missed(found, np.array([2.5]), np.array([0.1]), mid=4.0, tol=1e-3)

@@ -15,10 +15,17 @@ from tb_helpers import random_tb
 import textures
 from ase_hamgnn.analysis.states import atom_weights, plot_state_density, plot_state_on_texture
 from ase_hamgnn.data import ReferenceTB, nibri
-from ase_hamgnn.gap import MetallicError, edge_states, find_gap
-from ase_hamgnn.kpm import jackson_kernel, kpm_dos, spectral_bounds
-from ase_hamgnn.shift_invert import BACKENDS, ShiftInvert, default_backend
-from ase_hamgnn.spectra import bands, broaden
+from ase_hamgnn.spectra import (
+    MetallicError,
+    bands,
+    broaden,
+    edge_states,
+    find_gap,
+    jackson_kernel,
+    kpm_dos,
+    spectral_bounds,
+)
+from ase_hamgnn.spectra.shift_invert import BACKENDS, ShiftInvert, default_backend
 
 K_GENERAL = (0.13, 0.27, 0.0)
 
@@ -311,7 +318,7 @@ def test_plateau_prefers_the_gap_over_a_stretch_inside_a_band():
     """The coarse KPM count is off by a few states, so its crossing can sit inside the
     conduction band next to a small empty stretch between two levels; the shift placement
     must still pick the gap (whose own count matches the filling)."""
-    from ase_hamgnn.gap import _plateau
+    from ase_hamgnn.spectra.gap import _plateau
 
     class Coarse:  # 100 valence states on [-2, -1], 100 conduction states on [0.5, 2]
         def evaluate(self, e):  # with an empty stretch at [0.60, 0.62] inside the band

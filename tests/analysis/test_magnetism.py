@@ -105,15 +105,16 @@ def test_degenerate_level_at_the_fermi_level_holds_exactly_the_electrons():
     # One electron per cell is 4 states over the mesh: the two at k = 0 and two of the four
     # at +1 eV, so E_band = (2 (-1) + 2 (+1)) / 4 = 0 and E_F sits on the level.
     ham = s_chain()
-    res = band_energy(ham, 1.0, (4, 1, 1))
+    GAMMA_4 = {"size": (4, 1, 1), "gamma": True}  # the Γ-centred mesh
+    res = band_energy(ham, 1.0, GAMMA_4)
     assert res.fermi_level == pytest.approx(1.0, abs=1e-12)
     assert abs(res.energy) < 1e-12
-    lm = local_moments(ham, 1.0, (4, 1, 1))
+    lm = local_moments(ham, 1.0, GAMMA_4)
     assert lm.fermi_level == pytest.approx(1.0, abs=1e-12)
     assert lm.charges.sum() == pytest.approx(1.0, abs=1e-12)
     np.testing.assert_allclose(lm.moments, 0.0, atol=1e-12)
     # the level is symmetric about E_F: at 1 K the smeared filling is the same
-    warm = band_energy(ham, 1.0, (4, 1, 1), temperature=1.0)
+    warm = band_energy(ham, 1.0, GAMMA_4, temperature=1.0)
     assert warm.fermi_level == pytest.approx(1.0, abs=1e-9)
     assert abs(warm.energy) < 1e-9
 

@@ -22,7 +22,7 @@ from ase_hamgnn.analysis import (  # noqa: E402
 )
 from ase_hamgnn.data import ReferenceTB, nibri  # noqa: E402
 from ase_hamgnn.errors import KPointError  # noqa: E402
-from ase_hamgnn.kpm import jackson_kernel  # noqa: E402
+from ase_hamgnn.spectra.kpm import jackson_kernel  # noqa: E402
 
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
 KPTS = np.array([[0.13, 0.27, 0.0], [0.5, 0.0, 0.0], [0.0, 0.0, 0.0]])

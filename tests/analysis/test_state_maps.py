@@ -32,7 +32,7 @@ from ase_hamgnn.analysis import (  # noqa: E402
     plot_state_spin,
 )
 from ase_hamgnn.data import ReferenceTB, nibri  # noqa: E402
-from ase_hamgnn.gap import edge_states  # noqa: E402
+from ase_hamgnn.spectra.gap import edge_states  # noqa: E402
 
 K_GENERAL = (0.13, 0.27, 0.0)
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]],

@@ -357,7 +357,7 @@ def test_insulator_fermi_level_stays_near_mid_gap_at_any_temperature(temperature
     # weight 1/n_k and by all n_states of the cell, so the Fermi-Dirac level lies within
     # kT/2 ln(2 n_states n_k) of mid-gap (0.33 meV at 1 K, not at a band edge).
     from ase_hamgnn.data import ReferenceTB, nibri
-    from ase_hamgnn.occupations import K_BOLTZMANN_EV
+    from ase_hamgnn.spectra.occupations import K_BOLTZMANN_EV
 
     atoms = nibri()
     atoms.calc = HamGNNCalc(model=ReferenceTB("nibri"), kpts=(6, 6, 1))

@@ -14,7 +14,7 @@ from ase.dft.dos import DOS
 
 from ase_hamgnn import HamGNNCalc, TBHamiltonian, load_model
 from ase_hamgnn.data import nibri
-from ase_hamgnn.model import HamGNNModel, resolve_dtype
+from ase_hamgnn.model import HamGNNModel, list_models, resolve_dtype
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +100,28 @@ def test_calculator_with_a_checkpoint_path(tmp_path, shipped):
     assert atoms.calc.predictor.dtype is torch.float64
     np.testing.assert_allclose(atoms.calc.get_eigenvalues(1),
                                reference.get_eigenvalues(1), atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_shipped_model_predicts_its_own_system(name):
+    """Each shipped model (``<system>-reference``) is labelled synthetic, predicts a random
+    configuration of its system close to the reference model it learned, and is exact under
+    a random rotation with inversion and under time reversal."""
+    import json
+
+    from ase_hamgnn.data import ReferenceTB, generate_configurations
+    from ase_hamgnn.model.hamgnn_model import _shipped_dir as shipped_dir
+    from ase_hamgnn.symmetry import random_rotation, transform_atoms, transform_hamiltonian
+
+    meta = json.loads((shipped_dir() / f"{name}.json").read_text())
+    assert "SYNTHETIC" in meta["description"] and meta["name"] == name
+    system = name.split("-")[0]
+    model = load_model(name, dtype="float64")
+    atoms = generate_configurations(system, "2x2", 1, np.random.default_rng(3))[0]
+    pred = model.predict(atoms)
+    assert pred.max_abs_difference(ReferenceTB(system).predict(atoms)) < 0.05  # eV
+    g = -random_rotation(np.random.default_rng(4))  # with inversion
+    for rotation, reverse in ((g, False), (None, True)):
+        moved = model.predict(transform_atoms(atoms, rotation, reverse))
+        oracle = transform_hamiltonian(pred, rotation, reverse)
+        assert moved.max_abs_difference(oracle) < 1e-9

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tb_helpers import random_tb
 
-from ase_hamgnn.data.conventions import (
+from ase_hamgnn.data.io.conventions import (
     CONVENTIONS,
     atom_transform,
     convert_block,
@@ -19,7 +19,7 @@ from ase_hamgnn.data.conventions import (
     orbital_names,
     orbital_transform,
 )
-from ase_hamgnn.data.units import (
+from ase_hamgnn.data.io.units import (
     BOHR_IN_ANGSTROM,
     HARTREE_IN_EV,
     angstrom_to_bohr,

@@ -22,10 +22,10 @@ from ase_hamgnn.data import (
     record_to_hamiltonian,
     write_dataset,
 )
-from ase_hamgnn.data.convert import convert_dataset, find_deeph_folders, find_source_files
 from ase_hamgnn.data.dataset import record_path
-from ase_hamgnn.data.deeph import write_deeph
-from ase_hamgnn.data.hamgnn_npz import write_hamgnn
+from ase_hamgnn.data.io.convert import convert_dataset, find_deeph_folders, find_source_files
+from ase_hamgnn.data.io.deeph import write_deeph
+from ase_hamgnn.data.io.hamgnn_npz import write_hamgnn
 from ase_hamgnn.errors import DatasetError
 
 NIBRI_SPECIES = {"Ni": ("Ni6.0H-s1d1", "Ni_PBE19H"), "Br": ("Br7.0-s1p1", "Br_PBE19"),

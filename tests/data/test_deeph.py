@@ -13,8 +13,8 @@ from openmx_reference import FIXTURES, OPENMX_HARTREE_IN_EV, eigenvalues, grid_p
 from tb_helpers import random_tb
 
 from ase_hamgnn import OrbitalBasis, TBHamiltonian
-from ase_hamgnn.data.conventions import orbital_transform
-from ase_hamgnn.data.deeph import (
+from ase_hamgnn.data.io.conventions import orbital_transform
+from ase_hamgnn.data.io.deeph import (
     basis_from_orbital_types,
     is_deeph_folder,
     read_deeph,
@@ -241,7 +241,7 @@ def test_real_folder_gives_the_eigenvalues_openmx_printed(caplog):
     """Generalized eigenvalues of H(k), S(k) against OpenMX's own, band by band, at every
     k-point OpenMX printed (41, in Hartree, converted with the Hartree the folder was written
     with); spinless data give each band twice."""
-    with caplog.at_level(logging.INFO, logger="ase_hamgnn.data.deeph"):
+    with caplog.at_level(logging.INFO, logger="ase_hamgnn.data.io.blocks"):
         ham = read_deeph(MOTE2)
     assert "H symmetrized" in caplog.text and "S symmetrized" in caplog.text
     shells = ["1s", "2s", "3s", "2p", "3p", "3d", "4d"]

@@ -13,9 +13,9 @@ import torch
 from tb_helpers import random_tb
 
 from ase_hamgnn import OrbitalBasis
-from ase_hamgnn.data.conventions import foreign_orbitals
-from ase_hamgnn.data.hamgnn_npz import HAMGNN_LAYOUTS, orbital_slots, read_hamgnn, write_hamgnn
-from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
+from ase_hamgnn.data.io.conventions import foreign_orbitals
+from ase_hamgnn.data.io.hamgnn_npz import HAMGNN_LAYOUTS, orbital_slots, read_hamgnn, write_hamgnn
+from ase_hamgnn.data.io.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.symmetry import random_rotation, su2_from_rotation, wigner_d
 

@@ -14,9 +14,9 @@ import pytest
 from tb_helpers import random_tb
 
 from ase_hamgnn import OrbitalBasis, TBHamiltonian
-from ase_hamgnn.data.conventions import atom_transform
-from ase_hamgnn.data.openmx import read_openmx
-from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
+from ase_hamgnn.data.io.conventions import atom_transform
+from ase_hamgnn.data.io.openmx import read_openmx
+from ase_hamgnn.data.io.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
 from ase_hamgnn.errors import DatasetError
 
 TOL = 1e-12
@@ -270,7 +270,7 @@ def test_blocks_hermitian_to_rounding_are_symmetrized(tmp_path, ham, caplog):
     largest asymmetry is logged."""
     asym = 1.33e-9  # Hartree
     path = _write_scfout(tmp_path / "h.scfout", ham, SPECIES, asymmetry=asym)
-    with caplog.at_level(logging.INFO, logger="ase_hamgnn.data.deeph"):
+    with caplog.at_level(logging.INFO, logger="ase_hamgnn.data.io.blocks"):
         back = read_openmx(path, moments=ham.geometry.moments, basis=ham.basis)
     logged = [r.getMessage() for r in caplog.records if "symmetrized" in r.getMessage()]
     assert any(f"{asym * HARTREE_IN_EV:.3e}" in m for m in logged), logged

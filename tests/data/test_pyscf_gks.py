@@ -17,7 +17,7 @@ pytest.importorskip("pyscf")
 from pyscf import gto  # noqa: E402
 
 from ase_hamgnn.data import hamiltonian_to_record, record_to_hamiltonian  # noqa: E402
-from ase_hamgnn.data.pyscf_gks import (  # noqa: E402
+from ase_hamgnn.data.pyscf.gks import (  # noqa: E402
     ConstrainedGKS,
     ConstraintError,
     PySCFMissingError,
@@ -28,8 +28,8 @@ from ase_hamgnn.data.pyscf_gks import (  # noqa: E402
 )
 from ase_hamgnn.hamiltonian import TBHamiltonian  # noqa: E402
 from ase_hamgnn.symmetry import (  # noqa: E402
-    _real_harmonics,
     random_rotation,
+    real_harmonics,
     transform_atoms,
     transform_hamiltonian,
 )
@@ -72,7 +72,7 @@ def test_orbital_transform_maps_pyscf_aos_onto_our_harmonics():
         l = int(mol.bas_angular(b))  # noqa: E741
         p0 = int(mol.ao_loc[b])
         ours = values[:, p0:p0 + 2 * l + 1] @ pyscf_orbital_transform(l).T
-        ref = _real_harmonics(l, v)
+        ref = real_harmonics(l, v)
         scale = float(np.sum(ours * ref) / np.sum(ref * ref))
         assert scale > 0
         np.testing.assert_allclose(ours, scale * ref, atol=1e-12 * max(1.0, abs(scale)))
@@ -218,7 +218,7 @@ def test_periodic_atoms_are_refused():
 # -- the Fe3 cluster of the dataset -------------------------------------------------------------
 @pytest.mark.slow
 def test_fe3_random_directions_within_a_fifth_of_a_degree():
-    from ase_hamgnn.data.pyscf_dataset import fe3_triangle
+    from ase_hamgnn.data.pyscf.dataset import fe3_triangle
 
     rng = np.random.default_rng(21)
     atoms = fe3_triangle()
@@ -231,7 +231,7 @@ def test_fe3_random_directions_within_a_fifth_of_a_degree():
 
 def test_restrict_shells_keeps_exact_sub_blocks():
     from ase_hamgnn.basis import OrbitalBasis
-    from ase_hamgnn.data.pyscf_dataset import restrict_shells
+    from ase_hamgnn.data.pyscf.dataset import restrict_shells
 
     basis = OrbitalBasis({"Fe": ["1s", "4s", "2p", "3d"]})
     atoms = Atoms("Fe2", positions=[[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
@@ -256,7 +256,7 @@ def test_restrict_shells_keeps_exact_sub_blocks():
 def test_label_noise_measures_symmetry_copies_each_its_own_scf():
     """Each configuration: as given, moments reversed, rotated; the differences from the
     transformed first result are the label noise, within the tolerances measured above."""
-    from ase_hamgnn.data.pyscf_dataset import label_noise
+    from ase_hamgnn.data.pyscf.dataset import label_noise
 
     atoms = _o2(_targets(np.random.default_rng(5)))
     rows = label_noise([atoms], rng=3, progress=False, shells=["2s", "2p"], strength_ha=0.1,
@@ -269,7 +269,7 @@ def test_label_noise_measures_symmetry_copies_each_its_own_scf():
 
 
 def test_configurations_share_a_geometry_per_group():
-    from ase_hamgnn.data.pyscf_dataset import fe3_triangle, random_moment_configurations
+    from ase_hamgnn.data.pyscf.dataset import fe3_triangle, random_moment_configurations
 
     confs = random_moment_configurations(fe3_triangle(), 7, 3.0, 0.1, rng=0, per_geometry=3)
     pos = [a.positions for a in confs]

@@ -36,12 +36,12 @@ from test_openmx import SPECIES, _input_lines, _write_scfout
 from ase_hamgnn import OrbitalBasis, TBHamiltonian
 from ase_hamgnn.cli import main
 from ase_hamgnn.data import read_manifest, record_to_hamiltonian
-from ase_hamgnn.data.convert import convert_dataset
 from ase_hamgnn.data.dataset import record_path
-from ase_hamgnn.data.deeph import read_deeph, write_deeph
-from ase_hamgnn.data.hamgnn_npz import read_hamgnn, write_hamgnn
-from ase_hamgnn.data.openmx import read_openmx
-from ase_hamgnn.data.units import HARTREE_IN_EV
+from ase_hamgnn.data.io.convert import convert_dataset
+from ase_hamgnn.data.io.deeph import read_deeph, write_deeph
+from ase_hamgnn.data.io.hamgnn_npz import read_hamgnn, write_hamgnn
+from ase_hamgnn.data.io.openmx import read_openmx
+from ase_hamgnn.data.io.units import HARTREE_IN_EV
 from ase_hamgnn.errors import DatasetError
 
 BASIS = OrbitalBasis({"Ni": ["4s", "3d"], "Br": ["4s", "4p"], "I": ["5s", "5p"]})

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from ase import Atoms
 
 from ase_hamgnn.data import ReferenceTB, fe_ir111, nibr2, nibri
-from ase_hamgnn.data._soc import angular_momentum, soc_matrix
+from ase_hamgnn.data.reference.soc import angular_momentum, soc_matrix
 from ase_hamgnn.errors import BasisError
 from ase_hamgnn.spectra import broaden, kmesh
 from ase_hamgnn.symmetry import (

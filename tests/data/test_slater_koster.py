@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ase_hamgnn.data.slater_koster import n_channels, sk_basis, sk_block
+from ase_hamgnn.slater_koster import n_channels, sk_basis, sk_block
 from ase_hamgnn.symmetry import random_rotation, wigner_d
 
 S3 = np.sqrt(3.0)

@@ -15,7 +15,7 @@ from conftest import SMALL
 from ase_hamgnn.data import nibri
 from ase_hamgnn.errors import CheckpointError
 from ase_hamgnn.model import HamGNNModel, ModelConfig, load_model
-from ase_hamgnn.model.predictor import _shipped_dir
+from ase_hamgnn.model.hamgnn_model import _shipped_dir
 
 
 @pytest.fixture(scope="module")

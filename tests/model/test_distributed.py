@@ -15,8 +15,8 @@ import pytest
 import torch
 from test_training import TINY_MODEL
 
-from ase_hamgnn.distributed import DistributedContext, distributed_context, launch_environment
-from ase_hamgnn.training import TrainConfig, train
+from ase_hamgnn.train import TrainConfig, train
+from ase_hamgnn.train.distributed import DistributedContext, distributed_context, launch_environment
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 
@@ -108,7 +108,7 @@ def test_launch_environment_and_single_process_context():
 def test_global_batch_must_split_evenly(mixed_dataset, tmp_path):
     cfg = TrainConfig(dataset=str(mixed_dataset), out=str(tmp_path / "x"),
                       model=dict(TINY_MODEL), epochs=1, batch_size=3)
-    from ase_hamgnn.training import _train
+    from ase_hamgnn.train.loop import _train
 
     with pytest.raises(ValueError, match="multiple of the number of processes"):
         _train(cfg, DistributedContext(0, 0, 2, torch.device("cpu")), False, None)
@@ -116,7 +116,7 @@ def test_global_batch_must_split_evenly(mixed_dataset, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_cuda_device_per_local_rank():
-    from ase_hamgnn.distributed import _rank_device
+    from ase_hamgnn.train.distributed import _rank_device
 
     assert _rank_device("cuda", 0, 1).type == "cuda"
     assert _rank_device("auto", 0, 2) == torch.device("cuda", 0)

@@ -12,7 +12,7 @@ from conftest import SMALL
 
 from ase_hamgnn.errors import CheckpointError
 from ase_hamgnn.model import HamGNNModel, ModelConfig, load_model
-from ase_hamgnn.training import TrainConfig, load_train_config, train
+from ase_hamgnn.train import TrainConfig, load_train_config, train
 
 TINY_MODEL = {k: v for k, v in SMALL.items() if k not in ("basis", "cutoff", "magnetic", "valence")}
 
@@ -118,7 +118,7 @@ def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tmp_path):
 
 def test_onsite_bias_starts_at_the_mean_onsite_block(tiny_dataset, tmp_path):
     from ase_hamgnn.data import HamiltonianDataset, record_to_hamiltonian
-    from ase_hamgnn.training import mean_onsite_h0
+    from ase_hamgnn.train import mean_onsite_h0
 
     ds = HamiltonianDataset(tiny_dataset, "train")
     model = HamGNNModel(ModelConfig(**SMALL, onsite_bias=True), dtype=torch.float64, seed=0)
@@ -187,7 +187,7 @@ def test_checkpoints_store_the_trained_moment_range_and_predict_warns_outside(ti
     import textures
     from ase_hamgnn.data import HamiltonianDataset, record_to_hamiltonian
     from ase_hamgnn.errors import MomentRangeWarning
-    from ase_hamgnn.training import moment_range
+    from ase_hamgnn.train import moment_range
 
     ds = HamiltonianDataset(tiny_dataset, "train")
     sizes = np.concatenate([

@@ -12,7 +12,7 @@ from conftest import SMALL
 
 from ase_hamgnn.errors import ConfigError, DatasetChangedError, TrainingDivergedError
 from ase_hamgnn.model import load_model
-from ase_hamgnn.training import TrainConfig, load_train_config, train
+from ase_hamgnn.train import TrainConfig, load_train_config, train
 
 TINY_MODEL = {k: v for k, v in SMALL.items() if k not in ("basis", "cutoff", "magnetic", "valence")}
 

@@ -15,7 +15,6 @@ from test_shipped_prediction import REFERENCE, _blocks, fixture_structure
 
 import textures
 from ase_hamgnn import keys as K
-from ase_hamgnn.data.slater_koster import sk_basis
 from ase_hamgnn.errors import ConfigError
 from ase_hamgnn.model import HamGNNModel, ModelConfig, load_model
 from ase_hamgnn.model.baseline import (
@@ -26,8 +25,9 @@ from ase_hamgnn.model.baseline import (
     residual_scales,
     two_centre_ls,
 )
+from ase_hamgnn.model.hamgnn_model import read_checkpoint
 from ase_hamgnn.model.inputs import graph_inputs
-from ase_hamgnn.model.predictor import read_checkpoint
+from ase_hamgnn.slater_koster import sk_basis
 from ase_hamgnn.symmetry import random_rotation, transform_atoms, transform_hamiltonian, wigner_d
 
 TOL = 1e-10
@@ -337,7 +337,7 @@ def test_config_round_trip_and_checks(tmp_path):
     with pytest.raises(ValueError, match="needs two_centre"):
         ModelConfig(**SMALL, two_centre_scale=True)
 
-    from ase_hamgnn.training import load_train_config
+    from ase_hamgnn.train import load_train_config
 
     (tmp_path / "run.toml").write_text('dataset = "d"\nout = "o"\n[model]\ntwo_centre = true\n'
                                        "two_centre_scale = true\nonsite_bias = true\n")
@@ -384,7 +384,7 @@ def test_old_checkpoint_loads_unchanged():
 @pytest.mark.slow
 def test_training_fits_the_baseline_before_the_first_epoch(tmp_path):
     from ase_hamgnn.data import HamiltonianDataset, make_reference_dataset
-    from ase_hamgnn.training import TrainConfig, initial_fit, train
+    from ase_hamgnn.train import TrainConfig, initial_fit, train
 
     root = tmp_path / "data"
     make_reference_dataset(root, "nibr2", "1x1", 10, seed=3, progress=False)

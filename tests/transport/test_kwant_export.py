@@ -20,7 +20,7 @@ from ase import Atoms  # noqa: E402
 from ase.neighborlist import neighbor_list  # noqa: E402
 
 from ase_hamgnn import OrbitalBasis, TBHamiltonian  # noqa: E402
-from ase_hamgnn.kwant_export import (  # noqa: E402
+from ase_hamgnn.transport.export import (  # noqa: E402
     OVERLAP_ENERGY,
     LeadDirectionError,
     LeadMismatchError,
@@ -35,7 +35,7 @@ from ase_hamgnn.kwant_export import (  # noqa: E402
     to_kwant_periodic,
     to_kwant_system,
 )
-from ase_hamgnn.transport import (  # noqa: E402
+from ase_hamgnn.transport.scattering import (  # noqa: E402
     local_maps,
     plot_current,
     plot_spin_density,

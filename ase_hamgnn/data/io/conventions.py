@@ -178,9 +178,9 @@ def foreign_orbitals(convention: str, l: int, vectors: np.ndarray) -> np.ndarray
     _check(convention, l)
     v = np.asarray(vectors, dtype=np.float64)
     if convention == "e3nn":
-        from ase_hamgnn.symmetry import _real_harmonics
+        from ase_hamgnn.symmetry import real_harmonics
 
-        return _real_harmonics(int(l), v)
+        return real_harmonics(int(l), v)
     x, y, z = v[:, 0], v[:, 1], v[:, 2]
     l = int(l)  # noqa: E741
     if l == 0:

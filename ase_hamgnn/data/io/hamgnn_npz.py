@@ -5,7 +5,7 @@ File layout (as written by HamGNN's OpenMX interface)
 ``np.savez(path, graph=graphs)`` with ``graphs`` a dict ``{index: torch_geometric Data}``,
 i.e. a pickle.  It is read without running code from the file and without torch: only the
 names numpy, torch and torch_geometric pickle for these graphs are resolved, to local
-stand-ins (:mod:`ase_hamgnn.data._torch_pickle`); a file naming anything else is refused.
+stand-ins (:mod:`ase_hamgnn.data.io.torch_pickle`); a file naming anything else is refused.
 Per structure (``N`` atoms, ``E`` directed edges, ``n = nao_max``):
 
 ``z`` ``(N,)``
@@ -34,9 +34,9 @@ Padding.  Orbitals sit in fixed slots of the ``n``-orbital square: for ``n = 14`
 ``s s s p p d``, for ``19`` ``s s s p p d d``, for ``26`` ``s s s p p d d f``
 (:data:`HAMGNN_LAYOUTS`).  The ``k``-th shell of angular momentum ``l`` of an atom occupies
 the ``k``-th slot shell of that ``l``; unused slots are zero.  Inside a shell the orbitals
-follow OpenMX's real-orbital order (:mod:`ase_hamgnn.data.conventions`), which this module
+follow OpenMX's real-orbital order (:mod:`ase_hamgnn.data.io.conventions`), which this module
 converts to ours with the explicit matrices of that module; Hartree and Bohr become eV and Å
-(:mod:`ase_hamgnn.data.units`).
+(:mod:`ase_hamgnn.data.io.units`).
 
 The down-up quarter.  HamGNN's scripts fill ``H_du`` of each block as the element-wise
 complex conjugate of ``H_ud`` of the same block; that is the Hermitian partner only when the
@@ -60,16 +60,16 @@ import numpy as np
 from ase.data import chemical_symbols, covalent_radii
 
 from ase_hamgnn.basis import OrbitalBasis
-from ase_hamgnn.data._torch_pickle import load_pickled_graphs
-from ase_hamgnn.data.conventions import atom_transform
-from ase_hamgnn.data.deeph import (
-    _Z_MAX,
-    _geometry,
-    _pair_blocks,
+from ase_hamgnn.data.io.blocks import (
+    Z_MAX,
     basis_from_orbital_types,
     blocks_to_hamiltonian,
+    checked_geometry,
+    pair_blocks,
 )
-from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
+from ase_hamgnn.data.io.conventions import atom_transform
+from ase_hamgnn.data.io.torch_pickle import load_pickled_graphs
+from ase_hamgnn.data.io.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.hamiltonian import HERMITICITY_TOL, TBHamiltonian
@@ -77,7 +77,7 @@ from ase_hamgnn.hamiltonian import HERMITICITY_TOL, TBHamiltonian
 __all__ = ["HAMGNN_CONVENTION", "HAMGNN_LAYOUTS", "orbital_slots", "read_hamgnn",
            "write_hamgnn"]
 
-#: Real-orbital convention inside a shell (see :mod:`ase_hamgnn.data.conventions`).
+#: Real-orbital convention inside a shell (see :mod:`ase_hamgnn.data.io.conventions`).
 HAMGNN_CONVENTION = "openmx"
 #: ``nao_max`` -> the ``l`` of the slot shells of the padded square, in order.
 HAMGNN_LAYOUTS = {14: (0, 0, 0, 1, 1, 2), 19: (0, 0, 0, 1, 1, 2, 2),
@@ -249,7 +249,7 @@ def read_hamgnn(
     basis : OrbitalBasis, optional
         Basis; shells per element in any order (each ``k``-th shell of an ``l`` takes the
         ``k``-th slot shell of that ``l``).  Default: from the slots the overlap diagonal
-        fills, labelled as in :func:`~ase_hamgnn.data.deeph.basis_from_orbital_types`.
+        fills, labelled as in :func:`~ase_hamgnn.data.io.deeph.basis_from_orbital_types`.
     moments : sequence of array_like, optional
         One ``(N, 3)`` array (μB) per structure; default ``spin_length * spin_vec`` from the
         file (required when those are absent and the data are spin-polarized).
@@ -266,7 +266,7 @@ def read_hamgnn(
     hermiticity_tol : float
         Largest accepted ``|H_ij(R) - H_ji(-R)^dagger|`` of the stored blocks, eV, raised to
         4 ulp of the largest entry for float32 files (HamGNN's scripts write float32); what
-        is read is symmetrized (see :func:`~ase_hamgnn.data.deeph.blocks_to_hamiltonian`).
+        is read is symmetrized (see :func:`~ase_hamgnn.data.io.deeph.blocks_to_hamiltonian`).
 
     Warns (``UserWarning``) when a graph holds ``Hon``/``Hoff`` equal to ``Hon0``/``Hoff0``
     (a prediction input, not a converged Hamiltonian), and when the nearest neighbours are
@@ -329,9 +329,9 @@ def _read_graph(where, graph, basis, moments, length, energy, down_up, overlap, 
             raise DatasetError(f"{where}: {key} holds NaN or infinite values; the DFT run "
                                "diverged or the file is corrupted: generate it again")
     z = fields["z"].reshape(-1)
-    if z.size == 0 or (z != np.round(z)).any() or (z < 1).any() or (z > _Z_MAX).any():
+    if z.size == 0 or (z != np.round(z)).any() or (z < 1).any() or (z > Z_MAX).any():
         raise DatasetError(f"{where}: z holds {z[:8].tolist()}, not atomic numbers (integers "
-                           f"from 1 to {_Z_MAX}); the file is corrupted")
+                           f"from 1 to {Z_MAX}); the file is corrupted")
     numbers = z.astype(np.int64)
     n_atoms = len(numbers)
     if fields["cell"].size != 9 or fields["pos"].size != 3 * n_atoms:
@@ -379,7 +379,7 @@ def _read_graph(where, graph, basis, moments, length, energy, down_up, overlap, 
     cell = fields["cell"].astype(np.float64).reshape(3, 3) * length
     pos = fields["pos"].astype(np.float64).reshape(n_atoms, 3) * length
     m = _graph_moments(where, graph, kind, n_atoms, moments)
-    geometry = _geometry(where, cell, pos, numbers, pbc, m)
+    geometry = checked_geometry(where, cell, pos, numbers, pbc, m)
     _warn_if_not_converged(where, fields)
     _warn_if_implausible_bonds(where, geometry, edges, shifts)
 
@@ -539,8 +539,8 @@ def write_hamgnn(
         slots = [orbital_slots(la, nao) for la in ls]
         t = [atom_transform(HAMGNN_CONVENTION, la, spinful=True) for la in ls]
         ts = [atom_transform(HAMGNN_CONVENTION, la, spinful=False) for la in ls]
-        h_blocks = _pair_blocks(ham, ham.h_r)
-        s_blocks = {} if ham.s_r is None else _pair_blocks(ham, ham.s_r)
+        h_blocks = pair_blocks(ham, ham.h_r)
+        s_blocks = {} if ham.s_r is None else pair_blocks(ham, ham.s_r)
         onsite = [(i, i, (0, 0, 0)) for i in range(n_atoms)]
         edges = sorted((set(h_blocks) | set(s_blocks)) - set(onsite))
         where = {key: e for e, key in enumerate(edges)}

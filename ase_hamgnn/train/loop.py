@@ -13,7 +13,7 @@ raises :class:`~ase_hamgnn.errors.DatasetChangedError` unless ``allow_dataset_ch
 set.  A loss or weights that become NaN or infinite stop the run with
 :class:`~ase_hamgnn.errors.TrainingDivergedError` before anything of that epoch is written.
 
-The same :func:`train` runs data-parallel under ``torchrun`` (:mod:`ase_hamgnn.distributed`):
+The same :func:`train` runs data-parallel under ``torchrun`` (:mod:`ase_hamgnn.train.distributed`):
 ``batch_size`` is the global batch, split evenly over the processes by a
 ``DistributedSampler``, and the loss of every step is normalised by the number of block
 entries of the whole global batch, so that the gradients ``DistributedDataParallel``
@@ -43,7 +43,6 @@ from tqdm.auto import tqdm
 
 from ase_hamgnn import keys as K
 from ase_hamgnn._atomic import atomic_write_bytes
-from ase_hamgnn.distributed import DistributedContext, distributed_context
 from ase_hamgnn.errors import ConfigError, DatasetChangedError, TrainingDivergedError
 from ase_hamgnn.model import HamGNNModel, ModelConfig
 from ase_hamgnn.model.assembly import time_reversal_odd, time_reversal_partner
@@ -58,7 +57,8 @@ from ase_hamgnn.model.config import (
     number,
     one_of,
 )
-from ase_hamgnn.model.predictor import read_checkpoint
+from ase_hamgnn.model.hamgnn_model import read_checkpoint
+from ase_hamgnn.train.distributed import DistributedContext, distributed_context
 
 __all__ = ["TrainConfig", "block_errors", "dataset_fingerprint", "evaluate", "initial_fit",
            "load_train_config", "mean_onsite_h0", "moment_range", "train"]

@@ -40,8 +40,8 @@ in the file: pass ``moments`` (required for spin-polarized data), or ``moments="
 the moments the stored input starts from, ``(up - down)`` electrons along the angles ``theta,
 phi`` of each atom's line (for a run with ``scf.Constraint.NC.Spin`` these are the constrained
 directions; the sizes are the initial ones).  Orbitals are in OpenMX's order
-(:mod:`ase_hamgnn.data.conventions`), converted to ours; Hartree and Bohr become eV and Å
-(:mod:`ase_hamgnn.data.units`).
+(:mod:`ase_hamgnn.data.io.conventions`), converted to ours; Hartree and Bohr become eV and Å
+(:mod:`ase_hamgnn.data.io.units`).
 """
 
 from __future__ import annotations
@@ -57,9 +57,13 @@ import numpy as np
 from ase.data import atomic_numbers
 
 from ase_hamgnn.basis import OrbitalBasis
-from ase_hamgnn.data.conventions import atom_transform
-from ase_hamgnn.data.deeph import _geometry, basis_from_orbital_types, blocks_to_hamiltonian
-from ase_hamgnn.data.units import BOHR_IN_ANGSTROM, bohr_to_angstrom, hartree_to_ev
+from ase_hamgnn.data.io.blocks import (
+    basis_from_orbital_types,
+    blocks_to_hamiltonian,
+    checked_geometry,
+)
+from ase_hamgnn.data.io.conventions import atom_transform
+from ase_hamgnn.data.io.units import BOHR_IN_ANGSTROM, bohr_to_angstrom, hartree_to_ev
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.hamiltonian import HERMITICITY_TOL, TBHamiltonian
 
@@ -291,13 +295,13 @@ def read_openmx(
         Element of each atom; default: from the input file stored in the ``.scfout``.
     basis : OrbitalBasis, optional
         Basis; its shells' ``l`` must match the file.  Default: from the stored input, with
-        labels as in :func:`~ase_hamgnn.data.deeph.basis_from_orbital_types`.
+        labels as in :func:`~ase_hamgnn.data.io.deeph.basis_from_orbital_types`.
     pbc : (bool, bool, bool)
         Periodic directions (OpenMX cells are always periodic).
     hermiticity_tol : float
         Largest accepted ``|H_ij(R) - H_ji(-R)^dagger|`` of the stored blocks, eV (and the
         same for S); what is read is symmetrized (see
-        :func:`~ase_hamgnn.data.deeph.blocks_to_hamiltonian`).
+        :func:`~ase_hamgnn.data.io.deeph.blocks_to_hamiltonian`).
 
     Returns
     -------
@@ -410,7 +414,7 @@ def read_openmx(
         if m.shape != (atomnum, 3) or not np.isfinite(m).all():
             raise ValueError(f"moments must be a finite ({atomnum}, 3) array in μB, got shape "
                              f"{m.shape}")
-    geometry = _geometry(path, cell, positions, numbers, pbc, m)
+    geometry = checked_geometry(path, cell, positions, numbers, pbc, m)
 
     t = [atom_transform("openmx", la, spinful=True) for la in ls]
     spatial = [atom_transform("openmx", la, spinful=False) for la in ls]

@@ -31,16 +31,17 @@ import scipy.sparse.linalg as spla
 from tqdm.auto import tqdm
 
 from ase_hamgnn._plotting import energy_axis
-from ase_hamgnn.spectra import kpoints_and_weights, progress_bar
+from ase_hamgnn.spectra.dense import progress_bar
+from ase_hamgnn.spectra.kpoints import kpoints_and_weights
 
 __all__ = ["KPMDOS", "chebyshev_density", "chebyshev_vectors", "jackson_kernel", "kpm_dos",
            "spectral_bounds"]
 
 # Moments growing beyond this multiple of mu_0 mean the spectrum left (-1, 1).
-_BLOWUP = 10.0
+BLOWUP = 10.0
 
 
-def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None or isinstance(rng, (int, np.integer)):
@@ -48,7 +49,7 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
 
 
-class _Operator:
+class SpectralOperator:
     """``x -> S(k)^-1 H(k) x`` with one factorization of ``S(k)``."""
 
     def __init__(self, ham: Any, k: np.ndarray) -> None:
@@ -185,11 +186,11 @@ def spectral_bounds(ham: Any, k: Any = (0.0, 0.0, 0.0), *, margin: float = 0.05,
     >>> bool(lo < e[0] and e[-1] < hi)
     True
     """
-    return _bounds(_Operator(ham, np.asarray(k, dtype=np.float64).reshape(3)), ham, k,
-                   margin, n_steps, _rng(rng))
+    op = SpectralOperator(ham, np.asarray(k, dtype=np.float64).reshape(3))
+    return operator_bounds(op, ham, k, margin, n_steps, as_generator(rng))
 
 
-def _bounds(op: _Operator, ham: Any, k: Any, margin: float, n_steps: int,
+def operator_bounds(op: SpectralOperator, ham: Any, k: Any, margin: float, n_steps: int,
             rng: np.random.Generator) -> tuple[float, float]:
     if not margin > 0:
         raise ValueError(f"margin must be positive (a fraction of the spectral width), got "
@@ -297,7 +298,7 @@ class KPMDOS:
     def fermi_level(self, n_electrons: float, tol: float = 1e-6) -> float:
         """Energy (eV) where :meth:`integrated` reaches ``n_electrons`` per cell (bisection).
         In a gap the count is flat, so this lands somewhere inside it; use
-        :func:`ase_hamgnn.gap.find_gap` for exact band edges."""
+        :func:`ase_hamgnn.spectra.gap.find_gap` for exact band edges."""
         lo, hi = float(self.bounds[:, 0].min()), float(self.bounds[:, 1].max())
         total = float(self.integrated(np.array([hi]))[0])
         if not 0 < n_electrons < total:
@@ -390,13 +391,13 @@ def kpm_dos(ham: Any, energies: Any = None, *, kpts: Any = None, weights: Any = 
     >>> round(float(res.integrated(np.array([100.0]))[0]))  # all states
     448
     """
-    k, w = kpoints_and_weights((0.0, 0.0, 0.0) if kpts is None else kpts, weights)
+    k, w = kpoints_and_weights(kpts, weights, ham.geometry.cell, ham.geometry.pbc)
     n_moments = int(n_moments)
     if n_moments < 2:
         raise ValueError(f"n_moments must be at least 2, got {n_moments}")
     if n_vectors is not None and int(n_vectors) < 1:
         raise ValueError(f"n_vectors must be a positive integer or None, got {n_vectors}")
-    gen = _rng(rng)
+    gen = as_generator(rng)
     dim = int(ham.n_spin_orbitals)
     offsets = np.asarray(ham.offsets)
     moments = np.zeros((len(k), n_moments))
@@ -404,9 +405,9 @@ def kpm_dos(ham: Any, energies: Any = None, *, kpts: Any = None, weights: Any = 
     all_bounds = np.zeros((len(k), 2))
     loop = progress_bar(k, "KPM", progress) if len(k) > 1 else k
     for ik, kk in enumerate(loop):
-        op = _Operator(ham, kk)
+        op = SpectralOperator(ham, kk)
         if bounds is None:
-            lo, hi = _bounds(op, ham, kk, margin, 60, gen)
+            lo, hi = operator_bounds(op, ham, kk, margin, 60, gen)
         else:
             lo, hi = (float(x) for x in bounds)
             if not hi > lo:
@@ -418,7 +419,7 @@ def kpm_dos(ham: Any, energies: Any = None, *, kpts: Any = None, weights: Any = 
         moments[ik] = mu
         if per_atom:
             atom_mu[ik] = amu
-        if np.abs(mu).max() > _BLOWUP * dim:
+        if np.abs(mu).max() > BLOWUP * dim:
             raise ValueError(
                 f"KPM moments diverge at k = {kk}: the spectrum reaches outside the bounds "
                 f"({lo:.4g}, {hi:.4g}) eV; pass wider bounds= or a larger margin="
@@ -431,7 +432,7 @@ def kpm_dos(ham: Any, energies: Any = None, *, kpts: Any = None, weights: Any = 
     return res
 
 
-def _moments(op: _Operator, lo: float, hi: float, n_moments: int, n_vectors: int | None,
+def _moments(op: SpectralOperator, lo: float, hi: float, n_moments: int, n_vectors: int | None,
              rng: np.random.Generator, offsets: np.ndarray | None, progress: bool | None
              ) -> tuple[np.ndarray, np.ndarray | None]:
     """Stochastic (or exact) ``Tr T_n`` and optional per-atom diagonals, n < N."""

@@ -29,7 +29,7 @@ Folder layout (as written by DeepH-pack's preprocessing, units eV and Å)
     On reading the flag is ignored (every atom keeps its moment); on writing it is 1 where
     ``|M| > 0``.
 
-Orbital order inside a shell is OpenMX's (see :mod:`ase_hamgnn.data.conventions`), which
+Orbital order inside a shell is OpenMX's (see :mod:`ase_hamgnn.data.io.conventions`), which
 DeepH keeps for every DFT code it converts; blocks are converted to ours with the explicit
 matrices of that module.  ``info.json`` may carry ``"pbc"`` (written by us, ignored by
 DeepH); without it every direction is periodic, as DeepH assumes.
@@ -47,11 +47,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from ase.data import chemical_symbols
 
-from ase_hamgnn.basis import OrbitalBasis, Shell
-from ase_hamgnn.data.conventions import atom_transform
+from ase_hamgnn.basis import OrbitalBasis
+from ase_hamgnn.data.io.blocks import (
+    Z_MAX,
+    basis_from_orbital_types,
+    blocks_to_hamiltonian,
+    checked_geometry,
+    pair_blocks,
+)
+from ase_hamgnn.data.io.conventions import atom_transform
 from ase_hamgnn.errors import DatasetError
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.hamiltonian import HERMITICITY_TOL, TBHamiltonian
@@ -67,16 +73,16 @@ __all__ = [
     "write_deeph",
 ]
 
-#: Real-orbital convention of DeepH folders (see :mod:`ase_hamgnn.data.conventions`).
+#: Real-orbital convention of DeepH folders (see :mod:`ase_hamgnn.data.io.conventions`).
 DEEPH_CONVENTION = "openmx"
 #: Files a DeepH folder must contain.
 DEEPH_FILES = ("element.dat", "lat.dat", "site_positions.dat", "orbital_types.dat",
                "info.json", "hamiltonians.h5")
 logger = logging.getLogger(__name__)
-_KEY = re.compile(r"^\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
+BLOCK_KEY = re.compile(r"^\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
 
 
-def _h5py():
+def import_h5py():
     try:
         import h5py
     except ImportError:  # pragma: no cover - depends on the environment
@@ -137,27 +143,24 @@ def _integer(word: str, low: int, high: int) -> int | None:
 
 
 #: Largest atomic number (ase.data knows the elements 1..118).
-_Z_MAX = len(chemical_symbols) - 1
-
-
-def _atomic_numbers(folder: Path) -> np.ndarray:
+def read_atomic_numbers(folder: Path) -> np.ndarray:
     """The atomic numbers of ``element.dat``; a DatasetError names the file and the line
     of a value that is no element."""
     path = folder / "element.dat"
     numbers = []
     for number, words in _lines(path, "the atomic numbers"):
         for word in words:
-            z = _integer(word, 1, _Z_MAX)
+            z = _integer(word, 1, Z_MAX)
             if z is None:
                 raise DatasetError(f"{path}, line {number}: {word!r:.40} is not an atomic "
-                                   f"number (an integer from 1 to {_Z_MAX}); {_REGENERATE}")
+                                   f"number (an integer from 1 to {Z_MAX}); {_REGENERATE}")
             numbers.append(z)
     if not numbers:
         raise DatasetError(f"{path} lists no atomic numbers; {_REGENERATE}")
     return np.array(numbers, dtype=np.int64)
 
 
-def _orbital_types(folder: Path, n_atoms: int) -> list[tuple[int, ...]]:
+def read_orbital_types(folder: Path, n_atoms: int) -> list[tuple[int, ...]]:
     path = folder / "orbital_types.dat"
     lines = _lines(path, "the shells of each atom")
     if len(lines) != n_atoms:
@@ -185,38 +188,6 @@ def _info(folder: Path) -> dict[str, Any]:
         raise DatasetError(f"{path} lacks the key \"isspinful\"; add it (true for "
                            "non-collinear / spin-orbit data)")
     return info
-
-
-def basis_from_orbital_types(numbers: Sequence[int],
-                             orbital_types: Sequence[Sequence[int]]) -> OrbitalBasis:
-    """An :class:`OrbitalBasis` from DeepH's per-atom ``l`` lists.
-
-    DeepH stores no principal quantum numbers, so shells are labelled in order with
-    ``n = l + 1 + (number of earlier shells of the same l)`` (``0 0 1 1 2`` gives 1s 2s 2p
-    3p 3d).  Only the labels are invented; the orbitals are the file's.  Pass your own basis
-    to :func:`read_deeph` for meaningful labels.
-
-    Raises
-    ------
-    DatasetError
-        If two atoms of one element have different shells.
-    """
-    per_element: dict[int, tuple[int, ...]] = {}
-    for z, ls in zip(numbers, orbital_types):
-        z, ls = int(z), tuple(int(l) for l in ls)
-        if per_element.setdefault(z, ls) != ls:
-            raise DatasetError(f"atoms of {chemical_symbols[z]} have different shells "
-                               f"({per_element[z]} and {ls}); every atom of an element "
-                               "needs the same basis")
-    shells = {}
-    for z, ls in per_element.items():
-        seen: dict[int, int] = {}
-        out = []
-        for l in ls:  # noqa: E741
-            out.append(Shell(l + 1 + seen.get(l, 0), l))
-            seen[l] = seen.get(l, 0) + 1
-        shells[chemical_symbols[z]] = out
-    return OrbitalBasis(shells)
 
 
 def _moments(folder: Path, n_atoms: int, spinful: bool, moments: Any) -> np.ndarray:
@@ -254,7 +225,7 @@ def read_deeph_geometry(folder: str | os.PathLike, *, moments: Any = None) -> Ge
         ``(N, 3)`` moments in μB; default: ``magmom.txt`` (required for spinful folders).
     """
     folder = Path(folder)
-    numbers = _atomic_numbers(folder)
+    numbers = read_atomic_numbers(folder)
     n = len(numbers)
     lat = _load_matrix(folder / "lat.dat", "the lattice vectors")
     if lat.shape != (3, 3):
@@ -267,31 +238,13 @@ def read_deeph_geometry(folder: str | os.PathLike, *, moments: Any = None) -> Ge
     info = _info(folder)
     pbc = info.get("pbc", [True, True, True])
     m = _moments(folder, n, bool(info["isspinful"]), moments)
-    return _geometry(folder, lat.T, pos.T, numbers, pbc, m)
-
-
-def _geometry(origin: str | os.PathLike, cell: Any, positions: Any, numbers: Any, pbc: Any,
-              moments: Any) -> Geometry:
-    """The :class:`Geometry` of data read from ``origin``; atomic numbers that are no element,
-    NaN or infinite values and malformed periodicity become a DatasetError naming it."""
-    bad = [int(z) for z in np.asarray(numbers).reshape(-1) if not 1 <= z <= _Z_MAX]
-    if bad:
-        raise DatasetError(f"{origin}: {bad[0]} is not an atomic number (1 to {_Z_MAX}); the "
-                           "file is corrupted: regenerate it")
-    for name, value in (("cell", cell), ("positions", positions), ("moments", moments)):
-        if not np.isfinite(np.asarray(value, dtype=np.float64)).all():
-            raise DatasetError(f"{origin}: the {name} hold NaN or infinite values; the file is "
-                               "corrupted or the DFT run diverged: regenerate it")
-    try:
-        return Geometry(cell, positions, numbers, pbc, moments)
-    except (ValueError, TypeError) as exc:
-        raise DatasetError(f"{origin}: {exc}; the file is corrupted: regenerate it") from None
+    return checked_geometry(folder, lat.T, pos.T, numbers, pbc, m)
 
 
 # -- hamiltonians.h5 ----------------------------------------------------------------------------
 #: What h5py raises for a corrupted file (besides OSError: KeyError for an unreadable
 #: object, RuntimeError and ValueError from the HDF5 library, TypeError for unknown types).
-_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
 
 
 def _read_blocks(path: Path, sizes: Sequence[int]) -> dict[tuple[int, int, tuple[int, int, int]],
@@ -299,7 +252,7 @@ def _read_blocks(path: Path, sizes: Sequence[int]) -> dict[tuple[int, int, tuple
     """The blocks of ``path``, each of the spinless ``(n_i, n_j)`` or spin-doubled shape of
     the atoms' orbital counts ``sizes`` (checked before the data are read, so that a
     corrupted header cannot make it allocate an absurd size)."""
-    h5py = _h5py()
+    h5py = import_h5py()
     if not path.is_file():
         raise DatasetError(f"{path} is missing")
     n_atoms = len(sizes)
@@ -307,7 +260,7 @@ def _read_blocks(path: Path, sizes: Sequence[int]) -> dict[tuple[int, int, tuple
     try:
         with h5py.File(path, "r") as f:
             for key in f.keys():
-                match = _KEY.match(key)
+                match = BLOCK_KEY.match(key)
                 if match is None:
                     raise DatasetError(f"{path}: dataset name {key!r:.80} is not "
                                        "'[Rx, Ry, Rz, i, j]'")
@@ -330,7 +283,7 @@ def _read_blocks(path: Path, sizes: Sequence[int]) -> dict[tuple[int, int, tuple
                 out[(i - 1, j - 1, (rx, ry, rz))] = np.asarray(data[()])
     except DatasetError:
         raise
-    except _H5_ERRORS as exc:
+    except H5_ERRORS as exc:
         raise DatasetError(f"{path} is truncated or not an HDF5 file ({exc!s:.200}); "
                            "regenerate it") from None
     if not out:
@@ -386,7 +339,7 @@ def read_deeph(
     geometry = read_deeph_geometry(folder, moments=moments)
     numbers = geometry.numbers
     n_atoms = len(numbers)
-    ls = _orbital_types(folder, n_atoms)
+    ls = read_orbital_types(folder, n_atoms)
     if basis is None:
         basis = basis_from_orbital_types(numbers, ls)
     else:
@@ -441,21 +394,6 @@ def read_deeph(
 
 
 # -- writing ------------------------------------------------------------------------------------
-def _pair_blocks(ham: TBHamiltonian, store: Mapping) -> dict:
-    offsets = ham.offsets
-    out = {}
-    for r, mat in store.items():
-        coo = mat.tocoo()
-        if coo.nnz == 0:
-            continue
-        ai = np.searchsorted(offsets, coo.row, side="right") - 1
-        aj = np.searchsorted(offsets, coo.col, side="right") - 1
-        csr = sp.csr_matrix(mat)
-        for i, j in sorted(set(zip(ai.tolist(), aj.tolist()))):
-            out[(i, j, r)] = csr[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]].toarray()
-    return out
-
-
 def _fmt(x: float) -> str:
     return repr(float(x))
 
@@ -492,7 +430,7 @@ def write_deeph(
     --------
     >>> write_deeph(ham, "out/config_000")  # doctest: +SKIP
     """
-    h5py = _h5py()
+    h5py = import_h5py()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     geo = ham.geometry
@@ -526,9 +464,9 @@ def write_deeph(
                 f.create_dataset(key, data=b)
         os.replace(tmp, folder / name)
 
-    dump("hamiltonians.h5", foreign(_pair_blocks(ham, ham.h_r), spinful, "H"))
+    dump("hamiltonians.h5", foreign(pair_blocks(ham, ham.h_r), spinful, "H"))
     if ham.s_r is not None:
-        dump("overlaps.h5", foreign(_pair_blocks(ham, ham.s_r), False, "S"))
+        dump("overlaps.h5", foreign(pair_blocks(ham, ham.s_r), False, "S"))
     elif (folder / "overlaps.h5").exists():
         (folder / "overlaps.h5").unlink()
     (folder / "element.dat").write_text("".join(f"{int(z)}\n" for z in geo.numbers))
@@ -560,63 +498,3 @@ def write_deeph(
         info["fermi_level"] = float(fermi_level)
     (folder / "info.json").write_text(json.dumps(info, indent=1) + "\n")
     return folder
-
-
-def _symmetrized(origin: str | os.PathLike, blocks: Mapping, what: str,
-                 tol: float) -> dict:
-    """``blocks`` with every pair replaced by its Hermitian part, ``(B_ij(R) + B_ji(-R)^dagger)
-    / 2`` (exactly Hermitian in floating point); raises above ``tol``."""
-    out, worst, where = {}, 0.0, None
-    for (i, j, r), b in blocks.items():
-        partner = blocks.get((j, i, tuple(-x for x in r)))
-        if partner is None or np.shape(partner) != np.shape(b)[::-1]:
-            out[(i, j, r)] = b  # TBHamiltonian reports the missing or misshapen partner
-            continue
-        diff = np.abs(b - np.conj(partner).T)
-        dev = float(diff.max()) if diff.size else 0.0
-        if dev > worst:
-            worst, where = dev, (i, j, r)
-        out[(i, j, r)] = 0.5 * (b + np.conj(partner).T)
-    if where is not None:
-        i, j, r = where
-        place = f"atoms {i + 1}, {j + 1}, R = {r}"
-        if worst > tol:
-            raise DatasetError(
-                f"{origin}: {what} is not Hermitian: |{what}_ij(R) - {what}_ji(-R)^dagger| = "
-                f"{worst:.3e} (tolerance {tol:.1e}) at {place}; converged DFT output is "
-                "Hermitian to ~1e-8 eV, so the file is corrupted, not converged, or laid out "
-                "differently from what this reader expects.  If you trust it, pass a larger "
-                "hermiticity_tol= (its Hermitian part is kept)")
-        logger.info("%s: %s symmetrized; largest |%s_ij(R) - %s_ji(-R)^dagger| = %.3e at %s",
-                    origin, what, what, what, worst, place)
-    return out
-
-
-def blocks_to_hamiltonian(origin: str | os.PathLike, basis: OrbitalBasis, geometry: Geometry,
-                          h_blocks: Mapping, s_blocks: Mapping | None,
-                          hermiticity_tol: float = HERMITICITY_TOL) -> TBHamiltonian:
-    """``TBHamiltonian.from_blocks`` for data read from ``origin``.
-
-    Every reader of DFT files ends here, with one policy: blocks are Hermitian only up to the
-    rounding of the DFT code (~1e-9 Hartree), so each pair ``(i, j, R)``, ``(j, i, -R)`` of H
-    (eV) and S is replaced by its Hermitian part; the largest asymmetry is logged (logger
-    ``ase_hamgnn.data.deeph``, level INFO), and one above ``hermiticity_tol`` is refused.
-    Shape or Hermiticity problems, and NaN or infinite values, become a
-    :class:`DatasetError` that names ``origin``.
-    """
-    for what, blocks in (("H", h_blocks), ("S", s_blocks or {})):
-        for (i, j, r), b in blocks.items():
-            if not np.isfinite(b).all():
-                raise DatasetError(
-                    f"{origin}: the {what} block of atoms {i + 1}, {j + 1}, R = {r} holds NaN "
-                    "or infinite values; the DFT run diverged or the file is corrupted: rerun "
-                    "it or regenerate the file")
-    try:
-        h_blocks = _symmetrized(origin, h_blocks, "H", hermiticity_tol)
-        if s_blocks is not None:
-            s_blocks = _symmetrized(origin, s_blocks, "S", hermiticity_tol)
-        return TBHamiltonian.from_blocks(basis, geometry, h_blocks, s_blocks)
-    except ValueError as exc:
-        if isinstance(exc, DatasetError):
-            raise
-        raise DatasetError(f"{origin}: {exc}") from None

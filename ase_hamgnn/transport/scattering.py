@@ -1,4 +1,4 @@
-"""Transport through Kwant systems exported by :mod:`ase_hamgnn.kwant_export`.
+"""Transport through Kwant systems exported by :mod:`ase_hamgnn.transport.export`.
 
 Functions take a *finalized* Kwant system (construction, result and analysis stay separate)
 and return small frozen value types: :class:`TransmissionCurve`, :class:`SpinTransmission`
@@ -25,7 +25,7 @@ Per energy the cost is the lead modes (a dense Schur decomposition of the ``2 n 
 transfer problem of each lead, ``n`` orbitals per lead cell) plus the sparse factorization
 of the scattering problem.  Two savings keep the results those of plain ``kwant.smatrix``
 (to round-off, ~1e-12): the two leads of one direction of
-:func:`~ase_hamgnn.kwant_export.to_kwant_system` are mirror images, so one Schur form gives
+:func:`~ase_hamgnn.transport.export.to_kwant_system` are mirror images, so one Schur form gives
 the modes of both (:func:`lead_modes`), and over an energy sweep the MUMPS symbolic
 analysis is reused while the sparsity pattern is unchanged (checked, with a backward-error
 guard).  The factorization runs in MUMPS' BLAS: link it to an optimized BLAS (OpenBLAS,
@@ -43,13 +43,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ase_hamgnn._kwant_speed import (
-    _lead_modes,
-    _mirror_pairs,
-    _mumps_sweep_solver,
-    _precalculated,
+from ase_hamgnn.transport.export import OVERLAP_ENERGY, spin_matrix
+from ase_hamgnn.transport.sweep import (
+    all_lead_modes,
+    mirror_pairs,
+    mumps_sweep_solver,
+    precalculated,
 )
-from ase_hamgnn.kwant_export import OVERLAP_ENERGY, spin_matrix
 
 __all__ = [
     "LocalMaps",
@@ -178,21 +178,21 @@ class LocalMaps:
 
 # -- solving --------------------------------------------------------------------------------
 #: Largest accepted backward error of a solve with a reused MUMPS analysis
-#: (:func:`_mumps_sweep_solver`); above it the system is analysed and factorized afresh.
+#: (:func:`mumps_sweep_solver`); above it the system is analysed and factorized afresh.
 def _smatrix_function(solver: str | Callable) -> Callable:
     """``kwant.smatrix``-like function for one sweep over energies (see
-    :func:`_mumps_sweep_solver`); call it once per sweep."""
+    :func:`mumps_sweep_solver`); call it once per sweep."""
     if callable(solver):
         return solver
     if solver == "default":
         try:
-            return _mumps_sweep_solver().smatrix
+            return mumps_sweep_solver().smatrix
         except ImportError:                              # Kwant without MUMPS: SuperLU
             import kwant
 
             return kwant.smatrix
     if solver == "mumps":
-        return _mumps_sweep_solver().smatrix
+        return mumps_sweep_solver().smatrix
     if solver == "sparse":
         import kwant.solvers.sparse
 
@@ -244,7 +244,7 @@ def lead_modes(fsyst, energy: float, *, params: Mapping[str, Any] | None = None)
     """Modes of every lead at ``energy``, as ``[lead.modes(energy) for lead in fsyst.leads]``.
 
     Mirror leads, i.e. the two leads of one direction of
-    :func:`~ase_hamgnn.kwant_export.to_kwant_system` (the same unit cell and Hamiltonian, run
+    :func:`~ase_hamgnn.transport.export.to_kwant_system` (the same unit cell and Hamiltonian, run
     to ``-d`` and ``+d``), share one eigendecomposition: the modes of the lead to ``-d`` are
     those of the lead to ``+d`` with the translation eigenvalue inverted, so one Schur
     decomposition of the ``2 n x 2 n`` transfer problem serves both (half the dense work of
@@ -275,13 +275,13 @@ def lead_modes(fsyst, energy: float, *, params: Mapping[str, Any] | None = None)
     >>> t = -1.0 * np.eye(2)                                   # eV, spin-independent
     >>> lead = TBHamiltonian.from_blocks(OrbitalBasis({"H": ["1s"]}), chain,
     ...                                  {(0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
-    >>> from ase_hamgnn.kwant_export import to_kwant_system
+    >>> from ase_hamgnn.transport.export import to_kwant_system
     >>> syst = to_kwant_system(lead.tile((4, 1, 1)), lead).finalized()
     >>> [prop.velocities.round(6).tolist() for prop, _ in lead_modes(syst, 0.0)]
     [[-2.0, -2.0, 2.0, 2.0], [-2.0, -2.0, 2.0, 2.0]]
     """
     energy = float(energy)
-    return _lead_modes(fsyst, energy, _params(fsyst, energy, params), _mirror_pairs(fsyst))
+    return all_lead_modes(fsyst, energy, _params(fsyst, energy, params), mirror_pairs(fsyst))
 
 
 def _smatrix_at(fsyst, smatrix: Callable, energy: float, params: Mapping[str, Any] | None,
@@ -289,7 +289,7 @@ def _smatrix_at(fsyst, smatrix: Callable, energy: float, params: Mapping[str, An
     """Scattering matrix block ``to_lead <- from_lead`` at one energy, with the lead modes
     from :func:`lead_modes` (mirror leads share one eigendecomposition)."""
     kw_params = _params(fsyst, energy, params)
-    solved = _precalculated(fsyst, _lead_modes(fsyst, energy, kw_params, pairs))
+    solved = precalculated(fsyst, all_lead_modes(fsyst, energy, kw_params, pairs))
     return smatrix(solved, energy, params=kw_params, in_leads=[from_lead], out_leads=[to_lead])
 
 
@@ -329,7 +329,7 @@ def transmission(fsyst, energies: Iterable[float] | float, *, from_lead: int = 0
     >>> t = -1.0 * np.eye(2)                                   # eV, spin-independent
     >>> lead = TBHamiltonian.from_blocks(OrbitalBasis({"H": ["1s"]}), chain,
     ...                                  {(0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
-    >>> from ase_hamgnn.kwant_export import to_kwant_system
+    >>> from ase_hamgnn.transport.export import to_kwant_system
     >>> syst = to_kwant_system(lead.tile((4, 1, 1)), lead).finalized()
     >>> curve = transmission(syst, [-1.0, 0.5, 2.5], progress=False)
     >>> curve.transmission.round(8), curve.open_channels
@@ -337,7 +337,7 @@ def transmission(fsyst, energies: Iterable[float] | float, *, from_lead: int = 0
     """
     _check_leads(fsyst, from_lead, to_lead)
     smatrix = _smatrix_function(solver)
-    pairs = _mirror_pairs(fsyst)
+    pairs = mirror_pairs(fsyst)
     es = _energies(energies)
     t = np.zeros(len(es), dtype=np.float64)
     nopen = np.zeros(len(es), dtype=np.int64)
@@ -399,7 +399,7 @@ def spin_transmission(fsyst, energies: Iterable[float] | float, *,
     >>> t = -1.0 * np.eye(2)                                   # eV, spin-independent
     >>> lead = TBHamiltonian.from_blocks(OrbitalBasis({"H": ["1s"]}), chain,
     ...                                  {(0, 0, (1, 0, 0)): t, (0, 0, (-1, 0, 0)): t})
-    >>> from ase_hamgnn.kwant_export import to_kwant_system
+    >>> from ase_hamgnn.transport.export import to_kwant_system
     >>> syst = to_kwant_system(lead.tile((4, 1, 1)), lead, spin_axis="z").finalized()
     >>> res = spin_transmission(syst, [0.5], axis="z", progress=False)
     >>> res.transmission[0].round(8)     # [out, in]: no spin flip in a pristine chain
@@ -416,7 +416,7 @@ def spin_transmission(fsyst, energies: Iterable[float] | float, *,
     else:
         n_axis = np.asarray(axis, dtype=np.float64).reshape(3)
         n_axis = n_axis / np.linalg.norm(n_axis)
-    pairs = _mirror_pairs(fsyst)
+    pairs = mirror_pairs(fsyst)
     sig_from = _lead_spin(fsyst, from_lead, n_axis)
     sig_to = _lead_spin(fsyst, to_lead, n_axis)
     out = np.zeros((len(es), 2, 2), dtype=np.float64)
@@ -444,7 +444,7 @@ def local_maps(fsyst, energy: float, *, lead: int = 0, params: Mapping[str, Any]
 
     Uses ``kwant.wave_function`` for the states injected from ``lead``,
     ``kwant.operator.Density`` with the on-site operators ``sigma_a (x) 1_orb``
-    (:func:`~ase_hamgnn.kwant_export.spin_matrix`, spin-major order) for the densities, and
+    (:func:`~ase_hamgnn.transport.export.spin_matrix`, spin-major order) for the densities, and
     the bond currents ``J_ab = 2 Im psi_a^dagger (M_a H_ab + H_ab M_b) / 2 psi_b`` (from ``b``
     to ``a``; ``M = 1`` for charge, ``sigma_a (x) 1_orb`` for spin) evaluated directly on the
     sparse Hamiltonian.  For ``M = 1`` this is Kwant's ``operator.Current``; it is not called
@@ -478,7 +478,7 @@ def local_maps(fsyst, energy: float, *, lead: int = 0, params: Mapping[str, Any]
     _check_leads(fsyst, lead)
     energy = float(energy)
     kw_params = _params(fsyst, energy, params)
-    solved = _precalculated(fsyst, _lead_modes(fsyst, energy, kw_params, _mirror_pairs(fsyst)))
+    solved = precalculated(fsyst, all_lead_modes(fsyst, energy, kw_params, mirror_pairs(fsyst)))
     psi = kwant.wave_function(solved, energy, params=kw_params)(lead)   # (n_modes, n_orbs)
     psi = np.asarray(psi, dtype=np.complex128).reshape(-1, psi.shape[-1])
     sites = fsyst.sites

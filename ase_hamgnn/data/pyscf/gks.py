@@ -35,8 +35,8 @@ PySCF's generalized matrices are ``[all AOs spin up, all AOs spin down]``; ours 
 are ordered per ``l`` as ``p: x, y, z`` and ``m = -l..l`` for ``l >= 2``
 (``d: xy, yz, z^2, xz, x^2-y^2``), all with positive prefactors; :func:`pyscf_orbital_transform`
 gives the orthogonal ``T_l`` with ``Y_ours = T_l Y_pyscf`` (built from the OpenMX matrices of
-:mod:`ase_hamgnn.data.conventions` and a permutation) and is tested against the AO values and
-by rotation.  Energies are converted from Hartree to eV (:mod:`ase_hamgnn.data.units`).
+:mod:`ase_hamgnn.data.io.conventions` and a permutation) and is tested against the AO values and
+by rotation.  Energies are converted from Hartree to eV (:mod:`ase_hamgnn.data.io.units`).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ import scipy.optimize
 from ase import Atoms
 
 from ase_hamgnn.basis import OrbitalBasis, Shell
-from ase_hamgnn.data.conventions import orbital_transform
-from ase_hamgnn.data.units import hartree_to_ev
+from ase_hamgnn.data.io.conventions import orbital_transform
+from ase_hamgnn.data.io.units import hartree_to_ev
 from ase_hamgnn.errors import HamGNNError
 from ase_hamgnn.geometry import read_moments
 from ase_hamgnn.hamiltonian import TBHamiltonian
@@ -91,7 +91,7 @@ def _pyscf():
         from pyscf import dft, gto, lib
     except ImportError:
         raise PySCFMissingError(
-            "ase_hamgnn.data.pyscf_gks needs PySCF; install it with "
+            "ase_hamgnn.data.pyscf.gks needs PySCF; install it with "
             "`pip install 'ase-hamgnn[pyscf]'` (or `pip install pyscf`)"
         ) from None
     return pyscf, gto, dft, lib

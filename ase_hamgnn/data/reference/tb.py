@@ -14,8 +14,8 @@ constant carry one, moments given on other elements are ignored) is built from
   matter) and an |M|-dependent shift;
 * **crystal field** (angular overlap model): every neighbour adds
   ``f_ij sum_ch e_ch G^{ll}_ch(d_ij)`` to the shell's on-site block, ``G`` the Slater–Koster
-  channel matrices of :mod:`ase_hamgnn.data.slater_koster`;
-* **spin-orbit coupling** ``zeta L.S`` on p and d shells (:mod:`ase_hamgnn.data._soc`);
+  channel matrices of :mod:`ase_hamgnn.slater_koster`;
+* **spin-orbit coupling** ``zeta L.S`` on p and d shells (:mod:`ase_hamgnn.data.reference.soc`);
 * **exchange splitting** ``-(Delta(|M_i|) / 2) M_i_hat . sigma`` on the shells of magnetic
   atoms, ``Delta(m) = I m (1 + gamma m^2)`` (non-linear in |M|);
 * **induced exchange** ``-b_i . sigma`` with ``b_i = sum_j J f_ij M_j`` on ligands (and on
@@ -53,7 +53,7 @@ Fe/Ir(111), 3 Ir   metal, DOS(E_F) 6.7 /eV/cell    metal, DOS(E_F) 4.9 /eV/cell
 (DOS with 0.1 eV Gaussian broadening, both spins.)  In the dihalides the valence band top
 is the majority Ni e_g - ligand p antibonding band and the conduction band the empty
 minority Ni e_g band; the Ni 4s band lies above it.  The parameter tables and the reasons
-for each value are in :mod:`ase_hamgnn.data._reference_params`.
+for each value are in :mod:`ase_hamgnn.data.reference.params`.
 """
 
 from __future__ import annotations
@@ -69,12 +69,12 @@ from ase.data import chemical_symbols
 
 from ase_hamgnn.basis import OrbitalBasis, Shell
 from ase_hamgnn.data import structures
-from ase_hamgnn.data._reference_params import SYSTEMS, PairParams, SystemParams
-from ase_hamgnn.data._soc import soc_matrix
-from ase_hamgnn.data.slater_koster import sk_basis, sk_block
+from ase_hamgnn.data.reference.params import SYSTEMS, PairParams, SystemParams
+from ase_hamgnn.data.reference.soc import soc_matrix
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.graph import MIN_DISTANCE, check_structure
 from ase_hamgnn.hamiltonian import TBHamiltonian
+from ase_hamgnn.slater_koster import sk_basis, sk_block
 
 __all__ = ["ReferenceTB"]
 
@@ -162,7 +162,7 @@ class ReferenceTB:
         Include on-site spin-orbit coupling (``False`` switches it off, e.g. for tests).
     parameters : SystemParams, optional
         A custom parameter set named ``system`` (see
-        :mod:`ase_hamgnn.data._reference_params`), used instead of the built-in tables.
+        :mod:`ase_hamgnn.data.reference.params`), used instead of the built-in tables.
 
     Examples
     --------

@@ -1,6 +1,6 @@
 """Occupations of spinor states at a fixed electron count, and the Fermi level.
 
-One rule, used by every analysis that fills states (:func:`ase_hamgnn.spectra.fermi_level`,
+One rule, used by every analysis that fills states (:func:`ase_hamgnn.spectra.dense.fermi_level`,
 :meth:`ase_hamgnn.TBHamiltonian.fermi_level`, :class:`ase_hamgnn.calculator.HamGNNCalc`,
 :func:`ase_hamgnn.analysis.magnetism.band_energy`, ``local_moments`` and
 ``anisotropy_energy``):

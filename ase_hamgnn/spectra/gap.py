@@ -3,7 +3,7 @@
 At every k the ``n_electrons``-th and ``(n_electrons + 1)``-th states (spinor states, one
 electron each) are located without dense diagonalization: the exact number of states below a
 trial energy comes from the inertia of one sparse factorization of ``H(k) - sigma S(k)``
-(:class:`~ase_hamgnn.shift_invert.ShiftInvert`).  With ``n_electrons`` known, a coarse KPM
+(:class:`~ase_hamgnn.spectra.shift_invert.ShiftInvert`).  With ``n_electrons`` known, a coarse KPM
 DOS gives the empty stretch around the filling and each edge is found by shift-invert from
 a shift at its own end of that stretch (:func:`edge_states`, which also returns any number
 of states on each side).  With only a Fermi-level guess, bisection on the count puts
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from ase_hamgnn.errors import HamGNNError
-from ase_hamgnn.shift_invert import ShiftInvert
-from ase_hamgnn.spectra import dense_eigh, progress_bar
+from ase_hamgnn.spectra.dense import dense_eigh, progress_bar
+from ase_hamgnn.spectra.shift_invert import ShiftInvert
 
 __all__ = ["EdgeStates", "Gap", "MetallicError", "edge_states", "find_gap"]
 
@@ -192,7 +192,7 @@ def _check_filling(ne: int, dim: int, energy: float) -> None:
 def _sparse_edges(ham: Any, k: np.ndarray, ne: int | None, guess: float | None,
                   states: bool, tol: float):
     """(vbm, cbm, (vbm_state, cbm_state), ne, energy in the gap) at one k, sparse."""
-    from ase_hamgnn.kpm import kpm_dos, spectral_bounds
+    from ase_hamgnn.spectra.kpm import kpm_dos, spectral_bounds
 
     dim = int(ham.n_spin_orbitals)
     if ne is not None and guess is None:  # one shift next to each edge (see edge_states)
@@ -329,13 +329,14 @@ def edge_states(ham: Any, n_electrons: int, k: Any = (0.0, 0.0, 0.0), n_below: i
     >>> es.indices - ref.n_electrons(atoms)
     array([-4, -3, -2, -1,  0,  1,  2,  3])
     """
-    return _edge_states(ham, n_electrons, k, n_below, n_above, vectors, n_moments, rng)[0]
+    return edge_states_and_factors(ham, n_electrons, k, n_below, n_above, vectors, n_moments,
+                                   rng)[0]
 
 
-def _edge_states(ham: Any, n_electrons: int, k: Any, n_below: int, n_above: int,
+def edge_states_and_factors(ham: Any, n_electrons: int, k: Any, n_below: int, n_above: int,
                  vectors: bool, n_moments: int, rng: Any) -> tuple[EdgeStates, tuple]:
     """:func:`edge_states` and the two factorizations it used (valence side first)."""
-    from ase_hamgnn.kpm import kpm_dos, spectral_bounds
+    from ase_hamgnn.spectra.kpm import kpm_dos, spectral_bounds
 
     dim = int(ham.n_spin_orbitals)
     ne = int(n_electrons)

@@ -1,6 +1,6 @@
 """Datasets of ab initio cluster Hamiltonians from constrained GKS (PySCF).
 
-:func:`generate_pyscf_dataset` runs :class:`~ase_hamgnn.data.pyscf_gks.ConstrainedGKS` on
+:func:`generate_pyscf_dataset` runs :class:`~ase_hamgnn.data.pyscf.gks.ConstrainedGKS` on
 random-moment configurations of a small magnetic cluster and writes the project's dataset
 format (``manifest.json`` + ``records/``), so ``ase-hamgnn train`` reads it unchanged.
 
@@ -218,7 +218,7 @@ def generate_pyscf_dataset(
     progress : bool
         tqdm progress bars.
     **settings
-        Fields of :class:`~ase_hamgnn.data.pyscf_gks.GKSSettings` (e.g. ``grid_level``).
+        Fields of :class:`~ase_hamgnn.data.pyscf.gks.GKSSettings` (e.g. ``grid_level``).
 
     Returns
     -------
@@ -229,7 +229,7 @@ def generate_pyscf_dataset(
     --------
     >>> generate_pyscf_dataset("data/fe3-pyscf", n=300, seed=0)  # doctest: +SKIP
     """
-    from ase_hamgnn.data.pyscf_gks import ConstrainedGKS, GKSSettings
+    from ase_hamgnn.data.pyscf.gks import ConstrainedGKS, GKSSettings
 
     root = Path(out_dir)
     raw = root / RAW_DIR
@@ -318,7 +318,7 @@ def label_noise(atoms_list: Sequence[Atoms], rng: np.random.Generator | int | No
         Measure on the sub-matrices of these shells (those a dataset keeps, see
         :func:`restrict_shells`); the largest difference over all shells is reported too.
     **settings
-        Fields of :class:`~ase_hamgnn.data.pyscf_gks.GKSSettings`.
+        Fields of :class:`~ase_hamgnn.data.pyscf.gks.GKSSettings`.
 
     Returns
     -------
@@ -327,7 +327,7 @@ def label_noise(atoms_list: Sequence[Atoms], rng: np.random.Generator | int | No
         largest ``|Delta H|`` over the matrix elements (of ``shells``) in meV, and
         ``max_all_meV`` over all of them.
     """
-    from ase_hamgnn.data.pyscf_gks import ConstrainedGKS, GKSSettings
+    from ase_hamgnn.data.pyscf.gks import ConstrainedGKS, GKSSettings
     from ase_hamgnn.symmetry import random_rotation, transform_atoms, transform_hamiltonian
 
     rng = np.random.default_rng(rng)

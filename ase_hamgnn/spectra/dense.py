@@ -16,22 +16,21 @@ from tqdm.auto import tqdm
 
 from ase_hamgnn._plotting import energy_axis
 from ase_hamgnn.errors import KPointError
-from ase_hamgnn.occupations import K_BOLTZMANN_EV, fermi_level_from_eigenvalues
+from ase_hamgnn.spectra.kpoints import kpoints_and_weights
+from ase_hamgnn.spectra.occupations import K_BOLTZMANN_EV, fermi_level_from_eigenvalues
+from ase_hamgnn.spectra.projections import axis_vector, mulliken_charge_spin, orbital_axes
 
 __all__ = [
     "Bands",
+    "check_temperature",
     "K_BOLTZMANN_EV",
     "all_eigenvalues",
-    "axis_vector",
     "bands",
     "broaden",
     "dense_eigh",
     "dos",
     "fermi_level",
     "fermi_level_from_eigenvalues",
-    "kmesh",
-    "kpoints_and_weights",
-    "parse_kpts",
     "progress_bar",
     "shift_invert_eigh",
 ]
@@ -53,7 +52,7 @@ def shift_invert_eigh(ham, k, n: int, sigma: float, gauge: str = "lattice"):
     """The ``n`` eigenpairs nearest ``sigma`` (eV) of ``H(k) c = E S(k) c`` at any k.
 
     Block shift-invert iteration on one sparse factorization of ``H(k) - sigma S(k)`` (see
-    :class:`ase_hamgnn.shift_invert.ShiftInvert`, which also counts the states below
+    :class:`ase_hamgnn.spectra.shift_invert.ShiftInvert`, which also counts the states below
     ``sigma`` and finds the states on one side of it), refined by a Rayleigh-Ritz step so
     that degenerate (e.g. Kramers) pairs come out S-orthonormal.  Small matrices, or ``n``
     close to the dimension, are diagonalized densely.  Returns energies (n,) ascending and
@@ -67,7 +66,7 @@ def shift_invert_eigh(ham, k, n: int, sigma: float, gauge: str = "lattice"):
     >>> e.shape, c.shape
     ((8,), (448, 8))
     """
-    from ase_hamgnn.shift_invert import ShiftInvert
+    from ase_hamgnn.spectra.shift_invert import ShiftInvert
 
     dim = ham.n_spin_orbitals
     n = int(n)
@@ -80,109 +79,6 @@ def shift_invert_eigh(ham, k, n: int, sigma: float, gauge: str = "lattice"):
     return ShiftInvert(ham, k, sigma, gauge).nearest(n)
 
 
-def kmesh(size, shift=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """Γ-centred Monkhorst–Pack mesh of ``size = (n1, n2, n3)`` as fractional k, shape
-    ``(n1 n2 n3, 3)``, optionally shifted by ``shift`` (in units of the mesh spacing).
-
-    Raises
-    ------
-    KPointError
-        If ``size`` is not three integer-valued numbers of at least 1 (``(4.0, 4.0, 1.0)``
-        is accepted, ``(2.5, 1, 1)`` is not).
-    """
-    size = _mesh_size(size, "k-mesh size")
-    if (size < 1).any():
-        raise KPointError(f"k-mesh size must be three positive integers, got {size.tolist()}")
-    grids = [(np.arange(m) + sh) / m for m, sh in zip(size, shift)]
-    mesh = np.array(np.meshgrid(*grids, indexing="ij")).reshape(3, -1).T
-    return mesh - np.round(mesh)  # into (-1/2, 1/2]
-
-
-def _mesh_size(values: Any, name: str) -> np.ndarray:
-    """Three integer-valued numbers as an int64 array; :class:`KPointError` otherwise."""
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise KPointError(f"{name} must be three integers, got {values!r}") from None
-    if arr.shape != (3,) or not np.isfinite(arr).all() or (arr != np.round(arr)).any():
-        raise KPointError(f"{name} must be three integers, got {values!r}")
-    return arr.astype(np.int64)
-
-
-def parse_kpts(kpts: Any, name: str = "kpts") -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Read a k-mesh size or explicit k-points: ``(size, None)`` or ``(None, kpoints)``.
-
-    The one parser of :func:`kpoints_and_weights` (``ham.dos``, ``ham.fermi_level``, the
-    projected DOS, KPM) and of :class:`~ase_hamgnn.calculator.HamGNNCalc`; what a mesh
-    size means is up to the caller (a Γ-centred mesh in :func:`kmesh`, ASE's
-    Monkhorst–Pack mesh in the calculator).
-
-    * A mesh size: three integer-valued numbers of at least 1, ints or floats
-      (``(4, 4, 1)`` and ``(4.0, 4.0, 1.0)`` alike), returned as int64 ``(3,)``.
-      ``(0, 0, 0)`` means the Γ point alone.
-    * Explicit fractional k-points: an array of shape ``(n_k, 3)``, ``n_k >= 1``, one
-      k-point per row (so a 3 x 3 array is three k-points), returned as float64.
-
-    Raises
-    ------
-    KPointError
-        For anything else, with the accepted forms: a flat triple that is not integer-valued
-        (a single k-point is ``[[0.5, 0, 0]]``), mesh sizes below 1, an array of another
-        shape (e.g. ``(3, n_k)``: transpose it), no k-points, NaN or inf.
-    """
-    forms = ("a mesh size (n1, n2, n3) of integers >= 1, or fractional k-points as an "
-             "(n_k, 3) array, one k-point per row")
-    try:
-        arr = np.asarray(kpts, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise KPointError(f"{name} must be {forms}; got {kpts!r}") from None
-    if arr.ndim == 1 and arr.shape == (3,):
-        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
-            raise KPointError(
-                f"{name} = {kpts!r}: three numbers are a mesh size and must be integers; "
-                f"give a single k-point as a (1, 3) array, e.g. [{arr.tolist()}]")
-        if (arr == 0).all():
-            return None, np.zeros((1, 3))
-        if (arr < 1).any():
-            raise KPointError(
-                f"{name} = {kpts!r}: mesh sizes must be integers >= 1 (use 1 along a "
-                "direction without k-points; (0, 0, 0) is the Γ point alone)")
-        return arr.astype(np.int64), None
-    if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
-        hint = ("; it looks transposed: give one k-point per row (kpts.T)"
-                if arr.ndim == 2 and arr.shape[0] == 3 and arr.shape[1] != 3 else "")
-        raise KPointError(f"{name} must be {forms}; got an array of shape {arr.shape}{hint}")
-    if not np.isfinite(arr).all():
-        raise KPointError(f"{name} contain NaN or inf; give finite fractional k-points")
-    return None, arr
-
-
-def kpoints_and_weights(kpts: Any, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Fractional k-points and normalized weights from a mesh size or an ``(n_k, 3)``
-    array (see :func:`parse_kpts`; a mesh is Γ-centred, :func:`kmesh`).
-
-    Raises
-    ------
-    KPointError
-        If ``kpts`` is malformed (see :func:`parse_kpts`), or ``weights`` is not one finite,
-        non-negative number per k-point with a positive sum.
-    """
-    size, k = parse_kpts(kpts)
-    if size is not None:
-        k = kmesh(size)
-    if weights is None:
-        return k, np.full(len(k), 1.0 / len(k))
-    try:
-        w = np.asarray(weights, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        w = np.full(0, np.nan)
-    if w.shape != (len(k),) or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
-        raise KPointError(
-            f"weights must be {len(k)} finite, non-negative numbers (one per k-point) with a "
-            f"positive sum; got {weights!r}")
-    return k, w / w.sum()
-
-
 def _check_width(width: Any) -> float:
     """A broadening in eV: finite and positive."""
     w = float(width)
@@ -191,7 +87,7 @@ def _check_width(width: Any) -> float:
     return w
 
 
-def _check_temperature(temperature: Any) -> float:
+def check_temperature(temperature: Any) -> float:
     """An electronic temperature in K: finite and >= 0."""
     t = float(temperature)
     if not (np.isfinite(t) and t >= 0):
@@ -220,9 +116,10 @@ def dos(ham, kpts: Any, energies: np.ndarray, width: float = 0.05, kind: str = "
 
     Parameters
     ----------
-    kpts : (n1, n2, n3) integers (also as floats, ``(4.0, 4.0, 1.0)``) for a Γ-centred mesh
-        (:func:`kmesh`; the calculator's ``kpts`` mesh is ASE's Monkhorst–Pack mesh
-        instead), or an ``(n_k, 3)`` array of fractional k-points (see :func:`parse_kpts`).
+    kpts : k-points in any form of :func:`~ase_hamgnn.spectra.kpoints.resolve_kpts`, as the
+        calculator takes them: ``(n1, n2, n3)`` is ASE's Monkhorst–Pack mesh,
+        ``{"size": (n1, n2, n3), "gamma": True}`` the Γ-centred one, or an ``(n_k, 3)``
+        array of fractional k-points.
     energies : energies in eV at which to evaluate.
     width : broadening in eV (Gaussian standard deviation, or Lorentzian half width).
     kind : ``"gaussian"`` or ``"lorentzian"``.
@@ -234,7 +131,7 @@ def dos(ham, kpts: Any, energies: np.ndarray, width: float = 0.05, kind: str = "
         If ``kpts`` or ``weights`` are malformed, or ``width`` is not finite and positive.
     """
     width = _check_width(width)
-    k, w = kpoints_and_weights(kpts, weights)
+    k, w = kpoints_and_weights(kpts, weights, ham.geometry.cell, ham.geometry.pbc)
     eig = all_eigenvalues(ham, k, progress)
     return broaden(eig, w, energies, width, kind)
 
@@ -271,14 +168,14 @@ def fermi_level(ham, n_electrons: float, kpts: Any = (1, 1, 1), temperature: flo
     mid-gap (half-way between the highest occupied and the lowest empty state) when the count
     ends at a gap, and the energy of the partly filled level otherwise.  At
     ``temperature > 0`` it is the Fermi–Dirac chemical potential of the count, near mid-gap
-    in an insulator (see :mod:`ase_hamgnn.occupations`).
+    in an insulator (see :mod:`ase_hamgnn.spectra.occupations`).
 
-    ``kpts`` is a Γ-centred mesh size (:func:`kmesh`) or an ``(n_k, 3)`` array of
-    fractional k-points (see :func:`parse_kpts`); :class:`~ase_hamgnn.errors.KPointError`
+    ``kpts`` takes any form of :func:`~ase_hamgnn.spectra.kpoints.resolve_kpts` (``(n1, n2, n3)``:
+    ASE's Monkhorst–Pack mesh); :class:`~ase_hamgnn.errors.KPointError`
     for malformed k-points or weights, or a temperature that is not finite and >= 0.
     """
-    temperature = _check_temperature(temperature)
-    k, w = kpoints_and_weights(kpts, weights)
+    temperature = check_temperature(temperature)
+    k, w = kpoints_and_weights(kpts, weights, ham.geometry.cell, ham.geometry.pbc)
     eig = all_eigenvalues(ham, k, progress=False)
     return fermi_level_from_eigenvalues(eig, w, n_electrons, temperature)
 
@@ -532,20 +429,6 @@ def _path_axis(path: Any, kpts: np.ndarray):
     return x, ticks, labels
 
 
-def axis_vector(axis: Any) -> np.ndarray:
-    """Unit vector of ``'x'``, ``'y'``, ``'z'`` or a 3-vector."""
-    if isinstance(axis, str):
-        try:
-            return np.eye(3)["xyz".index(axis)]
-        except ValueError:
-            raise ValueError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}") from None
-    v = np.asarray(axis, dtype=np.float64).reshape(3)
-    norm = np.linalg.norm(v)
-    if norm == 0:
-        raise ValueError("axis vector must be non-zero")
-    return v / norm
-
-
 def bands(ham, path: Any, spin: bool = True, n: int | None = None, sigma: float | None = None,
           progress: bool | None = None) -> Bands:
     """Band structure along ``path`` (an ASE ``BandPath``, or an array of fractional k).
@@ -563,9 +446,7 @@ def bands(ham, path: Any, spin: bool = True, n: int | None = None, sigma: float 
         raise ValueError("give both n and sigma for shift-invert bands, or neither")
     axes = None
     if spin and np.linalg.norm(ham.geometry.moments, axis=1).max() > 1e-8:
-        from ase_hamgnn.analysis.dos import local_axes, mulliken_charge_spin
-
-        axes = np.repeat(local_axes(ham.geometry), np.diff(ham.offsets) // 2, axis=0)
+        axes = orbital_axes(ham, "local")
     energies, spins, local = [], [], []
     for kk in progress_bar(k, "bands", progress):
         if n is None:

@@ -23,9 +23,9 @@ from ase_hamgnn.errors import CheckpointError, MomentRangeWarning
 from ase_hamgnn.geometry import Geometry
 from ase_hamgnn.graph import BlockLayout, NeighborGraph, check_structure
 from ase_hamgnn.hamiltonian import TBHamiltonian
-from ase_hamgnn.model.config import ModelConfig
+from ase_hamgnn.model.config import ModelConfig, coupling_form
 from ase_hamgnn.model.inputs import graph_inputs
-from ase_hamgnn.model.network import HamGNNPP, _coupling, moment_products
+from ase_hamgnn.model.network import HamGNNPP, moment_products
 from ase_hamgnn.model.sharing import EnvironmentClasses, environment_classes
 
 __all__ = ["HamGNNModel", "list_models", "load_model", "resolve_device", "resolve_dtype"]
@@ -237,7 +237,7 @@ class HamGNNModel:
         if self.config.moment_coupling:
             m = torch.tensor(np.asarray(geometry.moments, dtype=np.float64))
             src, dst = (torch.as_tensor(np.asarray(a)) for a in graph.edge_index)
-            coupling = _coupling(self.config.moment_coupling)
+            coupling = coupling_form(self.config.moment_coupling)
             # the invariant itself (cos θ_ij, or M_i·M_j), without the size column: the sizes
             # are in the atoms' classes already
             extra = moment_products(m[src], m[dst], coupling, 1.0)[:, :1].numpy()

@@ -6,17 +6,17 @@ works on it unchanged.  The manifest's description names the source format and s
 data are not synthetic.  Sources:
 
 ``deeph``
-    A folder of DeepH folders (:mod:`ase_hamgnn.data.deeph`); moments from ``magmom.txt``.
+    A folder of DeepH folders (:mod:`ase_hamgnn.data.io.deeph`); moments from ``magmom.txt``.
 ``openmx``
     ``.scfout`` files (one file, or every ``*.scfout`` below a folder;
-    :mod:`ase_hamgnn.data.openmx`).  The file holds no converged moments: each structure
+    :mod:`ase_hamgnn.data.io.openmx`).  The file holds no converged moments: each structure
     gets the initial moments of the input stored in it, ``up - down`` electrons along the
     angles ``theta, phi`` of its atom line (for ``scf.Constraint.NC.Spin`` runs these are
     the constrained directions).  For other moments, read with
-    :func:`~ase_hamgnn.data.openmx.read_openmx` and write DeepH folders.
+    :func:`~ase_hamgnn.data.io.openmx.read_openmx` and write DeepH folders.
 ``hamgnn``
     HamGNN ``graph_data.npz`` files (one file, or every ``*.npz`` below a folder;
-    :mod:`ase_hamgnn.data.hamgnn_npz`), every graph of each file one structure; all
+    :mod:`ase_hamgnn.data.io.hamgnn_npz`), every graph of each file one structure; all
     graphs are held in memory while converting.
 """
 
@@ -33,16 +33,16 @@ import numpy as np
 
 from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.data.dataset import write_dataset
-from ase_hamgnn.data.deeph import (
-    _H5_ERRORS,
-    _KEY,
-    _atomic_numbers,
-    _h5py,
-    _orbital_types,
+from ase_hamgnn.data.io.deeph import (
+    BLOCK_KEY,
+    H5_ERRORS,
     basis_from_orbital_types,
+    import_h5py,
     is_deeph_folder,
+    read_atomic_numbers,
     read_deeph,
     read_deeph_geometry,
+    read_orbital_types,
 )
 from ase_hamgnn.data.records import block_range
 from ase_hamgnn.errors import DatasetError
@@ -109,17 +109,17 @@ def _geometry_key(geo: Geometry) -> str:
 
 def _stored_range(folder: Path, geo: Geometry) -> float:
     """Longest distance (Å) between the atoms of a block stored in hamiltonians.h5."""
-    h5py = _h5py()
+    h5py = import_h5py()
 
     worst = 0.0
     try:
         with h5py.File(folder / "hamiltonians.h5", "r") as f:
             names = list(f.keys())
-    except _H5_ERRORS as exc:
+    except H5_ERRORS as exc:
         raise DatasetError(f"{folder / 'hamiltonians.h5'} is truncated or not an HDF5 file "
                            f"({exc!s:.200}); regenerate it") from None
     for key in names:
-        m = _KEY.match(key)
+        m = BLOCK_KEY.match(key)
         if m is None:
             continue  # read_deeph reports it
         rx, ry, rz, i, j = (int(x) for x in m.groups())
@@ -186,9 +186,9 @@ def _deeph_entries(root: Path, basis, overlap, tol):
     if basis is None:
         numbers, shells = [], []
         for folder in folders:
-            z = _atomic_numbers(folder)
+            z = read_atomic_numbers(folder)
             numbers.extend(z.tolist())
-            shells.extend(_orbital_types(folder, len(z)))
+            shells.extend(read_orbital_types(folder, len(z)))
         basis = basis_from_orbital_types(numbers, shells)
     entries, ranges = [], []
     for folder in folders:
@@ -205,7 +205,7 @@ def _name(path: Path, root: Path) -> str:
 
 
 def _openmx_entries(root: Path, basis, overlap, tol):
-    from ase_hamgnn.data.openmx import read_openmx
+    from ase_hamgnn.data.io.openmx import read_openmx
 
     files = find_source_files(root, "openmx")
     hams, entries = [], []
@@ -221,7 +221,7 @@ def _openmx_entries(root: Path, basis, overlap, tol):
 
 
 def _hamgnn_entries(root: Path, basis, overlap, tol, length_unit):
-    from ase_hamgnn.data.hamgnn_npz import read_hamgnn
+    from ase_hamgnn.data.io.hamgnn_npz import read_hamgnn
 
     files = find_source_files(root, "hamgnn")
     hams, entries = [], []
@@ -265,7 +265,7 @@ def convert_dataset(
     basis : OrbitalBasis, optional
         Basis of all structures; default: from the source's shells (``orbital_types.dat``,
         the input stored in a ``.scfout``, the overlap diagonal of a HamGNN graph), with
-        labels as in :func:`~ase_hamgnn.data.deeph.basis_from_orbital_types`.
+        labels as in :func:`~ase_hamgnn.data.io.deeph.basis_from_orbital_types`.
     cutoff : float, optional
         Graph cutoff in Å; default: the longest distance between two atoms with a stored
         block, over all structures, plus 1e-6 Å (every stored block lies on the graph).
@@ -278,7 +278,7 @@ def convert_dataset(
     hermiticity_tol : float
         Largest accepted ``|H_ij(R) - H_ji(-R)^dagger|`` of a source's stored blocks, eV; the
         readers symmetrize what they read (see
-        :func:`~ase_hamgnn.data.deeph.blocks_to_hamiltonian`).
+        :func:`~ase_hamgnn.data.io.deeph.blocks_to_hamiltonian`).
     length_unit : {"bohr", "angstrom"}
         Unit of positions and cells in HamGNN files (ignored for other formats).
     progress : bool
@@ -311,7 +311,7 @@ def convert_dataset(
     else:
         entries, basis, ranges, what = _hamgnn_entries(root, basis, overlap, hermiticity_tol,
                                                        length_unit)
-    description = (f"DFT Hamiltonians converted from {what} (ase_hamgnn.data.convert); "
+    description = (f"DFT Hamiltonians converted from {what} (ase_hamgnn.data.io.convert); "
                    "not synthetic")
     predictor = _ConvertedHamiltonians(entries, basis, 1.0, description)
     if cutoff is None:

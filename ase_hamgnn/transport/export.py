@@ -17,22 +17,25 @@ Non-orthogonal bases
 When ``S != 1`` the exported values are ``H - E (S - 1)`` evaluated at the Kwant parameter
 ``overlap_energy`` = ``E`` (eV).  At that energy the solutions of ``(E - H') psi = 0`` are exactly
 those of ``H psi = E S psi``, so scattering matrices, transmissions and scattering states are
-exact; pass ``params={"overlap_energy": energy}`` (the helpers of :mod:`ase_hamgnn.transport`
-do it).  Spectra of the exported system are only meaningful at ``E``; for band checks first
-apply :func:`lowdin_orthogonalize` (an approximation, documented there).
+exact; pass ``params={"overlap_energy": energy}`` (the helpers of
+:mod:`ase_hamgnn.transport.scattering` do it).  Spectra of the exported system are only
+meaningful at ``E``; for band checks first apply :func:`lowdin_orthogonalize` (an
+approximation, documented there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ase_hamgnn.errors import HamGNNError
-from ase_hamgnn.hamiltonian import TBHamiltonian
-from ase_hamgnn.orthogonalize import lowdin_orthogonalize
+from ase_hamgnn.transport.orthogonalize import lowdin_orthogonalize
+
+if TYPE_CHECKING:  # the Hamiltonian calls this module (TBHamiltonian.to_kwant), not back
+    from ase_hamgnn.hamiltonian import TBHamiltonian
 
 __all__ = [
     "OVERLAP_ENERGY",

@@ -1,11 +1,11 @@
-"""Speed-ups of Kwant's scattering solve used by :mod:`ase_hamgnn.transport`.
+"""Speed-ups of Kwant's scattering solve used by :mod:`ase_hamgnn.transport.scattering`.
 
 MUMPS over an energy sweep keeps its symbolic analysis while the sparsity pattern is the
 same, checking the backward error of every reused solve.
 
 Lead modes of mirror leads come from one eigendecomposition.
 
-The two leads of one direction of :func:`~ase_hamgnn.kwant_export.to_kwant_system` are the
+The two leads of one direction of :func:`~ase_hamgnn.transport.export.to_kwant_system` are the
 same unit cell run to ``-d`` and ``+d``: the modes of one follow from the Schur form of the
 other with the translation eigenvalues inverted, which halves the dense work per energy.
 The result is handed to Kwant through its precalculated-lead mechanism; anything that is not
@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["all_lead_modes", "mirror_pairs", "mumps_sweep_solver", "precalculated"]
+
 _REUSE_BACKWARD_ERROR = 1e-10
 
 
-def _mumps_sweep_solver():
+def mumps_sweep_solver():
     """Kwant's MUMPS solver for one energy sweep: the symbolic analysis (fill-reducing
     ordering, 10-25 % of a solve for a 1000-atom region) of the first linear system is
     reused for the next energies while the sparsity pattern of the linear system is the
@@ -113,7 +115,7 @@ def _mirror_perm(lead_a, lead_b) -> np.ndarray | None:
                           ).astype(np.int64)
 
 
-def _mirror_pairs(fsyst) -> list[tuple[int, int, np.ndarray]]:
+def mirror_pairs(fsyst) -> list[tuple[int, int, np.ndarray]]:
     """``(i, j, perm)`` for every pair of mirror leads (see :func:`_mirror_perm`)."""
     leads = list(getattr(fsyst, "leads", ()))
     pairs, used = [], set()
@@ -259,7 +261,7 @@ def _mirror_modes(lead_a, lead_b, perm: np.ndarray, energy: float,
     return modes_a, (prop_b, stab_b)
 
 
-def _lead_modes(fsyst, energy: float, kw_params: Mapping[str, Any],
+def all_lead_modes(fsyst, energy: float, kw_params: Mapping[str, Any],
                 pairs: Sequence[tuple[int, int, np.ndarray]]) -> list:
     """Modes of every lead (``None`` for leads defined by a self-energy only)."""
     leads = fsyst.leads
@@ -274,7 +276,7 @@ def _lead_modes(fsyst, energy: float, kw_params: Mapping[str, Any],
     return out
 
 
-def _precalculated(fsyst, modes: Sequence):
+def precalculated(fsyst, modes: Sequence):
     """Copy of ``fsyst`` whose leads return ``modes`` (Kwant's ``precalculate`` mechanism)."""
     from copy import copy
 

@@ -7,11 +7,13 @@ periodic export); see the approximation stated in :func:`lowdin_orthogonalize`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from ase_hamgnn.hamiltonian import TBHamiltonian
+if TYPE_CHECKING:  # a Hamiltonian-to-Hamiltonian transform: the result has the input's type
+    from ase_hamgnn.hamiltonian import TBHamiltonian
 
 __all__ = ["lowdin_orthogonalize"]
 
@@ -96,4 +98,4 @@ def lowdin_orthogonalize(ham: TBHamiltonian, kpts: Sequence[int] | None = None,
     for r, mat in blocks.items():
         partner = blocks.get(tuple(-x for x in r))
         sym_blocks[r] = mat if partner is None else 0.5 * (mat + partner.conj().T)
-    return TBHamiltonian(ham.basis, ham.geometry, sym_blocks)
+    return type(ham)(ham.basis, ham.geometry, sym_blocks)
