@@ -49,14 +49,14 @@ class _Alias(importlib.abc.Loader):
 
     def __init__(self, new: str) -> None:
         self.new = new
-        self.module: ModuleType | None = None
+        self.spec: importlib.machinery.ModuleSpec | None = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         warnings.warn(f"{spec.name} moved to {self.new}; import it from there (the old path "
                       "goes in the next release)", FutureWarning, stacklevel=2)
-        self.module = importlib.import_module(self.new)
-        self.spec = self.module.__spec__
-        return self.module
+        module = importlib.import_module(self.new)
+        self.spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
         module.__spec__ = self.spec  # the import machinery set the alias spec; restore
