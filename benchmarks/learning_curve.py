@@ -58,6 +58,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
                                      "onsite_bias": True, "moment_coupling": "normalized",
                                      "bond_moment_term": True}),
 }
+_SHIPPED = VARIANTS["bondterm"][2]
+VARIANTS.update({
+    "ema": ("bondterm plus an exponential moving average of the weights (ema_decay 0.999)",
+            {"ema_decay": 0.999}, _SHIPPED),
+    "lmax3": ("bondterm with spherical harmonics up to l = 3 instead of 4 (cheaper steps)", {},
+              {**_SHIPPED, "lmax_sh": 3}),
+    "layers3": ("bondterm with three interaction layers instead of two", {},
+                {**_SHIPPED, "n_layers": 3}),
+    "wide": ("bondterm with twice the node features (32x0e+8x0o+8x1o+8x1e+4x2e+4x2o+4x3o+4x3e)",
+             {}, {**_SHIPPED, "node_irreps": "32x0e+8x0o+8x1o+8x1e+4x2e+4x2o+4x3o+4x3e"}),
+    "float64": ("bondterm trained in float64", {"dtype": "float64"}, _SHIPPED),
+    "batch8": ("bondterm with batch size 8", {"batch_size": 8}, _SHIPPED),
+})
 
 DATASET_SIZE = 480  # configurations written (0.8 / 0.1 / 0.1 split)
 
@@ -96,6 +109,7 @@ def run(name: str, size: int, base: TrainConfig, budget_s: float, runs: Path,
     history = result["history"]
     elapsed = np.cumsum([h["seconds"] for h in history])
     row = {"variant": name, "lever": what, "train_configurations": size,
+           "measured": time.strftime("%Y-%m-%d"), "load_average": list(os.getloadavg()),
            "epochs": len(history), "train_s": float(elapsed[-1]),
            "cpu_s": time.process_time() - t0,
            "configurations_per_s": size * len(history) / float(elapsed[-1]),
@@ -105,6 +119,22 @@ def run(name: str, size: int, base: TrainConfig, budget_s: float, runs: Path,
            **test_errors(result["best"], test_paths)}
     done.write_text(json.dumps(row, indent=1))
     return row
+
+
+def merged_rows(report: Path, rows: list[dict[str, Any]], budget_s: float
+                ) -> list[dict[str, Any]]:
+    """``rows`` plus the runs of an earlier report with the same budget that this invocation
+    did not repeat: levers measured on other days accumulate in one report (each run's
+    row keeps its own machine load notes in the JSON)."""
+    if not report.exists():
+        return rows
+    old = json.loads(report.read_text())
+    if float(old.get("budget_s", -1)) != budget_s:
+        return rows
+    mine = {(r["variant"], r["train_configurations"]) for r in rows}
+    kept = [r for r in old.get("runs", [])
+            if (r["variant"], r["train_configurations"]) not in mine]
+    return kept + rows
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -182,6 +212,7 @@ def main() -> None:
             print({k: v for k, v in rows[-1].items() if not k.startswith("curve")}, flush=True)
     name = "learning_curve-quick" if args.quick else "learning_curve"
     out = Path(args.out)
+    rows = merged_rows(out / f"{name}.json", rows, args.budget)
     plot(rows, out / f"{name}.png")
     table = [{"variant": r["variant"], "configs": r["train_configurations"],
               "epochs": r["epochs"], "train_min": r["train_s"] / 60,
@@ -199,7 +230,8 @@ def main() -> None:
     if args.quick:
         notes = "QUICK RUN (plumbing check, not a measurement). " + notes
     md = write_report(name, {"budget_s": args.budget, "sizes": args.sizes,
-                             "variants": {k: VARIANTS[k][0] for k in args.variants},
+                             "variants": {r["variant"]: VARIANTS[r["variant"]][0]
+                                          for r in rows},
                              "targets_meV": TARGETS, "runs": rows}, table, out, notes)
     print(md.read_text())
 

@@ -48,8 +48,8 @@ from _output import output_folder  # noqa: E402  (examples/ is on sys.path)
 
 import textures  # noqa: E402
 from ase_hamgnn.data import ReferenceTB  # noqa: E402
-from ase_hamgnn.transport.export import to_kwant_system  # noqa: E402
 from ase_hamgnn.transport import local_maps, spin_transmission  # noqa: E402
+from ase_hamgnn.transport.export import to_kwant_system  # noqa: E402
 
 MOMENT = 2.0  # μB on Ni (Ni2+, S = 1), the default of ReferenceTB's structures
 

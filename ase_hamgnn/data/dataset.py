@@ -90,7 +90,8 @@ def record_path(root: str | os.PathLike, index: int) -> Path:
 
 
 def split_indices(
-    n: int, fractions: Sequence[float], rng: np.random.Generator | int | None
+    n: int, fractions: Sequence[float], rng: np.random.Generator | int | None,
+    groups: Sequence[int] | None = None,
 ) -> dict[str, list[int]]:
     """Random split of ``range(n)`` into ``train``/``val``/``test`` by ``fractions``.
 
@@ -98,20 +99,40 @@ def split_indices(
     they sum to ``n``); which configurations go where is a random permutation drawn from
     ``rng``. Indices are sorted inside each split.
 
+    With ``groups`` (one label per configuration, e.g. the geometry it was displaced into)
+    whole groups are split instead: the fractions count groups, and no group has members in
+    two splits, so a held-out configuration never shares its geometry with a training one.
+
     Examples
     --------
     >>> {k: len(v) for k, v in split_indices(10, (0.8, 0.1, 0.1), rng=0).items()}
     {'train': 8, 'val': 1, 'test': 1}
+    >>> s = split_indices(10, (0.6, 0.2, 0.2), rng=0, groups=[i // 2 for i in range(10)])
+    >>> [i // 2 for i in s["test"]] in ([0, 0], [1, 1], [2, 2], [3, 3], [4, 4])
+    True
     """
     f = _check_split(fractions)
-    raw = n * f
+    if groups is None:
+        labels = np.arange(n)
+    else:
+        labels = np.asarray(groups)
+        if labels.shape != (n,):
+            raise ValueError(f"groups must have one label per configuration ({n}), got "
+                             f"shape {labels.shape}")
+    names, label_index = np.unique(labels, return_inverse=True)
+    m = len(names)
+    raw = m * f
     counts = np.floor(raw + 1e-9).astype(np.int64)
     order = np.argsort(-(raw - counts), kind="stable")
-    counts[order[: n - int(counts.sum())]] += 1
-    perm = np.random.default_rng(rng).permutation(n)
+    counts[order[: m - int(counts.sum())]] += 1
+    perm = np.random.default_rng(rng).permutation(m)
     edges = np.concatenate([[0], np.cumsum(counts)])
-    return {name: sorted(int(i) for i in perm[edges[k]:edges[k + 1]])
-            for k, name in enumerate(SPLITS)}
+    out = {}
+    for k, name in enumerate(SPLITS):
+        chosen = np.zeros(m, dtype=bool)
+        chosen[perm[edges[k]:edges[k + 1]]] = True
+        out[name] = [int(i) for i in np.flatnonzero(chosen[label_index])]
+    return out
 
 
 def _check_split(split: Sequence[float]) -> np.ndarray:
@@ -241,6 +262,7 @@ def write_dataset(
     split: Sequence[float] = (0.8, 0.1, 0.1),
     rng: np.random.Generator | int | None = None,
     *,
+    split_groups: Sequence[int] | None = None,
     metadata: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -267,6 +289,9 @@ def write_dataset(
         Fractions of train, validation and test configurations (see :func:`split_indices`).
     rng : numpy.random.Generator or int or None
         Random generator or seed of the split (an int is recorded as ``split_seed``).
+    split_groups : sequence of int, optional
+        One label per configuration; configurations with the same label (e.g. moment sets
+        on one displaced geometry) all go to the same split (see :func:`split_indices`).
     metadata : mapping, optional
         JSON-serializable generation parameters stored under ``"generation"`` (``system``
         and ``seed`` also at the top level).
@@ -309,7 +334,9 @@ def write_dataset(
          "predictor": source["predictor"], "configurations": digest}, sort_keys=True,
     ).encode()).hexdigest()
     split_seed = int(rng) if isinstance(rng, int | np.integer) else None
-    groups = split_indices(n, fractions, rng)
+    if split_groups is not None:
+        split_groups = [int(g) for g in split_groups]
+    groups = split_indices(n, fractions, rng, groups=split_groups)
     manifest: dict[str, Any] = json.loads(json.dumps({
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -331,6 +358,8 @@ def write_dataset(
         "fingerprint": fingerprint,
         "generation": meta,
     }))
+    if split_groups is not None:  # absent otherwise, so older manifests resume unchanged
+        manifest["split_groups"] = split_groups
     root = Path(out_dir)
     busy = DatasetError(
         f"another process is writing the dataset folder {root} (it holds the lock "

@@ -24,6 +24,7 @@ one plain line per epoch in a log file).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -60,8 +61,8 @@ from ase_hamgnn.model.config import (
 from ase_hamgnn.model.hamgnn_model import read_checkpoint
 from ase_hamgnn.train.distributed import DistributedContext, distributed_context
 
-__all__ = ["TrainConfig", "block_errors", "dataset_fingerprint", "evaluate", "initial_fit",
-           "load_train_config", "mean_onsite_h0", "moment_range", "train"]
+__all__ = ["TrainConfig", "WeightAverage", "block_errors", "dataset_fingerprint", "evaluate",
+           "initial_fit", "load_train_config", "mean_onsite_h0", "moment_range", "train"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Keys a training configuration's ``[model]`` table may hold (``basis`` and ``cutoff`` come
@@ -96,6 +97,10 @@ class TrainConfig:
         per epoch, drawn from ``seed + epoch``, the same for any number of processes).
     device, dtype : ``"cpu"``/``"cuda"``/``"auto"`` (under ``torchrun``, ``"cuda"`` is the GPU
         of each process's local rank); ``"float32"`` or ``"float64"``.
+    ema_decay : exponential moving average of the weights (0 = off, e.g. 0.999): after each
+        step ``w_avg <- d w_avg + (1 - d) w`` with ``d = min(ema_decay, (1 + t) / (10 + t))``
+        at step ``t``; validation, ``best.pt`` and the returned model use the averaged weights,
+        training goes on with the raw ones (both are in ``last.pt``).
     max_train, max_val : use only the first records of each split (0 = all).
     allow_dataset_change : resume even if the dataset's fingerprint or split differs from the
         one the checkpoint was trained on (default: refuse with ``DatasetChangedError``).
@@ -115,6 +120,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
+    ema_decay: float = 0.0
     max_train: int = 0
     max_val: int = 0
     allow_dataset_change: bool = False
@@ -147,6 +153,8 @@ TRAIN_CHECKS: dict[str, Check] = {
     "magnetic_weight": number(0, strict=False), "seed": integer(0),
     "device": Check(_is_device, "'cpu', 'cuda', 'cuda:N' or 'auto'"),
     "dtype": one_of(*_DTYPES), "max_train": integer(0), "max_val": integer(0),
+    "ema_decay": Check(lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+                       and 0 <= v < 1, "a number in [0, 1) (0: no averaging)"),
     "allow_dataset_change": BOOLEAN,
 }
 
@@ -373,6 +381,9 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
     else:  # a fresh run starts from the average on-site block and the two-centre fit
         initial_fit(model, train_ds)
     model.moment_range = moment_range(train_ds, model_cfg.magnetic)  # stored in checkpoints
+    average = WeightAverage(model.network, cfg.ema_decay) if cfg.ema_decay else None
+    if average is not None and start_epoch:
+        average.load_state_dict(state["train"]["weight_average"])
     network = ctx.wrap(model.network)
     partners = _Partners(model)
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
@@ -406,9 +417,12 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update()
             losses.append(float(totals[1] / totals[0]))
         scheduler.step()
-        metrics = _maes(ctx.all_reduce_sum(_error_sums(model, val_loader, partners)))
+        with average.swapped() if average is not None else contextlib.nullcontext():
+            metrics = _maes(ctx.all_reduce_sum(_error_sums(model, val_loader, partners)))
         bad = [name for name, p in model.network.named_parameters()
                if not bool(torch.isfinite(p).all())]
         if bad or not all(math.isfinite(v) for v in metrics.values()):
@@ -428,8 +442,11 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
                            "epoch": epoch, "epochs": cfg.epochs,
                            "history": history, "best": best, "optimizer": optimizer.state_dict(),
                            "scheduler": scheduler.state_dict(), "processes": ctx.world_size}
+            if average is not None:
+                train_state["weight_average"] = average.state_dict()
             if improved:
-                model.save(out / "best.pt", metrics=metrics, epoch=epoch)
+                with average.swapped() if average is not None else contextlib.nullcontext():
+                    model.save(out / "best.pt", metrics=metrics, epoch=epoch)
             model.save(last, train=train_state)
             atomic_write_bytes(out / "history.json", json.dumps(history, indent=1).encode())
     ctx.barrier()  # the checkpoints exist for every process when train returns
@@ -512,7 +529,74 @@ def _resumable(cfg: TrainConfig) -> dict[str, Any]:
     d = cfg.to_dict()
     d.pop("epochs")
     d.pop("allow_dataset_change")
+    for name, default in _LATER_OPTIONS.items():  # runs from before they existed resume
+        if d.get(name) == default:
+            d.pop(name)
     return json.loads(json.dumps(d))
+
+
+#: Training options added after runs were first checkpointed, with the value that means
+#: "as before": a config at that value matches a checkpoint that does not name the option.
+_LATER_OPTIONS: dict[str, Any] = {"ema_decay": 0.0}
+
+
+class WeightAverage:
+    """Exponential moving average of a module's parameters (buffers are not averaged).
+
+    ``update()`` after each optimizer step; ``swapped()`` is a context in which the module
+    holds the averaged weights (for validation and checkpoints), restored on exit.  The
+    decay warms up as ``min(decay, (1 + t) / (10 + t))`` so early averages are not dominated
+    by the initial weights.
+
+    Examples
+    --------
+    >>> net = torch.nn.Linear(2, 1)
+    >>> avg = WeightAverage(net, 0.9)
+    >>> with torch.no_grad():
+    ...     _ = net.weight.add_(1.0)
+    >>> avg.update()
+    >>> with avg.swapped():
+    ...     bool((net.weight != 0).all())
+    True
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        self.module, self.decay, self.steps = module, float(decay), 0
+        self.average = {name: p.detach().clone() for name, p in module.named_parameters()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        d = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        for name, p in self.module.named_parameters():
+            self.average[name].lerp_(p.detach(), 1.0 - d)
+        self.steps += 1
+
+    def swapped(self):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def ctx():
+            params = dict(self.module.named_parameters())
+            raw = {name: p.detach().clone() for name, p in params.items()}
+            with torch.no_grad():
+                for name, p in params.items():
+                    p.copy_(self.average[name])
+            try:
+                yield self.module
+            finally:
+                with torch.no_grad():
+                    for name, p in params.items():
+                        p.copy_(raw[name])
+        return ctx()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps,
+                "average": {k: v.detach().cpu().clone() for k, v in self.average.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        for name, value in state["average"].items():
+            self.average[name] = value.to(self.average[name])
 
 
 def dataset_fingerprint(manifest: dict[str, Any]) -> str:

@@ -156,6 +156,26 @@ def test_manifest_and_split_sizes(dataset_dir):
         "train": 800, "val": 100, "test": 100}
 
 
+def test_split_by_groups_keeps_each_group_in_one_split(tmp_path, ref, confs):
+    # without groups the split is the per-configuration one, unchanged by the option
+    assert split_indices(50, (0.8, 0.1, 0.1), 4, groups=range(50)) == \
+        split_indices(50, (0.8, 0.1, 0.1), 4)
+    labels = [i // 5 for i in range(60)]  # 12 geometries with 5 moment sets each
+    split = split_indices(60, (0.7, 0.15, 0.15), 3, groups=labels)
+    assert sorted(sum(split.values(), [])) == list(range(60))
+    owners = {name: {labels[i] for i in idx} for name, idx in split.items()}
+    assert not (owners["train"] & owners["val"] or owners["train"] & owners["test"]
+                or owners["val"] & owners["test"])
+    assert [len(owners[s]) for s in ("train", "val", "test")] == [8, 2, 2]  # counts groups
+    with pytest.raises(ValueError, match="one label per configuration"):
+        split_indices(60, (0.8, 0.1, 0.1), 0, groups=labels[:-1])
+    manifest = write_dataset(ref, confs, tmp_path, rng=0, progress=False,
+                             split_groups=[i // 2 for i in range(len(confs))])
+    assert manifest["split_groups"] == [i // 2 for i in range(len(confs))]
+    for idx in manifest["split"].values():
+        assert all(i ^ 1 in idx for i in idx)  # 2k and 2k + 1 together
+
+
 def test_dataloader_batches_two_records(dataset_dir):
     ds = HamiltonianDataset(dataset_dir, split="train")
     a, b = ds[0], ds[1]

@@ -293,8 +293,44 @@ def test_unknown_config_keys_name_the_closest_allowed_key(tmp_path):
     assert str(info.value).startswith(
         "unknown keys 'epoch' (did you mean 'epochs'?), 'lr_mim' (did you mean 'lr_min'?) in ")
     assert ("top.toml; allowed keys: allow_dataset_change, batch_size, dataset, device, dtype, "
-            "epochs,") in str(info.value)
+            "ema_decay, epochs,") in str(info.value)
     with pytest.raises(ConfigError, match="'cutoff'.*come from the dataset"):
         TrainConfig(dataset="d", out="o", model={"cutoff": 5.0})
     with pytest.raises(ValueError):  # a ConfigError is a ValueError
         TrainConfig(dataset="d", out="o", model={"magnetics": ("Ni",)})
+
+
+def test_weight_average_is_validated_saved_and_resumed(tiny_dataset, tmp_path):
+    """ema_decay: best.pt holds the averaged weights, last.pt the raw ones and the average,
+    and an interrupted run resumes to the same history as an uninterrupted one."""
+    cfg = TrainConfig(**{**_config(tiny_dataset, tmp_path / "ema", 3).to_dict(),
+                         "ema_decay": 0.9})
+    train(cfg, progress=False, max_epochs=2)
+    resumed = train(cfg, progress=False)
+    whole = train(TrainConfig(**{**cfg.to_dict(), "out": str(tmp_path / "whole")}),
+                  progress=False)
+    np.testing.assert_allclose([h["val_mae_meV"] for h in resumed["history"]],
+                               [h["val_mae_meV"] for h in whole["history"]], rtol=1e-5)
+    last = torch.load(tmp_path / "ema" / "last.pt", weights_only=True)
+    average = last["train"]["weight_average"]
+    assert average["steps"] == 3 * 2  # 8 training records, batch 4, three epochs
+    best = torch.load(tmp_path / "ema" / "best.pt", weights_only=True)
+    name = next(iter(average["average"]))
+    if best["epoch"] == 2:  # the last epoch was the best: best.pt holds its average
+        torch.testing.assert_close(best["weights"][name], average["average"][name])
+    assert not torch.equal(last["weights"][name], average["average"][name])
+    # the average is what validation measured: the saved best model reproduces its MAE
+    from ase_hamgnn.data import HamiltonianDataset
+    from ase_hamgnn.train import evaluate
+    from torch_geometric.loader import DataLoader
+
+    model = load_model(tmp_path / "ema" / "best.pt")
+    val = evaluate(model, DataLoader(HamiltonianDataset(tiny_dataset, "val"), batch_size=4))
+    assert val["mae_meV"] == pytest.approx(min(h["val_mae_meV"] for h in resumed["history"]),
+                                           rel=1e-4)
+    # a config without the option still matches checkpoints written before it existed
+    from ase_hamgnn.train.loop import _resumable
+
+    assert "ema_decay" not in _resumable(_config(tiny_dataset, tmp_path / "x", 1))
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(**{**cfg.to_dict(), "ema_decay": 1.0})

@@ -200,7 +200,8 @@ def generate_pyscf_dataset(
         Fe-Fe distance (Å), moment length (μB), coordinate jitter (Å).
     per_geometry : int
         Configurations per displaced geometry (see :func:`random_moment_configurations`);
-        shards split the work by geometry.
+        shards split the work by geometry, and so does the train/val/test split when the
+        coordinates are displaced.
     cutoff : float
         Graph cutoff in Å (all pairs of the cluster must lie within it).
     n_use : int, optional
@@ -292,8 +293,11 @@ def generate_pyscf_dataset(
               "shells": None if shells is None else list(shells)}
     atoms_list = [confs[i] for i in use]
     name = f"dataset-{len(use)}" + ("" if shells is None else "-" + "".join(shells))
-    return write_dataset(predictor, atoms_list, root / name, cutoff=cutoff,
-                         rng=seed, metadata=params, progress=progress)
+    # moment sets on one displaced geometry stay together: the held-out splits test new
+    # geometries, not new moments on a geometry seen in training
+    groups = [i // per_geometry for i in use] if max_displacement > 0 else None
+    return write_dataset(predictor, atoms_list, root / name, cutoff=cutoff, rng=seed,
+                         split_groups=groups, metadata=params, progress=progress)
 
 
 def label_noise(atoms_list: Sequence[Atoms], rng: np.random.Generator | int | None = 0,
