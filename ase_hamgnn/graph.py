@@ -19,7 +19,8 @@ from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.errors import OverlappingAtomsError, StructureError
 from ase_hamgnn.geometry import Geometry
 
-__all__ = ["MIN_DISTANCE", "BlockLayout", "NeighborGraph", "check_structure", "neighbor_graph"]
+__all__ = ["MIN_DISTANCE", "BlockLayout", "NeighborGraph", "block_coordinates", "check_structure",
+           "neighbor_graph"]
 
 #: Smallest interatomic distance (Å, periodic images included) a prediction accepts: closer
 #: atoms are duplicates or a broken structure, and give a meaningless (or NaN) Hamiltonian.
@@ -154,6 +155,32 @@ def _reverse_edges(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> np.ndarr
     return rev
 
 
+def block_coordinates(sizes: np.ndarray, offsets: np.ndarray, rows_atoms: np.ndarray,
+                      cols_atoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices (into the full matrix) of every entry of the blocks of the
+    atom pairs ``(rows_atoms[k], cols_atoms[k])``, flattened in block order and row-major
+    inside each block: the order of the flattened training targets.
+
+    ``sizes[a]`` is atom ``a``'s block size, ``offsets[a]`` its first row.
+
+    Examples
+    --------
+    >>> r, c = block_coordinates(np.array([1, 2]), np.array([0, 1]), np.array([0, 1]),
+    ...                          np.array([1, 1]))
+    >>> r.tolist(), c.tolist()
+    ([0, 0, 1, 1, 2, 2], [1, 2, 1, 2, 1, 2])
+    """
+    rows_atoms, cols_atoms = np.asarray(rows_atoms), np.asarray(cols_atoms)
+    si, sj = sizes[rows_atoms], sizes[cols_atoms]
+    lens = si * sj
+    total = int(lens.sum())
+    block_id = np.repeat(np.arange(len(rows_atoms)), lens)
+    within = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
+    r = within // sj[block_id]
+    c = within % sj[block_id]
+    return offsets[rows_atoms][block_id] + r, offsets[cols_atoms][block_id] + c
+
+
 class BlockLayout:
     """Where each atom's and each edge's Hamiltonian block sits: in the flattened training
     targets and in the sparse ``H(R)`` matrices.
@@ -176,16 +203,7 @@ class BlockLayout:
         self.edge_start = np.concatenate([[0], np.cumsum(self.edge_len)[:-1]]).astype(np.int64)
 
     def _coords(self, rows_atoms, cols_atoms):
-        """Row/col indices (into H) of all entries of the blocks of atom pairs, flattened in
-        block order and row-major inside each block."""
-        si, sj = self.sizes[rows_atoms], self.sizes[cols_atoms]
-        lens = si * sj
-        total = int(lens.sum())
-        block_id = np.repeat(np.arange(len(rows_atoms)), lens)
-        within = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
-        r = within // sj[block_id]
-        c = within % sj[block_id]
-        return self.offsets[rows_atoms][block_id] + r, self.offsets[cols_atoms][block_id] + c
+        return block_coordinates(self.sizes, self.offsets, rows_atoms, cols_atoms)
 
     def to_matrices(self, onsite: np.ndarray, edge: np.ndarray) -> dict[tuple, sp.csr_matrix]:
         """Flattened on-site and edge blocks -> ``{R: H(R)}`` sparse matrices.

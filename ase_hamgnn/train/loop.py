@@ -101,6 +101,10 @@ class TrainConfig:
         step ``w_avg <- d w_avg + (1 - d) w`` with ``d = min(ema_decay, (1 + t) / (10 + t))``
         at step ``t``; validation, ``best.pt`` and the returned model use the averaged weights,
         training goes on with the raw ones (both are in ``last.pt``).
+    eigen_weight, eigen_window : weight (default 0, off; about 1e-3 to 1e-2 balances
+        meV entry errors against tens of meV in eigenvalues) of the mean squared error of the
+        eigenvalues at Γ within ``eigen_window`` eV (default 3) of the reference's mid-gap
+        (:mod:`ase_hamgnn.train.eigen`).
     max_train, max_val : use only the first records of each split (0 = all).
     allow_dataset_change : resume even if the dataset's fingerprint or split differs from the
         one the checkpoint was trained on (default: refuse with ``DatasetChangedError``).
@@ -121,6 +125,8 @@ class TrainConfig:
     device: str = "cpu"
     dtype: str = "float32"
     ema_decay: float = 0.0
+    eigen_weight: float = 0.0
+    eigen_window: float = 3.0
     max_train: int = 0
     max_val: int = 0
     allow_dataset_change: bool = False
@@ -155,6 +161,7 @@ TRAIN_CHECKS: dict[str, Check] = {
     "dtype": one_of(*_DTYPES), "max_train": integer(0), "max_val": integer(0),
     "ema_decay": Check(lambda v: isinstance(v, int | float) and not isinstance(v, bool)
                        and 0 <= v < 1, "a number in [0, 1) (0: no averaging)"),
+    "eigen_weight": number(0, strict=False), "eigen_window": number(0, strict=True),
     "allow_dataset_change": BOOLEAN,
 }
 
@@ -386,6 +393,7 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
         average.load_state_dict(state["train"]["weight_average"])
     network = ctx.wrap(model.network)
     partners = _Partners(model)
+    eigen = _eigen_term(model, cfg.eigen_window) if cfg.eigen_weight else None
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
                                  shuffle=True, seed=cfg.seed)
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size // ctx.world_size,
@@ -405,7 +413,8 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
         losses = []
         for batch in train_loader:
             batch = batch.to(ctx.device)
-            err = block_errors(network(batch), batch, partners(batch))
+            pred = network(batch)
+            err = block_errors(pred, batch, partners(batch))
             local = err["sq_sum"] + cfg.magnetic_weight * err["sq_sum_magnetic"]
             # entries and loss of the whole global batch; the local loss is scaled so that
             # the gradient average over processes is the gradient of the global-batch mean
@@ -414,6 +423,10 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
                 raise _diverged(f"the training loss became {float(totals[1])}", epoch,
                                 optimizer, last)
             loss = local * (ctx.world_size / float(totals[0]))
+            if eigen is not None:  # a mean over this process's eigenvalues in the windows
+                eig_sq, eig_n = eigen.errors(pred, batch)
+                if eig_n:
+                    loss = loss + cfg.eigen_weight * eig_sq / eig_n
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -451,6 +464,18 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
             atomic_write_bytes(out / "history.json", json.dumps(history, indent=1).encode())
     ctx.barrier()  # the checkpoints exist for every process when train returns
     return {"history": history, "best_val_mae_meV": best, "best": str(out / "best.pt")}
+
+
+def _eigen_term(model: HamGNNModel, window: float):
+    """The Γ eigenvalue term of ``model``'s basis and valence table."""
+    from ase.data import atomic_numbers
+
+    from ase_hamgnn.train.eigen import GammaEigenvalues
+
+    cfg = model.config
+    sizes = {atomic_numbers[el]: 2 * model.basis.n_orbitals(el) for el in model.basis.elements}
+    valence = {atomic_numbers[el]: float(v) for el, v in cfg.valence.items()}
+    return GammaEigenvalues(sizes, valence, window=window)
 
 
 def _continued_schedule(optimizer: torch.optim.Optimizer, remaining: int, lr_min: float
@@ -537,7 +562,7 @@ def _resumable(cfg: TrainConfig) -> dict[str, Any]:
 
 #: Training options added after runs were first checkpointed, with the value that means
 #: "as before": a config at that value matches a checkpoint that does not name the option.
-_LATER_OPTIONS: dict[str, Any] = {"ema_decay": 0.0}
+_LATER_OPTIONS: dict[str, Any] = {"ema_decay": 0.0, "eigen_weight": 0.0, "eigen_window": 3.0}
 
 
 class WeightAverage:

@@ -25,8 +25,9 @@ Physics
 * Occupations: Fermi smearing implemented here for the generalized (spin-orbital) case;
   PySCF's own smearing treats spin-orbitals as doubly occupied.
 * Initial guess: a collinear UKS (second-order solver), cached per geometry, whose
-  magnetisation is rotated per atom onto the targets; or the converged density of the
-  previous run, spin-rotated per atom onto the new targets (much faster along a dataset).
+  magnetisation is rotated per atom onto the targets; at a geometry without a cached UKS,
+  the converged density of the previous run (if it is close), spin-rotated per atom onto
+  the new targets, which saves the collinear SCF.
 
 Conventions converted
 ---------------------
@@ -519,7 +520,8 @@ class ConstrainedGKS:
         atoms : ase.Atoms
             Non-periodic cluster, positions in Å.
         guess : {"auto", "uks", "previous"}
-            ``"auto"``: the previous density when reusable, else the rotated UKS guess.
+            ``"auto"``: the rotated UKS guess when this geometry's is cached, else the
+            previous density when reusable, else a new UKS guess.
 
         Raises
         ------
@@ -619,6 +621,10 @@ class ConstrainedGKS:
 
     def _guess(self, mol, atoms, targets, size, guess):
         prev = self._previous
+        if guess == "auto" and self._uks_key(mol, size) in self._uks:
+            # this geometry's collinear guess costs nothing now, and it fails less often than
+            # a density spin-rotated from other targets (whose failed SCF costs max_cycle)
+            return self._uks_guess(mol, targets, size)
         if guess != "uks" and self.reuse_previous and prev is not None:
             coords = mol.atom_coords(unit="Angstrom")
             if (prev[0].shape == coords.shape
@@ -630,17 +636,26 @@ class ConstrainedGKS:
                              f"more than {self.reuse_distance} Å); use guess='auto'")
         return self._uks_guess(mol, targets, size)
 
-    def _uks_guess(self, mol, targets, size):
-        """Collinear UKS along +z, magnetisation rotated per atom onto the targets:
-        ``D = 1/2 N (x) 1 + 1/2 sum_A (e_A . sigma) (x) (P_A M + M P_A) / 2``."""
-        _, _, dft, _ = _pyscf()
+    def _guess_spin(self, mol, size) -> int:
         spin = self.settings.guess_spin
         if spin is None:
             spin = int(round(size.sum()))
             if (spin - mol.nelectron) % 2:
                 spin -= 1
             spin = max(spin, int(mol.nelectron) % 2)
-        key = np.round(mol.atom_coords(), 8).tobytes() + f"|{spin}|{self.settings.xc}".encode()
+        return spin
+
+    def _uks_key(self, mol, size) -> bytes:
+        """Cache key of the collinear guess: geometry, 2 S_z and functional."""
+        spin = self._guess_spin(mol, size)
+        return np.round(mol.atom_coords(), 8).tobytes() + f"|{spin}|{self.settings.xc}".encode()
+
+    def _uks_guess(self, mol, targets, size):
+        """Collinear UKS along +z, magnetisation rotated per atom onto the targets:
+        ``D = 1/2 N (x) 1 + 1/2 sum_A (e_A . sigma) (x) (P_A M + M P_A) / 2``."""
+        _, _, dft, _ = _pyscf()
+        spin = self._guess_spin(mol, size)
+        key = self._uks_key(mol, size)
         kind = "uks-cached"
         if key not in self._uks:
             kind = "uks"
