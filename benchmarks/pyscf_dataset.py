@@ -49,6 +49,7 @@ def measure_label_noise(a) -> None:
                         "max_meV": float(np.max([r["max_meV"] for r in sel])),
                         "max_all_shells_meV": float(np.max([r["max_all_meV"] for r in sel]))})
     notes = (f"Fe3 (Fe-Fe 2.4 Å, coordinates displaced up to {a.max_displacement} Å), sto-3g, "
+             + ("X2C1e spin-orbit coupling, " if a.soc else "") +
              f"LDA non-collinear, grid level {a.grid_level}, conv_tol {a.conv_tol}, penalty "
              f"{a.strength} Ha/μB², SOC {a.soc}; measured on the shells "
              f"{a.shells or 'all'} (max_all_shells: every shell, core levels included).  "
@@ -58,7 +59,7 @@ def measure_label_noise(a) -> None:
              "elements (mean over configurations of the per-configuration mean; largest "
              "entry).  Time reversal measures the SCF convergence; rotations add the DFT grid, "
              "which stays fixed in the lab frame.  Target: <= 0.2 meV.")
-    write_report(f"pyscf-label-noise-grid{a.grid_level}",
+    write_report(f"pyscf-label-noise-grid{a.grid_level}" + ("-soc" if a.soc else ""),
                  {"settings": settings, "per_configuration": rows}, summary, notes=notes)
     for row in summary:
         print(row)
@@ -89,7 +90,8 @@ def main(argv=None) -> None:
     p.add_argument("--label-noise", type=int, default=0, metavar="K",
                    help="instead of generating: measure the label noise on K of the "
                         "configurations (time-reversed and rotated copies, each its own SCF) "
-                        "and write benchmarks/reports/pyscf-label-noise-grid<level>.{json,md}")
+                        "and write benchmarks/reports/pyscf-label-noise-grid<level>[-soc]"
+                        ".{json,md}")
     a = p.parse_args(argv)
     if a.label_noise:
         measure_label_noise(a)

@@ -54,7 +54,9 @@ class GammaEigenvalues:
             self.valence[z] = v
         self.window = float(window)
 
-    def _dense(self, batch, onsite: torch.Tensor, edge: torch.Tensor, coords) -> torch.Tensor:
+    @staticmethod
+    def _dense(onsite: torch.Tensor, edge: torch.Tensor, coords) -> torch.Tensor:
+        """Dense ``Σ_R`` matrix of the batch (block diagonal over its structures)."""
         (ro, co), (re, ce), n = coords
         flat = torch.zeros(n * n, dtype=onsite.dtype, device=onsite.device)
         flat = flat.index_add(0, torch.as_tensor(ro * n + co, device=onsite.device), onsite)
@@ -72,14 +74,14 @@ class GammaEigenvalues:
         src, dst = batch[K.EDGE_INDEX].detach().cpu().numpy()
         coords = (block_coordinates(sizes, offsets, atoms, atoms),
                   block_coordinates(sizes, offsets, src, dst), int(offsets[-1]))
-        h_pred = self._dense(batch, out["onsite"], out["edge"], coords)
+        h_pred = self._dense(out["onsite"], out["edge"], coords)
         dtype = out["onsite"].dtype
         with torch.no_grad():
-            h_ref = self._dense(batch, batch[K.H_ONSITE].to(dtype), batch[K.H_EDGE].to(dtype),
+            h_ref = self._dense(batch[K.H_ONSITE].to(dtype), batch[K.H_EDGE].to(dtype),
                                 coords)
             s = None
             if K.S_ONSITE in batch and batch[K.S_ONSITE] is not None:
-                s = self._dense(batch, batch[K.S_ONSITE].to(dtype), batch[K.S_EDGE].to(dtype),
+                s = self._dense(batch[K.S_ONSITE].to(dtype), batch[K.S_EDGE].to(dtype),
                                 coords)
         ptr = batch.ptr.detach().cpu().numpy() if hasattr(batch, "ptr") else np.array([0, len(z)])
         total = out["onsite"].real.new_zeros(())
