@@ -54,51 +54,56 @@ class GammaEigenvalues:
             self.valence[z] = v
         self.window = float(window)
 
-    @staticmethod
-    def _dense(onsite: torch.Tensor, edge: torch.Tensor, coords) -> torch.Tensor:
-        """Dense ``Σ_R`` matrix of the batch (block diagonal over its structures)."""
-        (ro, co), (re, ce), n = coords
-        flat = torch.zeros(n * n, dtype=onsite.dtype, device=onsite.device)
-        flat = flat.index_add(0, torch.as_tensor(ro * n + co, device=onsite.device), onsite)
-        if len(re):
-            flat = flat.index_add(0, torch.as_tensor(re * n + ce, device=onsite.device), edge)
-        return flat.view(n, n)
-
     def errors(self, out: dict[str, torch.Tensor], batch) -> tuple[torch.Tensor, int]:
         """Sum of squared eigenvalue errors (eV²) in the windows of all structures of the
-        batch, and how many eigenvalues entered it."""
+        batch, and how many eigenvalues entered it.
+
+        Raises
+        ------
+        ValueError
+            If a structure's ``Σ_R S(R)`` is not positive definite (the graph's cutoff
+            drops overlap that the basis needs at Γ)."""
         z = batch[K.ATOMIC_NUMBERS].detach().cpu().numpy()
         sizes = self.sizes[z]
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        atoms = np.arange(len(z))
         src, dst = batch[K.EDGE_INDEX].detach().cpu().numpy()
-        coords = (block_coordinates(sizes, offsets, atoms, atoms),
-                  block_coordinates(sizes, offsets, src, dst), int(offsets[-1]))
-        h_pred = self._dense(out["onsite"], out["edge"], coords)
-        dtype = out["onsite"].dtype
-        with torch.no_grad():
-            h_ref = self._dense(batch[K.H_ONSITE].to(dtype), batch[K.H_EDGE].to(dtype),
-                                coords)
-            s = None
-            if K.S_ONSITE in batch and batch[K.S_ONSITE] is not None:
-                s = self._dense(batch[K.S_ONSITE].to(dtype), batch[K.S_EDGE].to(dtype),
-                                coords)
         ptr = batch.ptr.detach().cpu().numpy() if hasattr(batch, "ptr") else np.array([0, len(z)])
+        # structures are contiguous in a batch: their atoms, edges and flattened blocks
+        owner = np.searchsorted(ptr, src, side="right") - 1  # structure of each edge
+        edge_ptr = np.searchsorted(owner, np.arange(len(ptr)))
+        on_len = np.concatenate([[0], np.cumsum(sizes * sizes)])
+        ed_len = np.concatenate([[0], np.cumsum(sizes[src] * sizes[dst])])
+        has_s = K.S_ONSITE in batch and batch[K.S_ONSITE] is not None
+        dtype = out["onsite"].dtype
         total = out["onsite"].real.new_zeros(())
         count = 0
         for g in range(len(ptr) - 1):
-            a, b = int(offsets[ptr[g]]), int(offsets[ptr[g + 1]])
-            n_el = int(round(float(self.valence[z[ptr[g]:ptr[g + 1]]].sum())))
-            hp, hr = h_pred[a:b, a:b], h_ref[a:b, a:b]
+            a0, a1, e0, e1 = int(ptr[g]), int(ptr[g + 1]), int(edge_ptr[g]), int(edge_ptr[g + 1])
+            local = sizes[a0:a1]
+            offsets = np.concatenate([[0], np.cumsum(local)])
+            atoms = np.arange(a1 - a0)
+            coords = (block_coordinates(local, offsets, atoms, atoms),
+                      block_coordinates(local, offsets, src[e0:e1] - a0, dst[e0:e1] - a0),
+                      int(offsets[-1]))
+            on, ed = slice(on_len[a0], on_len[a1]), slice(ed_len[e0], ed_len[e1])
+            hp = _dense(out["onsite"][on], out["edge"][ed], coords)
             hp = 0.5 * (hp + hp.conj().T)
             with torch.no_grad():
+                hr = _dense(batch[K.H_ONSITE][on].to(dtype), batch[K.H_EDGE][ed].to(dtype),
+                            coords)
                 hr = 0.5 * (hr + hr.conj().T)
                 chol = None
-                if s is not None:
-                    sg = s[a:b, a:b]
-                    chol = torch.linalg.cholesky(0.5 * (sg + sg.conj().T))
+                if has_s:
+                    sg = _dense(batch[K.S_ONSITE][on].to(dtype), batch[K.S_EDGE][ed].to(dtype),
+                                coords)
+                    chol, info = torch.linalg.cholesky_ex(0.5 * (sg + sg.conj().T))
+                    if int(info):
+                        raise ValueError(
+                            f"the overlap at Γ of structure {g} of this batch is not positive "
+                            "definite (the graph's cutoff drops overlap the basis needs); "
+                            "train without eigen_weight or with a larger cutoff")
                 e_ref = torch.linalg.eigvalsh(_reduce(hr, chol))
             e_pred = torch.linalg.eigvalsh(_reduce(hp, chol))
+            n_el = int(round(float(self.valence[z[a0:a1]].sum())))
             if 0 < n_el < len(e_ref):
                 mid = 0.5 * (e_ref[n_el - 1] + e_ref[n_el])
             else:
@@ -107,6 +112,16 @@ class GammaEigenvalues:
             total = total + ((e_pred - e_ref)[sel] ** 2).sum()
             count += int(sel.sum())
         return total, count
+
+
+def _dense(onsite: torch.Tensor, edge: torch.Tensor, coords) -> torch.Tensor:
+    """Dense ``Σ_R`` matrix of one structure from its flattened blocks (images summed)."""
+    (ro, co), (re, ce), n = coords
+    flat = torch.zeros(n * n, dtype=onsite.dtype, device=onsite.device)
+    flat = flat.index_add(0, torch.as_tensor(ro * n + co, device=onsite.device), onsite)
+    if len(re):
+        flat = flat.index_add(0, torch.as_tensor(re * n + ce, device=onsite.device), edge)
+    return flat.view(n, n)
 
 
 def _reduce(h: torch.Tensor, chol: torch.Tensor | None) -> torch.Tensor:

@@ -99,12 +99,13 @@ class TrainConfig:
         of each process's local rank); ``"float32"`` or ``"float64"``.
     ema_decay : exponential moving average of the weights (0 = off, e.g. 0.999): after each
         step ``w_avg <- d w_avg + (1 - d) w`` with ``d = min(ema_decay, (1 + t) / (10 + t))``
-        at step ``t``; validation, ``best.pt`` and the returned model use the averaged weights,
-        training goes on with the raw ones (both are in ``last.pt``).
+        at step ``t``; validation and ``best.pt`` use the averaged weights, training goes on
+        with the raw ones (both are in ``last.pt``).
     eigen_weight, eigen_window : weight (default 0, off; about 1e-3 to 1e-2 balances
         meV entry errors against tens of meV in eigenvalues) of the mean squared error of the
         eigenvalues at Γ within ``eigen_window`` eV (default 3) of the reference's mid-gap
-        (:mod:`ase_hamgnn.train.eigen`).
+        (:mod:`ase_hamgnn.train.eigen`).  The history's ``loss`` is the entry loss alone;
+        ``loss_eigen`` is the eigenvalues' mean squared error (eV²).
     max_train, max_val : use only the first records of each split (0 = all).
     allow_dataset_change : resume even if the dataset's fingerprint or split differs from the
         one the checkpoint was trained on (default: refuse with ``DatasetChangedError``).
@@ -410,7 +411,7 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
         t0 = time.perf_counter()
         network.train()
         sampler.set_epoch(epoch)
-        losses = []
+        losses, eig_losses = [], []
         for batch in train_loader:
             batch = batch.to(ctx.device)
             pred = network(batch)
@@ -423,10 +424,13 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
                 raise _diverged(f"the training loss became {float(totals[1])}", epoch,
                                 optimizer, last)
             loss = local * (ctx.world_size / float(totals[0]))
-            if eigen is not None:  # a mean over this process's eigenvalues in the windows
+            if eigen is not None:  # mean over the eigenvalues of the whole global batch
                 eig_sq, eig_n = eigen.errors(pred, batch)
-                if eig_n:
-                    loss = loss + cfg.eigen_weight * eig_sq / eig_n
+                eig_tot = ctx.all_reduce_sum(torch.tensor(
+                    [float(eig_sq.detach()), float(eig_n)], dtype=torch.float64))
+                if float(eig_tot[1]):
+                    loss = loss + cfg.eigen_weight * eig_sq * (ctx.world_size / float(eig_tot[1]))
+                    eig_losses.append(float(eig_tot[0] / eig_tot[1]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -444,6 +448,8 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
             raise _diverged(what, epoch, optimizer, last)
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0,
                "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in metrics.items()}}
+        if eig_losses:  # mean squared eigenvalue error (eV²), not part of "loss"
+            row["loss_eigen"] = float(np.mean(eig_losses))
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.2e}", val_mae=f"{metrics['mae_meV']:.2f} meV")
         if plain:
@@ -473,6 +479,11 @@ def _eigen_term(model: HamGNNModel, window: float):
     from ase_hamgnn.train.eigen import GammaEigenvalues
 
     cfg = model.config
+    missing = [el for el in model.basis.elements if el not in cfg.valence]
+    if missing:
+        raise ConfigError(f"eigen_weight needs the valence electrons of every element of the "
+                          f"basis; add {', '.join(missing)} to the valence table of [model] "
+                          "(e.g. valence = { Fe = 8.0 })")
     sizes = {atomic_numbers[el]: 2 * model.basis.n_orbitals(el) for el in model.basis.elements}
     valence = {atomic_numbers[el]: float(v) for el, v in cfg.valence.items()}
     return GammaEigenvalues(sizes, valence, window=window)
@@ -554,6 +565,8 @@ def _resumable(cfg: TrainConfig) -> dict[str, Any]:
     d = cfg.to_dict()
     d.pop("epochs")
     d.pop("allow_dataset_change")
+    if not d.get("eigen_weight"):  # the window means nothing without the term
+        d["eigen_window"] = _LATER_OPTIONS["eigen_window"]
     for name, default in _LATER_OPTIONS.items():  # runs from before they existed resume
         if d.get(name) == default:
             d.pop(name)

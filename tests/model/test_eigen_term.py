@@ -50,13 +50,14 @@ def test_a_shift_by_the_overlap_moves_every_eigenvalue_by_the_shift(periodic_dat
     window = 2.0
     term, ref = _term(window)
     batch = next(iter(DataLoader(ds, batch_size=3, shuffle=False)))
-    expected = 0
+    expected, squares = 0, 0.0
     for path in ds.paths[:3]:
         e = _literal_gamma_eigenvalues(path)
         n_el = int(round(ref.valence["Ni"] + 2 * ref.valence["Br"]))
         mid = 0.5 * (e[n_el - 1] + e[n_el])
         assert np.abs(np.abs(e - mid) - window).min() > 1e-6  # no level on the window edge
         expected += int((np.abs(e - mid) <= window).sum())
+        squares += float((e[np.abs(e - mid) <= window] ** 2).sum())
     assert expected > 0
     c = 0.037
     if K.S_ONSITE in batch:
@@ -70,9 +71,13 @@ def test_a_shift_by_the_overlap_moves_every_eigenvalue_by_the_shift(periodic_dat
     total, count = term.errors(out, batch)
     assert count == expected
     assert float(total) == pytest.approx(c * c * count, rel=1e-8)
-    # and a perfect prediction costs nothing
+    # a perfect prediction costs nothing; H = 0 costs the sum of the squared eigenvalues in
+    # the windows, which must be scipy's
     zero, _ = term.errors({"onsite": batch[K.H_ONSITE], "edge": batch[K.H_EDGE]}, batch)
     assert float(zero) < 1e-20
+    empty, n = term.errors({"onsite": 0 * batch[K.H_ONSITE], "edge": 0 * batch[K.H_EDGE]},
+                           batch)
+    assert n == expected and float(empty) == pytest.approx(squares, rel=1e-10)
 
 
 def test_the_term_has_gradients_and_trains(periodic_dataset, tmp_path):
@@ -91,4 +96,22 @@ def test_the_term_has_gradients_and_trains(periodic_dataset, tmp_path):
     cfg = TrainConfig(dataset=str(periodic_dataset), out=str(tmp_path / "run"), model=model,
                       epochs=2, batch_size=4, lr=1e-2, lr_min=1e-3, eigen_weight=1e-2)
     history = train(cfg, progress=False)["history"]
-    assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
+    assert len(history) == 2 and all(np.isfinite(h["loss_eigen"]) for h in history)
+    plain = train(TrainConfig(**{**cfg.to_dict(), "eigen_weight": 0.0,
+                                 "out": str(tmp_path / "plain")}), progress=False)["history"]
+    assert "loss_eigen" not in plain[0]
+    # the term changes the steps, so the entry loss of the same epochs differs
+    assert history[1]["loss"] != pytest.approx(plain[1]["loss"], rel=1e-6)
+
+
+def test_an_element_without_valence_is_a_config_error(periodic_dataset, tmp_path):
+    from conftest import SMALL
+
+    from ase_hamgnn.errors import ConfigError
+
+    model = {k: v for k, v in SMALL.items() if k not in ("basis", "cutoff")}
+    model["valence"] = {"Ni": 10.0}  # Br missing
+    cfg = TrainConfig(dataset=str(periodic_dataset), out=str(tmp_path / "run"), model=model,
+                      epochs=1, batch_size=4, eigen_weight=1e-2)
+    with pytest.raises(ConfigError, match="add Br to the valence table"):
+        train(cfg, progress=False)

@@ -295,7 +295,8 @@ def generate_pyscf_dataset(
     name = f"dataset-{len(use)}" + ("" if shells is None else "-" + "".join(shells))
     # moment sets on one displaced geometry stay together: the held-out splits test new
     # geometries, not new moments on a geometry seen in training
-    groups = [i // per_geometry for i in use] if max_displacement > 0 else None
+    groups = ([i // per_geometry for i in use] if max_displacement > 0 and per_geometry > 1
+              else None)  # one configuration per group is the plain split
     return write_dataset(predictor, atoms_list, root / name, cutoff=cutoff, rng=seed,
                          split_groups=groups, metadata=params, progress=progress)
 
