@@ -251,7 +251,9 @@ def generate_pyscf_dataset(
                                "new output folder or delete this one")
     else:
         atomic_write_bytes(stamp, json.dumps(params, indent=1).encode())
-    runner = ConstrainedGKS(["Fe"], gks_settings, cutoff=cutoff)
+    # every geometry gets its collinear guess (coarse grid, shared by its moment sets): a
+    # density spin-rotated from other targets failed after max_cycle often enough to cost more
+    runner = ConstrainedGKS(["Fe"], gks_settings, cutoff=cutoff, reuse_previous=False)
     if compute:
         k, m = shard
         if not (m >= 1 and 0 <= k < m):
@@ -260,16 +262,8 @@ def generate_pyscf_dataset(
                 and not (raw / f"{i:06d}.npz").exists()]
         for i in tqdm(todo, desc="constrained GKS", unit="conf", disable=not progress):
             try:
-                try:
-                    res = runner.run(confs[i])
-                except HamGNNError:
-                    if runner.last_guess != "previous":
-                        raise
-                    # the previous density can lead the SCF astray: once more from the
-                    # (cached) UKS guess of this geometry
-                    res = runner.run(confs[i], guess="uks")
-            except HamGNNError as exc:  # record the failure, go on with a fresh guess
-                runner._previous = None
+                res = runner.run(confs[i])
+            except HamGNNError as exc:  # record the failure and go on
                 atomic_write_bytes(raw / f"{i:06d}.failed.json",
                                    json.dumps({"index": i, "error": str(exc)}).encode())
                 continue

@@ -461,6 +461,9 @@ class ConstrainedGKS:
         Largest atomic displacement (Å) for which the previous density is reused.
     strict : bool
         Raise :class:`SCFConvergenceError` / :class:`ConstraintError` on a bad run.
+    guess_grid_level : int
+        DFT grid level of the collinear UKS guess (default 1: it is only a starting density,
+        and the guess then costs a fraction of the constrained SCF on a fine grid).
 
     Examples
     --------
@@ -477,7 +480,7 @@ class ConstrainedGKS:
     def __init__(self, elements: Sequence[str], settings: GKSSettings | None = None, *,
                  cutoff: float = 6.0, reuse_previous: bool = True,
                  reuse_distance: float = 0.2, strict: bool = True,
-                 **overrides: Any) -> None:
+                 guess_grid_level: int = 1, **overrides: Any) -> None:
         settings = settings or GKSSettings()
         if not isinstance(settings, GKSSettings):
             raise TypeError(f"settings must be GKSSettings, got {type(settings).__name__}")
@@ -486,6 +489,7 @@ class ConstrainedGKS:
         self.reuse_previous = bool(reuse_previous)
         self.reuse_distance = float(reuse_distance)
         self.strict = bool(strict)
+        self.guess_grid_level = int(guess_grid_level)
         _, gto, _, _ = _pyscf()
         symbols = [_element(str(e)) for e in elements]
         if not symbols:
@@ -663,6 +667,7 @@ class ConstrainedGKS:
             m2.spin = spin
             m2.build(False, False)
             uks = dft.UKS(m2, xc=self.settings.xc)
+            uks.grids.level = self.guess_grid_level  # a guess: a coarse grid is enough
             uks.verbose, uks.conv_tol, uks.max_cycle = 0, 1e-6, 50
             uks = uks.newton()  # plain DIIS oscillates for 3d clusters
             uks.kernel()
