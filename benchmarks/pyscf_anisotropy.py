@@ -142,6 +142,8 @@ def main() -> None:
                      "dE_band_dft_meV": dft, "dE_band_model_meV": mod,
                      "relative_error": (mod - dft) / dft if dft else float("nan"),
                      "angle_dev_deg": e["angle_dev_deg"]})
+    fm_sizes = [s for _, diag in refs.values() for s in diag["moment_sizes"]]
+    trained = (model.moment_range or {}).get("Fe")
     held = []
     if a.dataset is not None:  # accuracy on the held-out random-moment configurations
         from pyscf_accuracy import compare
@@ -163,7 +165,9 @@ def main() -> None:
     data = {"raw": str(raw), "model": a.model, "shells": shells, "n_electrons": n_el,
             "directions": {n: [t, f] for n, t, f in DIRECTIONS}, "energies_eV": energies,
             "uniaxial_K_meV": fits, "target_relative": TARGET,
-            "largest": largest["direction"], "met": bool(met), "held_out": held}
+            "largest": largest["direction"], "met": bool(met), "held_out": held,
+            "ferromagnetic_moment_muB": [min(fm_sizes), max(fm_sizes)],
+            "trained_moment_range_muB": trained}
     gen = json.loads((raw / "raw" / "generation.json").read_text())
     settings = gen["settings"]
     notes = (
@@ -182,7 +186,10 @@ def main() -> None:
         f"{largest['dE_band_model_meV']:.3f} vs {largest['dE_band_dft_meV']:.3f} meV, "
         f"{largest['relative_error']:+.1%}): {'met' if met else 'MISSED'}.  Ab initio data "
         "(PySCF), not synthetic.  The model never saw these ferromagnetic configurations: it "
-        "was trained on random moment directions." + "".join(
+        "was trained on random moment directions" + (
+            f", whose moments are {trained[0]:.2f}-{trained[1]:.2f} μB, while the "
+            f"ferromagnetic ones are {min(fm_sizes):.2f}-{max(fm_sizes):.2f} μB"
+            if trained else "") + "." + "".join(
             f"  Held-out {h['split']} split ({h['configurations']} random-moment "
             f"configurations): {h['mae_meV']:.2f} meV over all entries, "
             f"{h['mae_magnetic_meV']:.2f} meV magnetic, {h['eig_mae_meV']:.1f} meV in "

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from conftest import SMALL
 from torch_geometric.loader import DataLoader
 
 from ase_hamgnn import keys as K
@@ -89,8 +90,6 @@ def test_the_term_has_gradients_and_trains(periodic_dataset, tmp_path):
     total.backward()
     assert count > 0 and torch.isfinite(onsite.grad).all() and onsite.grad.abs().sum() > 0
 
-    from conftest import SMALL
-
     model = {k: v for k, v in SMALL.items() if k not in ("basis", "cutoff", "magnetic",
                                                          "valence")}
     cfg = TrainConfig(dataset=str(periodic_dataset), out=str(tmp_path / "run"), model=model,
@@ -105,8 +104,6 @@ def test_the_term_has_gradients_and_trains(periodic_dataset, tmp_path):
 
 
 def test_an_element_without_valence_is_a_config_error(periodic_dataset, tmp_path):
-    from conftest import SMALL
-
     from ase_hamgnn.errors import ConfigError
 
     model = {k: v for k, v in SMALL.items() if k not in ("basis", "cutoff")}
