@@ -2,6 +2,7 @@
 :mod:`~ase_hamgnn.train.loop` and data-parallel training with ``torchrun`` in
 :mod:`~ase_hamgnn.train.distributed`."""
 
+from ase_hamgnn.train.average import WeightAverage
 from ase_hamgnn.train.distributed import DistributedContext, distributed_context, launch_environment
 from ase_hamgnn.train.loop import (
     TrainConfig,
@@ -18,6 +19,7 @@ from ase_hamgnn.train.loop import (
 __all__ = [
     "DistributedContext",
     "TrainConfig",
+    "WeightAverage",
     "block_errors",
     "dataset_fingerprint",
     "distributed_context",
