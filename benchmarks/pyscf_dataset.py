@@ -75,11 +75,15 @@ def main(argv=None) -> None:
                    help="random displacement of each coordinate, up to this many Å")
     p.add_argument("--per-geometry", type=int, default=1,
                    help="configurations (moment sets) per displaced geometry")
+    p.add_argument("--near-collinear", type=int, default=0, metavar="K",
+                   help="the last K of the n configurations are nearly ferromagnetic (moments "
+                        "within --cone-deg of a common random axis)")
+    p.add_argument("--cone-deg", type=float, default=30.0)
     p.add_argument("--strength", type=float, default=0.01, help="penalty lambda, Ha/muB^2")
     p.add_argument("--max-angle", type=float, default=3.0, help="accepted angle error, deg")
     p.add_argument("--conv-tol", type=float, default=1e-8)
     p.add_argument("--soc", action="store_true", help="X2C1e spin-orbit coupling")
-    p.add_argument("--shard", default="0/1", help="k/m: compute configurations i % m == k")
+    p.add_argument("--shard", default="0/1", help="k/m: compute the geometries g with g %% m == k")
     p.add_argument("--n-use", type=int, default=None,
                    help="write the dataset from the first N finished configurations")
     p.add_argument("--shells", default=None,
@@ -100,7 +104,7 @@ def main(argv=None) -> None:
     manifest = generate_pyscf_dataset(
         a.out, n=a.n, seed=a.seed, grid_level=a.grid_level, strength_ha=a.strength,
         max_displacement=a.max_displacement, per_geometry=a.per_geometry,
-        max_angle_deg=a.max_angle, conv_tol=a.conv_tol, soc=a.soc, shard=(k, m),
+        near_collinear=a.near_collinear, cone_deg=a.cone_deg, max_angle_deg=a.max_angle, conv_tol=a.conv_tol, soc=a.soc, shard=(k, m),
         n_use=a.n_use, shells=None if a.shells is None else a.shells.split(","),
         compute=not a.write_only, write=not a.no_write, progress=not a.no_progress)
     if manifest is not None:

@@ -289,3 +289,45 @@ def test_configurations_share_a_geometry_per_group():
     assert len({a.positions.tobytes() for a in single}) == 3
     with pytest.raises(ValueError, match="per_geometry"):
         random_moment_configurations(fe3_triangle(), 3, per_geometry=0)
+
+
+def test_near_collinear_configurations_lie_in_a_cone():
+    from ase_hamgnn.data.pyscf.dataset import fe3_triangle, random_moment_configurations
+
+    plain = random_moment_configurations(fe3_triangle(), 12, 3.0, rng=5)
+    mixed = random_moment_configurations(fe3_triangle(), 12, 3.0, rng=5, near_collinear=8,
+                                         cone_deg=20.0)
+    # the random part is unchanged, so raw results of an earlier run stay valid
+    for a, b in zip(plain[:4], mixed[:4]):
+        np.testing.assert_array_equal(a.get_initial_magnetic_moments(),
+                                      b.get_initial_magnetic_moments())
+    axes = []
+    for a in mixed[4:]:
+        m = a.get_initial_magnetic_moments()
+        np.testing.assert_allclose(np.linalg.norm(m, axis=1), 3.0)
+        u = m / 3.0
+        # within 20 degrees of one axis: any two moments at most 40 degrees apart
+        assert np.degrees(np.arccos(np.clip(u @ u.T, -1, 1))).max() <= 40.0 + 1e-9
+        axes.append(u.mean(axis=0) / np.linalg.norm(u.mean(axis=0)))
+    # the axes themselves are spread over the sphere, not one direction
+    assert np.abs(np.asarray(axes) @ axes[0]).min() < 0.9
+    # cone 0: exactly collinear
+    for a in random_moment_configurations(fe3_triangle(), 3, rng=1, near_collinear=3,
+                                          cone_deg=0.0):
+        m = a.get_initial_magnetic_moments()
+        np.testing.assert_allclose(m, np.tile(m[0], (3, 1)), atol=1e-12)
+    for bad in ({"near_collinear": 4}, {"near_collinear": 1, "cone_deg": 200.0}):
+        with pytest.raises(ValueError, match="near_collinear"):
+            random_moment_configurations(fe3_triangle(), 3, **bad)
+
+
+def test_dataset_script_help_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "pyscf_dataset.py"
+    res = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                         text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "--near-collinear" in res.stdout

@@ -70,7 +70,8 @@ def afm120_triangle(atoms: Atoms | None = None, magnitude: float = 3.0) -> Atoms
 def random_moment_configurations(atoms: Atoms, n: int, magnitude: float = 3.0,
                                  max_displacement: float = 0.0,
                                  rng: np.random.Generator | int | None = None,
-                                 per_geometry: int = 1) -> list[Atoms]:
+                                 per_geometry: int = 1, near_collinear: int = 0,
+                                 cone_deg: float = 30.0) -> list[Atoms]:
     """``n`` copies of ``atoms`` with uniformly random moment directions (and optionally
     displaced atoms).
 
@@ -90,21 +91,52 @@ def random_moment_configurations(atoms: Atoms, n: int, magnitude: float = 3.0,
         Consecutive configurations that share one displaced geometry (their moments
         differ).  An SCF then starts from the previous configuration's density at the same
         geometry, which converges in a few seconds; a new geometry needs a fresh guess.
+    near_collinear : int
+        The last ``near_collinear`` of the ``n`` configurations are nearly ferromagnetic:
+        a uniformly random axis per configuration, each moment uniformly distributed in the
+        spherical cap of half-angle ``cone_deg`` around it.  These sample the
+        (near-)collinear states whose energy versus direction is the magnetic anisotropy,
+        which independent random directions almost never reach.  The first
+        ``n - near_collinear`` configurations are the same as with ``near_collinear=0``.
+    cone_deg : float
+        Half-angle of that cap, degrees (0: exactly collinear).
     """
     if n < 1 or per_geometry < 1:
         raise ValueError(f"n and per_geometry must be positive, got {n}, {per_geometry}")
+    if not 0 <= near_collinear <= n or not 0.0 <= cone_deg <= 180.0:
+        raise ValueError(f"near_collinear must lie in [0, n = {n}] and cone_deg in [0, 180], "
+                         f"got {near_collinear}, {cone_deg}")
     rng = np.random.default_rng(rng)
     out = []
     shift = np.zeros((len(atoms), 3))
     for i in range(int(n)):
         a = atoms.copy()
-        v = rng.normal(size=(len(a), 3))
+        if i < n - near_collinear:
+            v = rng.normal(size=(len(a), 3))
+        else:
+            v = _cone_directions(rng, len(a), cone_deg)
         a.set_initial_magnetic_moments(magnitude * v / np.linalg.norm(v, axis=1, keepdims=True))
         if max_displacement > 0 and i % per_geometry == 0:
             shift = rng.uniform(-max_displacement, max_displacement, size=(len(a), 3))
         a.positions = a.positions + shift
         out.append(a)
     return out
+
+
+def _cone_directions(rng: np.random.Generator, count: int, cone_deg: float) -> np.ndarray:
+    """``count`` unit vectors uniform in the spherical cap of half-angle ``cone_deg`` around
+    one uniformly random axis (uniform in cos of the angle to it, and in azimuth)."""
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    cos_t = rng.uniform(np.cos(np.radians(cone_deg)), 1.0, size=count)
+    phi = rng.uniform(0.0, 2 * np.pi, size=count)
+    helper = np.eye(3)[np.argmin(np.abs(axis))]
+    e1 = np.cross(axis, helper)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(axis, e1)
+    sin_t = np.sqrt(np.clip(1.0 - cos_t**2, 0.0, None))
+    return (cos_t[:, None] * axis + (sin_t * np.cos(phi))[:, None] * e1
+            + (sin_t * np.sin(phi))[:, None] * e2)
 
 
 def restrict_shells(ham: TBHamiltonian, shells: Sequence[str]) -> TBHamiltonian:
@@ -177,6 +209,8 @@ def generate_pyscf_dataset(
     magnitude: float = 3.0,
     max_displacement: float = 0.0,
     per_geometry: int = 1,
+    near_collinear: int = 0,
+    cone_deg: float = 30.0,
     cutoff: float = 6.0,
     n_use: int | None = None,
     shells: Sequence[str] | None = None,
@@ -202,6 +236,9 @@ def generate_pyscf_dataset(
         Configurations per displaced geometry (see :func:`random_moment_configurations`);
         shards split the work by geometry, and so does the train/val/test split when the
         coordinates are displaced.
+    near_collinear, cone_deg : int, float
+        The last ``near_collinear`` configurations are nearly ferromagnetic (moments within
+        ``cone_deg`` of a common random axis, see :func:`random_moment_configurations`).
     cutoff : float
         Graph cutoff in Å (all pairs of the cluster must lie within it).
     n_use : int, optional
@@ -237,12 +274,15 @@ def generate_pyscf_dataset(
     raw.mkdir(parents=True, exist_ok=True)
     gks_settings = GKSSettings(**{"guess_spin": 8, **settings})
     confs = random_moment_configurations(fe3_triangle(distance), n, magnitude,
-                                         max_displacement, rng=seed, per_geometry=per_geometry)
+                                         max_displacement, rng=seed, per_geometry=per_geometry,
+                                         near_collinear=near_collinear, cone_deg=cone_deg)
     params = {"system": "fe3-sto3g-pyscf", "n": n, "seed": seed, "distance": distance,
               "magnitude": magnitude, "max_displacement": max_displacement,
               "settings": gks_settings.to_dict()}
     if per_geometry != 1:  # older generation stamps have no such key
         params["per_geometry"] = per_geometry
+    if near_collinear:
+        params.update(near_collinear=near_collinear, cone_deg=cone_deg)
     stamp = raw / "generation.json"
     if stamp.exists():
         old = json.loads(stamp.read_text())
