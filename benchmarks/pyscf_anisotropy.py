@@ -76,6 +76,23 @@ def references(raw: Path) -> dict[str, tuple[TBHamiltonian, dict]]:
     return out
 
 
+def _training_states(gen: dict, indices: list[int] | None) -> str:
+    """What the moments of the set were (counted over the dataset's configurations
+    ``indices`` where known, else as planned), for the notes."""
+    k = gen.get("near_collinear", 0)
+    if not k:
+        return "random moment directions"
+    first = gen["n"] - k  # configurations from here on are near-collinear
+    if indices is None:
+        n_random, n_near, what = first, k, " planned"
+    else:
+        n_near = sum(i >= first for i in indices)
+        n_random, what = len(indices) - n_near, ""
+    return (f"{n_random}{what} configurations with random moment directions and {n_near}{what} "
+            f"near-collinear ones (every moment within {gen['cone_deg']:g}° of a random axis; "
+            "train, validation and test together)")
+
+
 def band_energy(h: np.ndarray, s: np.ndarray, n_electrons: int) -> float:
     """Sum of the ``n_electrons`` lowest eigenvalues of ``h c = E s c`` (eV)."""
     e = scipy.linalg.eigh(h, s, eigvals_only=True)
@@ -110,14 +127,16 @@ def main() -> None:
     p.add_argument("--model", default="runs/fe3-soc/best.pt")
     p.add_argument("--references-only", action="store_true")
     p.add_argument("--out", default="benchmarks/reports")
+    p.add_argument("--report", default="pyscf-anisotropy", help="report file name (no suffix)")
     a = p.parse_args()
     raw = Path(a.raw)
     refs = references(raw)
     if a.references_only:
         return
-    shells = None
+    shells = indices = None
     if a.dataset is not None:
-        shells = read_manifest(a.dataset)["generation"].get("shells")
+        generation = read_manifest(a.dataset)["generation"]
+        shells, indices = generation.get("shells"), generation.get("indices")
     model = load_model(a.model)
     n_el = int(round(model.n_electrons(fe3_triangle())))
     energies = {}
@@ -145,7 +164,7 @@ def main() -> None:
     fm_sizes = [s for _, diag in refs.values() for s in diag["moment_sizes"]]
     trained = (model.moment_range or {}).get("Fe")
     held = []
-    if a.dataset is not None:  # accuracy on the held-out random-moment configurations
+    if a.dataset is not None:  # accuracy on the held-out configurations
         from pyscf_accuracy import compare
 
         from ase_hamgnn.data import HamiltonianDataset, record_to_hamiltonian
@@ -186,16 +205,16 @@ def main() -> None:
         f"{largest['dE_band_model_meV']:.3f} vs {largest['dE_band_dft_meV']:.3f} meV, "
         f"{largest['relative_error']:+.1%}): {'met' if met else 'MISSED'}.  Ab initio data "
         "(PySCF), not synthetic.  The model never saw these ferromagnetic configurations: it "
-        "was trained on random moment directions" + (
+        f"was trained on {_training_states(gen, indices)}" + (
             f", whose moments are {trained[0]:.2f}-{trained[1]:.2f} μB, while the "
             f"ferromagnetic ones are {min(fm_sizes):.2f}-{max(fm_sizes):.2f} μB"
             if trained else "") + "." + "".join(
-            f"  Held-out {h['split']} split ({h['configurations']} random-moment "
-            f"configurations): {h['mae_meV']:.2f} meV over all entries, "
+            f"  Held-out {h['split']} split ({h['configurations']} "
+            f"configurations of the set): {h['mae_meV']:.2f} meV over all entries, "
             f"{h['mae_magnetic_meV']:.2f} meV magnetic, {h['eig_mae_meV']:.1f} meV in "
             "eigenvalues." for h in held))
-    md = write_report("pyscf-anisotropy", data, rows, a.out, notes)
-    plot(rows, Path(a.out) / "pyscf-anisotropy.png")
+    md = write_report(a.report, data, rows, a.out, notes)
+    plot(rows, Path(a.out) / f"{a.report}.png")
     print(md.read_text())
 
 

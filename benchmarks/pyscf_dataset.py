@@ -104,7 +104,8 @@ def main(argv=None) -> None:
     manifest = generate_pyscf_dataset(
         a.out, n=a.n, seed=a.seed, grid_level=a.grid_level, strength_ha=a.strength,
         max_displacement=a.max_displacement, per_geometry=a.per_geometry,
-        near_collinear=a.near_collinear, cone_deg=a.cone_deg, max_angle_deg=a.max_angle, conv_tol=a.conv_tol, soc=a.soc, shard=(k, m),
+        near_collinear=a.near_collinear, cone_deg=a.cone_deg, max_angle_deg=a.max_angle,
+        conv_tol=a.conv_tol, soc=a.soc, shard=(k, m),
         n_use=a.n_use, shells=None if a.shells is None else a.shells.split(","),
         compute=not a.write_only, write=not a.no_write, progress=not a.no_progress)
     if manifest is not None:

@@ -331,3 +331,32 @@ def test_dataset_script_help_runs():
                          text=True, check=False)
     assert res.returncode == 0, res.stderr
     assert "--near-collinear" in res.stdout
+
+
+def test_anisotropy_notes_count_the_near_collinear_states():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    sys.path.insert(0, str(bench))  # the script imports its sibling _report
+    try:
+        spec = importlib.util.spec_from_file_location("pyscf_anisotropy",
+                                                      bench / "pyscf_anisotropy.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    assert mod._training_states({"n": 80}, None) == "random moment directions"
+    gen = {"n": 80, "near_collinear": 40, "cone_deg": 20.0}
+    text = mod._training_states(gen, [0, 3, 39, 40, 41, 79])
+    assert text.startswith("3 configurations with random") and "3 near-collinear" in text
+    assert "40 planned" in mod._training_states(gen, None)
+    # band energy: the sum of the lowest levels of the generalized problem
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 6))
+    h = a + a.T
+    b = rng.normal(size=(6, 6))
+    s = b @ b.T + 6 * np.eye(6)
+    levels = np.sort(np.linalg.eigvals(np.linalg.solve(s, h)).real)
+    assert mod.band_energy(h, s, 4) == pytest.approx(levels[:4].sum(), rel=1e-10)
