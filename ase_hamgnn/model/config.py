@@ -94,6 +94,7 @@ MODEL_CHECKS: dict[str, Check] = {
     "onsite_bias": BOOLEAN,
     "exchange_channels": integer(1),
     "onsite_weight": one_of("shell", "orbital"),
+    "onsite_environment": BOOLEAN,
     "two_centre": BOOLEAN,
     "two_centre_scale": BOOLEAN,
     "bond_moment_term": BOOLEAN,
@@ -168,6 +169,13 @@ class ModelConfig:
         equivariant, environment-dependent symmetric block from the on-site features, so the
         exchange splitting of an atom may differ between orbitals of one shell (e.g. d
         orbitals pointing at a neighbour).  Beyond the paper; symmetries stay exact.
+    onsite_environment : with ``onsite_bias``, make the on-site levels depend on the
+        environment: per atom and pair of equal-l shells, a sum over neighbours of radial
+        functions times ``1``, ``cos θ_ij`` and ``|M_i||M_j| / moment_max²``, plus terms in the
+        atom's own ``|M_i|`` (see :mod:`ase_hamgnn.model.onsite`), identity in m.  Training
+        fits it by linear least squares before the first epoch, next to the average on-site
+        blocks; the network learns the rest.  Every symmetry stays exact.  (``"physics"``
+        form; older checkpoints have no key: ``False``.)
     two_centre : add to every bond block ``h0_ij`` a Slater–Koster-like two-centre term that
         depends only on the bond vector ``r_j - r_i`` and the two elements: per pair of shells
         ``(l_a, l_b)`` one learnable radial function (on the ``n_radial`` Bessel functions with
@@ -216,6 +224,7 @@ class ModelConfig:
     onsite_bias: bool = False
     exchange_channels: int = 1
     onsite_weight: str = "shell"
+    onsite_environment: bool = False
     two_centre: bool = False
     two_centre_scale: bool = False
     bond_moment_term: bool = False
@@ -237,6 +246,9 @@ class ModelConfig:
             raise ValueError(f"form must be 'physics' or 'general', got {self.form!r}")
         if self.onsite_bias and self.form != "physics":
             raise ValueError("onsite_bias needs form='physics'")
+        if self.onsite_environment and not self.onsite_bias:
+            raise ValueError("onsite_environment needs onsite_bias=True (the average levels it "
+                             "moves)")
         if self.two_centre and self.form != "physics":
             raise ValueError("two_centre needs form='physics'")
         if self.two_centre_scale and not self.two_centre:

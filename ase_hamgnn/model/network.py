@@ -47,6 +47,7 @@ from ase_hamgnn.model.layers import (
     mlp_hidden,
     uvu_tensor_product,
 )
+from ase_hamgnn.model.onsite import OnsiteEnvironment, shell_levels, shell_pair_masks
 from ase_hamgnn.model.sharing import EnvironmentClasses
 
 __all__ = ["HamGNNPP"]
@@ -191,7 +192,7 @@ class HamGNNPP(nn.Module):
             shells = basis.shells(zi)
             shape = (len(shells), len(shells)) if n_ch == 1 else (n_ch, len(shells), len(shells))
             self.onsite_weight[str(zi)] = nn.Parameter(torch.ones(shape))
-            self._constant(f"wmask_{zi}", _weight_masks(basis, zi))
+            self._constant(f"wmask_{zi}", shell_pair_masks(basis, zi))
         # onsite_weight="orbital": the equivariant part enters through a gate per species
         # that starts at zero, so training starts from the paper's shell-scalar weights
         self.onsite_weight_gate = nn.ParameterDict()
@@ -204,6 +205,10 @@ class HamGNNPP(nn.Module):
             for zi in zs:
                 n_shells = len(basis.shells(zi))
                 self.onsite_bias[str(zi)] = nn.Parameter(torch.zeros(n_shells, n_shells))
+        # environment-dependent on-site levels (config.onsite_environment), fitted likewise
+        self.onsite_environment = (OnsiteEnvironment(basis, zs, config.cutoff, config.n_radial,
+                                                     config.moment_max)
+                                   if config.onsite_environment else None)
         # two-centre term of the bond blocks h0_ij (config.two_centre), fitted before training
         self.two_centre = (TwoCentreBaseline(basis, zs, config.cutoff, config.n_radial,
                                              coupled=config.bond_moment_term,
@@ -237,6 +242,8 @@ class HamGNNPP(nn.Module):
         refresh_plans(self, dtype)
         if self.two_centre is not None:
             self.two_centre.refresh(dtype)
+        if self.onsite_environment is not None:
+            self.onsite_environment.refresh(dtype)
         for name, master in self._masters.items():
             buf = getattr(self, name)
             setattr(self, name, torch.as_tensor(master, dtype=dtype, device=buf.device))
@@ -258,12 +265,7 @@ class HamGNNPP(nn.Module):
         if not self.config.onsite_bias:
             raise ValueError("this model has no on-site bias (ModelConfig.onsite_bias=False)")
         for zi, mean in mean_h0.items():
-            shells, slices = self.basis.shells(zi), self.basis.shell_slices(zi)
-            value = np.zeros((len(shells), len(shells)))
-            for a, (sa, ia) in enumerate(zip(shells, slices)):
-                for b, (sb, ib) in enumerate(zip(shells, slices)):
-                    if sa.l == sb.l:
-                        value[a, b] = np.trace(np.asarray(mean)[ia, ib]) / sa.size
+            value = shell_levels(self.basis, int(zi), mean)
             param = self.onsite_bias[str(int(zi))]
             with torch.no_grad():
                 param.copy_(torch.as_tensor(value, dtype=param.dtype))
@@ -369,6 +371,7 @@ class HamGNNPP(nn.Module):
         edge_parts = self._edge_outputs(pair, species[src], species[dst], inputs[K.EDGE_REVERSE],
                                         inputs[K.EDGE_VECTORS])
         node_parts = self._node_outputs(self._onsite_features(x, pair, src), species)
+        node_parts = self._with_environment(node_parts, inputs, moments, species)
         return self._assemble(node_parts, edge_parts, moments, src, dst, species, magnetic)
 
     def _forward_shared(self, inputs, moments, classes: EnvironmentClasses, magnetic: bool):
@@ -421,6 +424,7 @@ class HamGNNPP(nn.Module):
             selfpair = selfpair + agg / math.sqrt(self.config.avg_neighbors)
         node_parts = self._node_outputs(selfpair, species[top])
         node_parts = tuple(p[node[level + 1]] for p in node_parts)
+        node_parts = self._with_environment(node_parts, inputs, moments, species)
         edge_parts = tuple(p[edge_cls] for p in edge_parts)
         return self._assemble(node_parts, edge_parts, moments, src, dst, species, magnetic)
 
@@ -501,6 +505,16 @@ class HamGNNPP(nn.Module):
         tr = lambda t: t.transpose(-1, -2)  # noqa: E731
         return (0.5 * (h0_n + tr(h0_n)), 0.5 * (soc_n - tr(soc_n)), 0.5 * (w_n + tr(w_n)),
                 a_n)
+
+    def _with_environment(self, node_parts, inputs, moments, species):
+        """``node_parts`` with the fitted on-site environment term (``onsite_environment``)
+        added to every atom's ``h0``."""
+        if self.onsite_environment is None:
+            return node_parts
+        h0, *rest = node_parts
+        extra = self.onsite_environment(species, moments, inputs[K.EDGE_INDEX],
+                                        inputs[K.EDGE_VECTORS], self.n_max)
+        return (h0 + extra.to(h0.dtype), *rest)
 
     def _assemble(self, node_parts, edge_parts, moments, src, dst, species, magnetic):
         if self.config.bond_moment_term:  # h0 + (M_i.M_j / moment_max^2) h1, per edge
@@ -597,16 +611,4 @@ def _block_diag(mats) -> np.ndarray:
         out[r : r + m.shape[0], c : c + m.shape[1]] = m
         r += m.shape[0]
         c += m.shape[1]
-    return out
-
-
-def _weight_masks(basis, z) -> np.ndarray:
-    """Identity-in-m masks for each pair of shells with equal l (zero otherwise)."""
-    shells, slices = basis.shells(z), basis.shell_slices(z)
-    n = basis.n_orbitals(z)
-    out = np.zeros((len(shells), len(shells), n, n))
-    for a, (sa, ia) in enumerate(zip(shells, slices)):
-        for b, (sb, ib) in enumerate(zip(shells, slices)):
-            if sa.l == sb.l:
-                out[a, b, ia, ib] = np.eye(sa.size)
     return out

@@ -59,6 +59,7 @@ from ase_hamgnn.model.config import (
     one_of,
 )
 from ase_hamgnn.model.hamgnn_model import read_checkpoint
+from ase_hamgnn.model.onsite import fit_onsite_environment
 from ase_hamgnn.train.average import WeightAverage
 from ase_hamgnn.train.distributed import DistributedContext, distributed_context
 
@@ -511,11 +512,16 @@ def _epoch_line(row: dict[str, float], epochs: int) -> str:
 def initial_fit(model: HamGNNModel, dataset) -> None:
     """Start a fresh run from what a linear fit to ``dataset`` explains: the average on-site
     block (``onsite_bias``, :func:`mean_onsite_h0`) and the least-squares two-centre bond
-    term (``two_centre``, :func:`~ase_hamgnn.model.baseline.fit_two_centre`); the network
-    learns the rest."""
+    term (``two_centre``, :func:`~ase_hamgnn.model.baseline.fit_two_centre`) and the on-site
+    levels' environment term (``onsite_environment``,
+    :func:`~ase_hamgnn.model.onsite.fit_onsite_environment`); the network learns the rest."""
     network = model.network
     if model.config.onsite_bias:
-        network.set_onsite_bias(mean_onsite_h0(dataset, model.basis))
+        mean = mean_onsite_h0(dataset, model.basis)
+        network.set_onsite_bias(mean)
+        if model.config.onsite_environment:
+            network.onsite_environment.set_coefficients(
+                fit_onsite_environment(network.onsite_environment, dataset, mean))
     if model.config.two_centre:
         network.two_centre.set_coefficients(fit_two_centre(network.two_centre, dataset))
         if model.config.two_centre_scale:

@@ -75,3 +75,18 @@ def channel_model() -> HamGNNModel:
         for gate in model.network.onsite_weight_gate.values():
             gate.fill_(0.7)
     return model
+
+
+@pytest.fixture(scope="session")
+def onsite_env_model() -> HamGNNModel:
+    """Environment-dependent on-site levels (``onsite_environment``) with random coefficients
+    and random average levels."""
+    import numpy as np
+
+    config = ModelConfig(**SMALL, onsite_bias=True, onsite_environment=True)
+    model = HamGNNModel(config, dtype=torch.float64, seed=9)
+    gen = np.random.default_rng(9)
+    model.network.set_onsite_bias({28: gen.normal(size=(6, 6)), 35: gen.normal(size=(4, 4))})
+    term = model.network.onsite_environment
+    term.set_coefficients({k: gen.normal(size=p.shape) for k, p in term.coefficients.items()})
+    return model

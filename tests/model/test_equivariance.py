@@ -10,7 +10,7 @@ from ase_hamgnn.symmetry import random_rotation, transform_atoms, transform_hami
 
 TOL = 1e-10
 MODELS = ["small_model", "coupled_model", "normalized_model", "general_model", "biased_model",
-          "channel_model", "bond_term_model"]
+          "channel_model", "bond_term_model", "onsite_env_model"]
 
 
 @pytest.fixture

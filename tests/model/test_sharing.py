@@ -37,7 +37,8 @@ def _classes(model, atoms):
     return model.environment_classes(geometry, neighbor_graph(geometry, model.cutoff))
 
 
-@pytest.mark.parametrize("model_name", ["small_model", "biased_model", "bond_term_model"])
+@pytest.mark.parametrize("model_name", ["small_model", "biased_model", "bond_term_model",
+                                        "onsite_env_model"])
 def test_shared_prediction_equals_plain(request, model_name, skyrmion):
     model = request.getfixturevalue(model_name)
     if model_name == "biased_model":  # moment_coupling: the bond invariant splits classes
