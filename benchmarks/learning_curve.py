@@ -70,6 +70,9 @@ VARIANTS.update({
              {}, {**_SHIPPED, "node_irreps": "32x0e+8x0o+8x1o+8x1e+4x2e+4x2o+4x3o+4x3e"}),
     "float64": ("bondterm trained in float64", {"dtype": "float64"}, _SHIPPED),
     "batch8": ("bondterm with batch size 8", {"batch_size": 8}, _SHIPPED),
+    "envterm": ("bondterm plus onsite_environment (on-site levels in the neighbour distances, "
+                "moment angles and sizes, fitted before training)", {},
+                {**_SHIPPED, "onsite_environment": True}),
 })
 
 DATASET_SIZE = 480  # configurations written (0.8 / 0.1 / 0.1 split)

@@ -102,7 +102,8 @@ def _describe(checkpoint, model) -> str:
     (epochs, minutes, learning rate, best validation MAE), for the notes."""
     cfg = model.config
     text = (f"{checkpoint} (moment_coupling {cfg.moment_coupling}, exchange_channels "
-            f"{cfg.exchange_channels}, onsite_weight {cfg.onsite_weight})")
+            f"{cfg.exchange_channels}, onsite_weight {cfg.onsite_weight}"
+            + (", onsite_environment" if cfg.onsite_environment else "") + ")")
     history_path = Path(checkpoint).with_name("history.json")
     if not history_path.exists():
         return text
