@@ -56,6 +56,7 @@ from torch import nn
 from ase_hamgnn import keys as K
 from ase_hamgnn.basis import OrbitalBasis
 from ase_hamgnn.model.decoders import pair_decoders
+from ase_hamgnn.model.fused import restore_masters
 from ase_hamgnn.model.layers import BesselBasis
 
 __all__ = ["TwoCentreBaseline", "TwoCentreFit", "fit_two_centre", "residual_scales",
@@ -157,11 +158,8 @@ class TwoCentreBaseline(nn.Module):
     def refresh(self, dtype: torch.dtype) -> TwoCentreBaseline:
         """Re-create the constant tensors from float64 masters in ``dtype`` (as
         :meth:`HamGNNPP.refresh_constants` does for the network's)."""
-        for name, master in self._masters.items():
-            buf = getattr(self, name)
-            setattr(self, name, torch.as_tensor(master, dtype=dtype, device=buf.device))
-        self.radial.freq = (torch.arange(1, self.n_radial + 1, dtype=torch.float64,
-                                         device=self.radial.freq.device) * np.pi)
+        restore_masters(self, self._masters, dtype)
+        self.radial.reset_frequencies()
         return self
 
     def _geometry(self, vec: torch.Tensor, dtype: torch.dtype

@@ -43,6 +43,15 @@ def cache_chunk(chunk: int | None) -> int | None:
     return CACHE_EDGES if chunk is None else min(chunk, CACHE_EDGES)
 
 
+def restore_masters(module: nn.Module, masters: dict[str, np.ndarray], dtype: torch.dtype
+                    ) -> None:
+    """Set every buffer of ``module`` named in ``masters`` to its float64 master in ``dtype``
+    (on the buffer's device): casting float32 constants up would keep their rounding."""
+    for name, master in masters.items():
+        buf = getattr(module, name)
+        setattr(module, name, torch.as_tensor(master, dtype=dtype, device=buf.device))
+
+
 class _Plan(nn.Module):
     """A module of constant (non-persistent) buffers with float64 masters."""
 
@@ -61,9 +70,7 @@ class _Plan(nn.Module):
 
     def refresh(self, dtype: torch.dtype) -> None:
         """Re-create the float constants in ``dtype`` from their float64 masters."""
-        for name, master in self._masters.items():
-            buf = getattr(self, name)
-            setattr(self, name, torch.as_tensor(master, dtype=dtype, device=buf.device))
+        restore_masters(self, self._masters, dtype)
 
 
 def refresh_plans(module: nn.Module, dtype: torch.dtype) -> None:

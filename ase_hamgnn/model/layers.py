@@ -37,6 +37,11 @@ class BesselBasis(nn.Module):
         self.cutoff = float(cutoff)
         self.register_buffer("freq", torch.arange(1, num + 1, dtype=torch.float64) * math.pi)
 
+    def reset_frequencies(self) -> None:
+        """Exact float64 frequencies again (after a dtype cast of the module)."""
+        self.freq = torch.arange(1, len(self.freq) + 1, dtype=torch.float64,
+                                 device=self.freq.device) * math.pi
+
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         x = r[:, None] / self.cutoff
         basis = math.sqrt(2.0 / self.cutoff) * torch.sin(self.freq.to(r.dtype) * x) / r[:, None]

@@ -38,6 +38,7 @@ from ase_hamgnn.model.fused import (
     TensorProductLinear,
     cache_chunk,
     refresh_plans,
+    restore_masters,
 )
 from ase_hamgnn.model.layers import (
     BesselBasis,
@@ -244,9 +245,7 @@ class HamGNNPP(nn.Module):
             self.two_centre.refresh(dtype)
         if self.onsite_environment is not None:
             self.onsite_environment.refresh(dtype)
-        for name, master in self._masters.items():
-            buf = getattr(self, name)
-            setattr(self, name, torch.as_tensor(master, dtype=dtype, device=buf.device))
+        restore_masters(self, self._masters, dtype)
         for module in self.modules():
             for name, buf in list(module.named_buffers(recurse=False)):
                 match = _W3J.fullmatch(name)

@@ -34,6 +34,7 @@ from torch import nn
 
 from ase_hamgnn import keys as K
 from ase_hamgnn.basis import OrbitalBasis
+from ase_hamgnn.model.fused import restore_masters
 from ase_hamgnn.model.layers import BesselBasis
 
 __all__ = ["OnsiteEnvironment", "OnsiteFit", "fit_onsite_environment", "onsite_masks",
@@ -123,11 +124,8 @@ class OnsiteEnvironment(nn.Module):
 
     def refresh(self, dtype: torch.dtype) -> OnsiteEnvironment:
         """Re-create the masks and the radial frequencies in ``dtype`` from float64."""
-        for name, master in self._masters.items():
-            buf = getattr(self, name)
-            setattr(self, name, torch.as_tensor(master, dtype=dtype, device=buf.device))
-        self.radial.freq = (torch.arange(1, self.n_radial + 1, dtype=torch.float64,
-                                         device=self.radial.freq.device) * np.pi)
+        restore_masters(self, self._masters, dtype)
+        self.radial.reset_frequencies()
         return self
 
     def features(self, species: torch.Tensor, moments: torch.Tensor, edge_index: torch.Tensor,
