@@ -215,6 +215,7 @@ def main() -> None:
             print({k: v for k, v in rows[-1].items() if not k.startswith("curve")}, flush=True)
     name = "learning_curve-quick" if args.quick else "learning_curve"
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = merged_rows(out / f"{name}.json", rows, args.budget)
     plot(rows, out / f"{name}.png")
     table = [{"variant": r["variant"], "configs": r["train_configurations"],
