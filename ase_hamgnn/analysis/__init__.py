@@ -37,6 +37,7 @@ from ase_hamgnn.analysis.magnetism import (  # noqa: E402
     anisotropy_energy,
     band_energy,
     local_moments,
+    rotate_exchange,
     rotate_moments,
 )
 from ase_hamgnn.analysis.spectral import (  # noqa: E402
@@ -90,6 +91,7 @@ __all__ += [
     "hall_conductivity",
     "local_moments",
     "plane_directions",
+    "rotate_exchange",
     "rotate_moments",
 ]
 __all__ += [

@@ -6,8 +6,16 @@ theorem and local moments compared with the input moments.
   when the frozen moments are rigidly rotated, without self-consistency.  Without spin-orbit
   coupling a rigid rotation of all moments is a global SU(2) rotation of the spin, so
   ``E_band`` does not depend on the direction: the anisotropy is a pure SOC effect.
-  :func:`anisotropy_energy` is the one analysis that takes a predictor and a structure
-  rather than a Hamiltonian, since the Hamiltonian must be re-predicted for every direction.
+  "Frozen" means the potential: :func:`rotate_exchange` splits ``H`` by time reversal into
+  its even part (hoppings, crystal field, spin-orbit coupling), which stays, and its odd part
+  (the exchange field of the moments), which is rotated in spin space.  A Hamiltonian
+  re-predicted for the rotated moments is the same thing for a model whose Hamiltonian
+  follows the moments rigidly (the synthetic reference), but not for one trained on
+  self-consistent DFT: there the even part moves with the direction as well (the charge
+  responds), and band-energy differences between two self-consistent Hamiltonians are not
+  energy differences (a uniform shift of the levels by 1 meV moves the band energy of 24
+  electrons by 24 meV).  :func:`anisotropy_energy` takes a predictor and a structure rather
+  than a Hamiltonian and does either (``method``).
 * **Local moments.**  The Mulliken spin of the occupied states on every atom, ``m_i = sum_k
   w_k sum_n f_nk sum_{mu in i} Re[c_mu^dagger sigma (S c)_mu]`` in μB (spin moment with g = 2,
   majority spin counted positive as in DFT codes), compared with the moments the Hamiltonian
@@ -34,6 +42,7 @@ __all__ = [
     "anisotropy_energy",
     "band_energy",
     "local_moments",
+    "rotate_exchange",
     "rotate_moments",
 ]
 
@@ -149,6 +158,71 @@ def rotate_moments(atoms: Any, theta: float, phi: float = 0.0):
     return out
 
 
+def rotate_exchange(ham: Any, rotation: np.ndarray):
+    """The frozen-potential Hamiltonian of rigidly rotated moments.
+
+    Every block ``H_ij(R)`` is split by time reversal, ``H = H_even + H_odd`` with
+    ``H_even = (H + Theta H^* Theta^dagger) / 2``: the odd part (the exchange field of the
+    moments, and any orbital-current term) is rotated in spin space,
+    ``H_odd -> U H_odd U^dagger`` with ``U`` the SU(2) matrix of ``rotation`` on every atom,
+    and the even part (hoppings, crystal field, spin-orbit coupling) is kept as it is.
+    Positions do not move; the moments of the returned geometry are ``rotation @ M``.
+    Without spin-orbit coupling this is a global spin rotation and leaves every eigenvalue
+    unchanged.
+
+    Parameters
+    ----------
+    ham : TBHamiltonian
+        Hamiltonian of the moments before the rotation (e.g. a prediction).
+    rotation : (3, 3) array
+        Proper rotation of the moments (``det = +1``), e.g. the one that takes +z to the new
+        direction of a ferromagnet.
+
+    Returns
+    -------
+    TBHamiltonian
+        Same basis, overlap and lattice vectors.
+
+    Raises
+    ------
+    ValueError
+        If ``rotation`` is not a proper rotation matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ase_hamgnn.data import ReferenceTB
+    >>> ref = ReferenceTB("nibr2")                      # synthetic model, not DFT
+    >>> atoms = ref.structure()
+    >>> quarter = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # z -> x
+    >>> frozen = rotate_exchange(ref.predict(atoms), quarter)
+    >>> frozen.geometry.moments[0].round(6) + 0.0
+    array([2., 0., 0.])
+    """
+    import scipy.sparse as sp
+
+    from ase_hamgnn.hamiltonian import TBHamiltonian
+    from ase_hamgnn.symmetry import check_rotation, su2_from_rotation, time_reversal_operator
+
+    g = check_rotation(rotation)
+    if np.linalg.det(g) < 0:
+        raise ValueError("rotation must be proper (det = +1): moments are axial vectors, so "
+                         "an improper g rotates them as det(g) g; pass that matrix instead")
+    u2 = su2_from_rotation(g)
+    sizes = [ham.basis.n_orbitals(z) for z in ham.geometry.numbers]
+    theta = sp.block_diag([time_reversal_operator(n) for n in sizes], format="csr")
+    spin = sp.block_diag([np.kron(u2, np.eye(n)) for n in sizes], format="csr")
+
+    def rotated(mat: sp.csr_matrix) -> sp.csr_matrix:
+        even = 0.5 * (mat + theta @ mat.conj() @ theta.T)
+        return sp.csr_matrix(even + spin @ (mat - even) @ spin.conj().T)
+
+    atoms = ham.to_atoms()
+    atoms.set_initial_magnetic_moments(ham.geometry.moments @ g.T)
+    return TBHamiltonian(ham.basis, atoms, {r: rotated(m) for r, m in ham.h_r.items()},
+                         None if ham.s_r is None else dict(ham.s_r))
+
+
 @dataclass(frozen=True, eq=False)
 class AnisotropyEnergy:
     """Force-theorem band energy against the magnetization direction.
@@ -205,14 +279,21 @@ class AnisotropyEnergy:
 
 def anisotropy_energy(predictor: Any, atoms: Any, theta: Any, phi: Any = 0.0, *,
                       n_electrons: float | None = None, kpts: Any = (12, 12, 1),
-                      temperature: float = 0.0, progress: bool | None = None
-                      ) -> AnisotropyEnergy:
+                      temperature: float = 0.0, method: str = "frozen",
+                      progress: bool | None = None) -> AnisotropyEnergy:
     """Magnetic anisotropy by the force theorem: band energy against the direction.
 
-    For every direction ``(theta, phi)`` the moments of ``atoms`` are rigidly rotated (see
-    :func:`rotate_moments`), the Hamiltonian is re-predicted with ``predictor.predict`` and
-    the band energy at fixed ``n_electrons`` is computed on the same k-points (see
-    :func:`band_energy`).
+    For every direction ``(theta, phi)`` the moments of ``atoms`` are rigidly rotated by
+    ``R_z(phi) R_y(theta)`` (see :func:`rotate_moments`) and the band energy at fixed
+    ``n_electrons`` is computed on the same k-points (see :func:`band_energy`), of
+
+    * ``method="frozen"`` (default, the force theorem proper): the Hamiltonian predicted once
+      for ``atoms``, its exchange field rotated with :func:`rotate_exchange` (spin-orbit
+      coupling and everything else even under time reversal kept);
+    * ``method="repredict"``: the Hamiltonian re-predicted for the rotated moments.  The
+      same for a predictor whose Hamiltonian follows the moments rigidly (the synthetic
+      reference model); for a model of self-consistent DFT Hamiltonians it also carries the
+      self-consistent change of the even part, whose band energy is not an energy.
 
     Parameters
     ----------
@@ -226,6 +307,9 @@ def anisotropy_energy(predictor: Any, atoms: Any, theta: Any, phi: Any = 0.0, *,
         Electrons per cell; default ``predictor.n_electrons(atoms)``.
     kpts, temperature, progress
         As in :func:`band_energy`.
+    method : {"frozen", "repredict"}
+        One prediction and rigid rotations of its exchange field, or one prediction per
+        direction.
 
     Returns
     -------
@@ -237,6 +321,8 @@ def anisotropy_energy(predictor: Any, atoms: Any, theta: Any, phi: Any = 0.0, *,
     TypeError
         If ``predictor`` has no ``predict`` method, or ``n_electrons`` is missing and the
         predictor cannot count electrons.
+    ValueError
+        If ``method`` is neither ``"frozen"`` nor ``"repredict"``.
 
     Examples
     --------
@@ -250,6 +336,8 @@ def anisotropy_energy(predictor: Any, atoms: Any, theta: Any, phi: Any = 0.0, *,
     if not callable(getattr(predictor, "predict", None)):
         raise TypeError(f"predictor must have a predict(atoms) -> TBHamiltonian method, got "
                         f"{type(predictor).__name__}")
+    if method not in ("frozen", "repredict"):
+        raise ValueError(f"method must be 'frozen' or 'repredict', got {method!r}")
     if n_electrons is None:
         count = getattr(predictor, "n_electrons", None)
         if not callable(count):
@@ -258,9 +346,13 @@ def anisotropy_energy(predictor: Any, atoms: Any, theta: Any, phi: Any = 0.0, *,
         n_electrons = float(count(atoms))
     t, p = np.broadcast_arrays(np.atleast_1d(np.asarray(theta, dtype=np.float64)),
                                np.atleast_1d(np.asarray(phi, dtype=np.float64)))
+    reference = predictor.predict(atoms) if method == "frozen" else None
     energies, levels = [], []
     for tt, pp in progress_bar(list(zip(t, p)), "anisotropy", progress):
-        ham = predictor.predict(rotate_moments(atoms, float(tt), float(pp)))
+        if reference is not None:
+            ham = rotate_exchange(reference, _rotation(float(tt), float(pp)))
+        else:
+            ham = predictor.predict(rotate_moments(atoms, float(tt), float(pp)))
         res = band_energy(ham, n_electrons, kpts, temperature=temperature, progress=False)
         energies.append(res.energy)
         levels.append(res.fermi_level)
