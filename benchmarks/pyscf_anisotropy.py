@@ -7,13 +7,23 @@ plane.  With spin-orbit coupling the energy depends on the direction; in the pap
 the Hamiltonian that is the single-ion anisotropy (plus the anisotropic part of the
 exchange), and a model without spin-orbit terms gives exactly none.
 
-Measured per direction d, relative to z:
+Measured per direction d, relative to z, with N the valence electrons in the data set's
+shells and the eigenvalues those of ``H c = E S c``:
 
-* ``dE_total``: the SCF total energy without the penalty energy (the DFT anisotropy);
-* ``dE_band``: the band energy, the sum of the N lowest eigenvalues of ``H c = E S c`` in the
-  dataset's shells (N valence electrons), of the DFT Hamiltonian and of the model's
-  prediction for the same configuration.  This is the anisotropy the Hamiltonian carries, and
-  the model must reproduce the DFT value (target: within 10 %).
+* ``dE_total``: the SCF total energy without the penalty energy (the DFT anisotropy; a
+  Hamiltonian alone does not give it);
+* ``dE_frozen``: the force theorem, the change of the sum of the N lowest eigenvalues when the
+  exchange field of H(z) is rigidly rotated to d (:func:`ase_hamgnn.analysis.rotate_exchange`,
+  spin-orbit coupling and the rest of H kept), from the DFT H(z) and from the model's
+  prediction for the z state: does the model hold the spin-orbit coupling and exchange that
+  make the anisotropy?
+* ``dE_shifted``: the sum of the N lowest eigenvalues of the self-consistent H(d), measured
+  from the mean of all its eigenvalues, of DFT and of the model's prediction for d: does the
+  model follow how H changes with the direction?  Measured from the mean because the
+  self-consistent H(x) of DFT sits 0.9 meV lower as a whole than H(z), which moves the plain
+  sum of 24 levels by 21 meV (``dE_band``, kept in the JSON) without being an anisotropy.
+
+Target: the model within 10 % of DFT in both measures for the most anisotropic direction.
 
 Run: python benchmarks/pyscf_anisotropy.py --raw data/fe3-soc --model runs/fe3-soc/best.pt
      [--dataset data/fe3-soc/dataset-N-4s4p3d]   (PySCF runs are cached in RAW/anisotropy)
@@ -31,6 +41,7 @@ import scipy.linalg
 from _report import write_report
 
 from ase_hamgnn._atomic import atomic_write_bytes
+from ase_hamgnn.analysis import anisotropy_energy
 from ase_hamgnn.data import read_manifest
 from ase_hamgnn.data.pyscf.dataset import fe3_triangle, restrict_shells
 from ase_hamgnn.hamiltonian import TBHamiltonian
@@ -93,10 +104,30 @@ def _training_states(gen: dict, indices: list[int] | None) -> str:
             "train, validation and test together)")
 
 
-def band_energy(h: np.ndarray, s: np.ndarray, n_electrons: int) -> float:
-    """Sum of the ``n_electrons`` lowest eigenvalues of ``h c = E s c`` (eV)."""
+def levels(h: np.ndarray, s: np.ndarray, n_electrons: int) -> dict[str, float]:
+    """Sum of the ``n_electrons`` lowest eigenvalues of ``h c = E s c``, the mean of all
+    eigenvalues, and the sum measured from that mean (eV)."""
     e = scipy.linalg.eigh(h, s, eigvals_only=True)
-    return float(e[:n_electrons].sum())
+    return {"band": float(e[:n_electrons].sum()), "mean": float(e.mean()),
+            "shifted": float(e[:n_electrons].sum() - n_electrons * e.mean())}
+
+
+class _Fixed:
+    """A predictor that returns one Hamiltonian (the DFT H(z) for the frozen rotations)."""
+
+    def __init__(self, ham: TBHamiltonian):
+        self.ham = ham
+
+    def predict(self, atoms) -> TBHamiltonian:
+        return self.ham
+
+
+def frozen(predictor, atoms, n_electrons: int) -> dict[str, float]:
+    """Force-theorem band energies (eV) of every direction from ``predictor``'s H(z)."""
+    t, p = np.radians([[d[1] for d in DIRECTIONS], [d[2] for d in DIRECTIONS]])
+    res = anisotropy_energy(predictor, atoms, t, p, n_electrons=n_electrons, kpts=(1, 1, 1),
+                            progress=False)
+    return {d[0]: float(e) for d, e in zip(DIRECTIONS, res.energies)}
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -105,17 +136,20 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True, sharey=True)
     x = np.arange(len(rows))
-    ax.bar(x - 0.27, [r["dE_band_dft_meV"] for r in rows], 0.27, label="band energy, DFT H")
-    ax.bar(x, [r["dE_band_model_meV"] for r in rows], 0.27, label="band energy, model H")
-    ax.bar(x + 0.27, [r["dE_total_dft_meV"] for r in rows], 0.27, label="total energy, DFT",
-           color="0.6")
-    ax.set_xticks(x, [r["direction"] for r in rows])
-    ax.set_ylabel("E(d) - E(z)  (meV per Fe3)")
-    ax.set_title("Fe3 with X2C spin-orbit coupling (PySCF): anisotropy")
-    ax.axhline(0.0, color="k", lw=0.6)
-    ax.legend(fontsize=8)
+    for ax, key, title in ((axes[0], "frozen", "force theorem: exchange of H(z) rotated"),
+                           (axes[1], "shifted", "self-consistent H(d), from the mean level")):
+        ax.bar(x - 0.27, [r[f"dE_{key}_dft_meV"] for r in rows], 0.27, label="DFT H")
+        ax.bar(x, [r[f"dE_{key}_model_meV"] for r in rows], 0.27, label="model H")
+        ax.bar(x + 0.27, [r["dE_total_dft_meV"] for r in rows], 0.27, color="0.6",
+               label="DFT total energy")
+        ax.set_xticks(x, [r["direction"] for r in rows])
+        ax.set_title(title, fontsize=10)
+        ax.axhline(0.0, color="k", lw=0.6)
+    axes[0].set_ylabel("E(d) - E(z), sum of occupied levels  (meV per Fe3)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Fe3 with X2C spin-orbit coupling (PySCF): anisotropy", fontsize=11)
     fig.savefig(path, dpi=130)
     plt.close(fig)
 
@@ -143,24 +177,32 @@ def main() -> None:
     for name, (ham, diag) in refs.items():
         if shells is not None:
             ham = restrict_shells(ham, shells)
+            refs[name] = (ham, diag)
         h = ham.h_r[(0, 0, 0)].toarray()
         s = ham.s_r[(0, 0, 0)].toarray()
         pred = model.predict(ham.to_atoms()).h_r[(0, 0, 0)].toarray()
-        energies[name] = {"band_dft": band_energy(h, s, n_el),
-                          "band_model": band_energy(pred, s, n_el),
+        dft, mod = levels(h, s, n_el), levels(pred, s, n_el)
+        energies[name] = {**{f"{k}_dft": v for k, v in dft.items()},
+                          **{f"{k}_model": v for k, v in mod.items()},
                           "total": diag["energy_ev"] - diag["penalty_energy_ev"],
                           "angle_dev_deg": max(diag["angle_deviation_deg"])}
+    hz = refs["z"][0]
+    for who, predictor in (("dft", _Fixed(hz)), ("model", model)):
+        for name, e in frozen(predictor, hz.to_atoms(), n_el).items():
+            energies[name][f"frozen_{who}"] = e
     z = energies["z"]
     rows = []
     for name, e in energies.items():
         if name == "z":
             continue
-        dft = 1e3 * (e["band_dft"] - z["band_dft"])
-        mod = 1e3 * (e["band_model"] - z["band_model"])
-        rows.append({"direction": name, "dE_total_dft_meV": 1e3 * (e["total"] - z["total"]),
-                     "dE_band_dft_meV": dft, "dE_band_model_meV": mod,
-                     "relative_error": (mod - dft) / dft if dft else float("nan"),
-                     "angle_dev_deg": e["angle_dev_deg"]})
+        row = {"direction": name, "dE_total_dft_meV": 1e3 * (e["total"] - z["total"])}
+        for key in ("frozen", "shifted", "band", "mean"):
+            dft = 1e3 * (e[f"{key}_dft"] - z[f"{key}_dft"])
+            mod = 1e3 * (e[f"{key}_model"] - z[f"{key}_model"])
+            row.update({f"dE_{key}_dft_meV": dft, f"dE_{key}_model_meV": mod})
+            if key in ("frozen", "shifted"):
+                row[f"{key}_relative_error"] = (mod - dft) / dft if dft else float("nan")
+        rows.append({**row, "angle_dev_deg": e["angle_dev_deg"]})
     fm_sizes = [s for _, diag in refs.values() for s in diag["moment_sizes"]]
     trained = (model.moment_range or {}).get("Fe")
     held = []
@@ -174,17 +216,26 @@ def main() -> None:
                    for h in map(record_to_hamiltonian, HamiltonianDataset(a.dataset, split).paths)]
             held.append({"split": split, "configurations": len(res),
                          **{k: float(np.mean([r[k] for r in res])) for k in res[0]}})
-    largest = max(rows, key=lambda r: abs(r["dE_band_dft_meV"]))
-    met = abs(largest["relative_error"]) <= TARGET
+    verdicts = {}
+    for key in ("frozen", "shifted"):
+        largest = max(rows, key=lambda r, k=key: abs(r[f"dE_{k}_dft_meV"]))
+        verdicts[key] = {"direction": largest["direction"],
+                         "dft_meV": largest[f"dE_{key}_dft_meV"],
+                         "model_meV": largest[f"dE_{key}_model_meV"],
+                         "relative_error": largest[f"{key}_relative_error"],
+                         "met": bool(abs(largest[f"{key}_relative_error"]) <= TARGET)}
+    met = all(v["met"] for v in verdicts.values())
     # K sin^2(theta) with the tilts in the xz plane: the uniaxial constant of each source
     tilt = [(r, np.sin(np.radians(t)) ** 2) for r in rows for (n, t, f) in DIRECTIONS
             if n == r["direction"] and f == 0.0]
+    keys = ["dE_total_dft_meV"] + [f"dE_{k}_{w}_meV" for k in ("frozen", "shifted", "band")
+                                   for w in ("dft", "model")]
     fits = {key: float(sum(r[key] * s2 for r, s2 in tilt) / sum(s2 * s2 for _, s2 in tilt))
-            for key in ("dE_total_dft_meV", "dE_band_dft_meV", "dE_band_model_meV")}
+            for key in keys}
     data = {"raw": str(raw), "model": a.model, "shells": shells, "n_electrons": n_el,
             "directions": {n: [t, f] for n, t, f in DIRECTIONS}, "energies_eV": energies,
-            "uniaxial_K_meV": fits, "target_relative": TARGET,
-            "largest": largest["direction"], "met": bool(met), "held_out": held,
+            "uniaxial_K_meV": fits, "target_relative": TARGET, "verdicts": verdicts,
+            "met": bool(met), "held_out": held,
             "ferromagnetic_moment_muB": [min(fm_sizes), max(fm_sizes)],
             "trained_moment_range_muB": trained}
     gen = json.loads((raw / "raw" / "generation.json").read_text())
@@ -198,12 +249,20 @@ def main() -> None:
         "the triangle's normal z).  dE_total: SCF total energy without the penalty energy; "
         f"dE_band: sum of the {n_el} lowest eigenvalues of H c = E S c in the shells "
         f"{shells or 'all'}, of the DFT Hamiltonian and of the model's ({a.model}) for the same "
-        "configuration.  Uniaxial fits K sin²θ over the xz tilts (meV): total "
-        f"{fits['dE_total_dft_meV']:.3f}, band DFT {fits['dE_band_dft_meV']:.3f}, band model "
-        f"{fits['dE_band_model_meV']:.3f}.  Target: the model's band-energy anisotropy within "
-        f"{TARGET:.0%} of the DFT one for the most anisotropic direction ({largest['direction']}: "
-        f"{largest['dE_band_model_meV']:.3f} vs {largest['dE_band_dft_meV']:.3f} meV, "
-        f"{largest['relative_error']:+.1%}): {'met' if met else 'MISSED'}.  Ab initio data "
+        "configuration (dE_band, in the JSON; dE_shifted measures it from the mean of all "
+        "levels), and the force theorem dE_frozen: the exchange field of H(z) (the part of H odd "
+        "under time reversal) rotated rigidly to d, spin-orbit coupling and the rest kept.  "
+        "The uniform level shift between the self-consistent states (dE_mean) is "
+        f"{rows[-1]['dE_mean_dft_meV']:+.2f} meV from z to {rows[-1]['direction']} in DFT and "
+        f"{rows[-1]['dE_mean_model_meV']:+.2f} meV in the model: times {n_el} electrons it "
+        "would dominate the plain sum.  Uniaxial fits K sin²θ over the xz tilts (meV): total "
+        f"{fits['dE_total_dft_meV']:.3f}; frozen DFT {fits['dE_frozen_dft_meV']:.3f}, model "
+        f"{fits['dE_frozen_model_meV']:.3f}; shifted DFT {fits['dE_shifted_dft_meV']:.3f}, "
+        f"model {fits['dE_shifted_model_meV']:.3f}.  Target: the model within {TARGET:.0%} of "
+        "DFT in both measures for the direction where DFT's is largest: " + "; ".join(
+            f"{k} ({v['direction']}) {v['model_meV']:.2f} vs {v['dft_meV']:.2f} meV, "
+            f"{v['relative_error']:+.0%}, {'met' if v['met'] else 'MISSED'}"
+            for k, v in verdicts.items()) + ".  Ab initio data "
         "(PySCF), not synthetic.  The model never saw these ferromagnetic configurations: it "
         f"was trained on {_training_states(gen, indices)}" + (
             f", whose moments are {trained[0]:.2f}-{trained[1]:.2f} μB, while the "
@@ -213,7 +272,12 @@ def main() -> None:
             f"configurations of the set): {h['mae_meV']:.2f} meV over all entries, "
             f"{h['mae_magnetic_meV']:.2f} meV magnetic, {h['eig_mae_meV']:.1f} meV in "
             "eigenvalues." for h in held))
-    md = write_report(a.report, data, rows, a.out, notes)
+    table = [{k: r[k] for k in ("direction", "dE_total_dft_meV", "dE_frozen_dft_meV",
+                                "dE_frozen_model_meV", "dE_shifted_dft_meV",
+                                "dE_shifted_model_meV", "dE_mean_dft_meV", "dE_mean_model_meV")}
+             for r in rows]
+    data["per_direction"] = rows  # every measure, the plain sums (dE_band) included
+    md = write_report(a.report, data, table, a.out, notes)
     plot(rows, Path(a.out) / f"{a.report}.png")
     print(md.read_text())
 
