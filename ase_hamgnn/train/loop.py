@@ -95,6 +95,10 @@ class TrainConfig:
     batch_size : structures per optimizer step, over all processes of a data-parallel run
         (it must be a multiple of their number).
     magnetic_weight : weight of the magnetic-part loss.
+    onsite_loss_weight : weight of the on-site blocks' squared errors against the bond
+        blocks' (default 1: every entry alike), in the entry and the magnetic-part loss.
+        The on-site 3d blocks of an open-shell magnet carry its orbital polarization and,
+        with spin-orbit coupling, its anisotropy, but they are a small share of the entries.
     seed : seeds the initial weights and the shuffling (a permutation of the training set
         per epoch, drawn from ``seed + epoch``, the same for any number of processes).
     device, dtype : ``"cpu"``/``"cuda"``/``"auto"`` (under ``torchrun``, ``"cuda"`` is the GPU
@@ -124,6 +128,7 @@ class TrainConfig:
     lr: float = 5e-3
     lr_min: float = 1e-4
     magnetic_weight: float = 100.0
+    onsite_loss_weight: float = 1.0
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
@@ -160,6 +165,7 @@ TRAIN_CHECKS: dict[str, Check] = {
     "epochs": integer(1), "batch_size": integer(1),
     "lr": number(0, strict=True), "lr_min": number(0, strict=False),
     "magnetic_weight": number(0, strict=False), "seed": integer(0),
+    "onsite_loss_weight": number(0, strict=True),
     "device": Check(_is_device, "'cpu', 'cuda', 'cuda:N' or 'auto'"),
     "dtype": one_of(*_DTYPES), "max_train": integer(0), "max_val": integer(0),
     "ema_decay": Check(lambda v: isinstance(v, int | float) and not isinstance(v, bool)
@@ -244,12 +250,15 @@ def _atomic_numbers(symbols):
     return [atomic_numbers[s] for s in symbols]
 
 
-def block_errors(out: dict[str, torch.Tensor], batch, partners) -> dict[str, torch.Tensor]:
+def block_errors(out: dict[str, torch.Tensor], batch, partners,
+                 onsite_weight: float = 1.0) -> dict[str, torch.Tensor]:
     """Squared and absolute errors (eV) of all entries and of the magnetic parts.
 
     Means (``mse``, ``mse_magnetic``, eV²) and sums (``sq_sum``, ``sq_sum_magnetic``, eV²;
     ``abs_sum``, ``abs_sum_magnetic``, eV) over the real and imaginary parts of every block
-    entry of ``batch``, and their number ``count`` (the same for both parts)."""
+    entry of ``batch``, and their number ``count`` (the same for both parts).  The squared
+    sums (the training loss) count on-site entries ``onsite_weight`` times; the means and the
+    absolute sums (the reported errors) count every entry once."""
     (on_i, on_s), (ed_i, ed_s) = partners
     target_on = batch[K.H_ONSITE].to(out["onsite"].dtype)
     target_ed = batch[K.H_EDGE].to(out["edge"].dtype)
@@ -259,11 +268,18 @@ def block_errors(out: dict[str, torch.Tensor], batch, partners) -> dict[str, tor
     mag_diff = torch.cat([out["onsite_magnetic"], out["edge_magnetic"]]) - mag_target
     real = torch.view_as_real(diff)
     real_mag = torch.view_as_real(mag_diff)
+    sq, sq_mag = real**2, real_mag**2
+    if onsite_weight != 1.0:
+        n_on = len(target_on)
+        sq_sum = onsite_weight * sq[:n_on].sum() + sq[n_on:].sum()
+        sq_sum_mag = onsite_weight * sq_mag[:n_on].sum() + sq_mag[n_on:].sum()
+    else:
+        sq_sum, sq_sum_mag = sq.sum(), sq_mag.sum()
     return {
-        "mse": (real**2).mean(),
-        "mse_magnetic": (real_mag**2).mean(),
-        "sq_sum": (real**2).sum(),
-        "sq_sum_magnetic": (real_mag**2).sum(),
+        "mse": sq.mean(),
+        "mse_magnetic": sq_mag.mean(),
+        "sq_sum": sq_sum,
+        "sq_sum_magnetic": sq_sum_mag,
         "abs_sum": real.abs().sum(),
         "abs_sum_magnetic": real_mag.abs().sum(),
         "count": torch.tensor(real.numel(), dtype=torch.float64),
@@ -417,7 +433,7 @@ def _train(cfg: TrainConfig, ctx: DistributedContext, progress: bool | None,
         for batch in train_loader:
             batch = batch.to(ctx.device)
             pred = network(batch)
-            err = block_errors(pred, batch, partners(batch))
+            err = block_errors(pred, batch, partners(batch), cfg.onsite_loss_weight)
             local = err["sq_sum"] + cfg.magnetic_weight * err["sq_sum_magnetic"]
             # entries and loss of the whole global batch; the local loss is scaled so that
             # the gradient average over processes is the gradient of the global-batch mean

@@ -91,6 +91,7 @@ BASE = 'dataset = "data"\nout = "run"\n'
 
 @pytest.mark.parametrize("line, key, expected", [
     ("magnetic_weight = -1.0", "magnetic_weight", ">= 0"),
+    ("onsite_loss_weight = 0.0", "onsite_loss_weight", "> 0"),
     ("max_train = -3", "max_train", "integer >= 0"),
     ("max_val = 1.5", "max_val", "integer >= 0"),
     ("epochs = \"3\"", "epochs", "integer >= 1"),
@@ -147,3 +148,29 @@ def test_a_file_that_is_not_toml_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML") as info:
         load_train_config(path)
     assert str(path) in str(info.value)
+
+
+# -- loss weights -------------------------------------------------------------------------------
+def test_onsite_loss_weight_scales_the_onsite_squared_errors_only(tiny_dataset, tmp_path):
+    from torch_geometric.loader import DataLoader
+
+    from ase_hamgnn.data import HamiltonianDataset
+    from ase_hamgnn.keys import H_ONSITE
+    from ase_hamgnn.train import block_errors
+    from ase_hamgnn.train.loop import _Partners
+
+    run = train(_config(tiny_dataset, tmp_path / "w5", onsite_loss_weight=5.0), progress=False)
+    model = load_model(run["best"])
+    batch = next(iter(DataLoader(HamiltonianDataset(tiny_dataset, "train"),
+                                 batch_size=2)))
+    with torch.no_grad():
+        out = model.network(batch)
+    partners = _Partners(model)(batch)
+    one = block_errors(out, batch, partners)
+    five = block_errors(out, batch, partners, 5.0)
+    onsite = torch.view_as_real(out["onsite"] - batch[H_ONSITE].to(out["onsite"].dtype))
+    expected = one["sq_sum"] + 4.0 * (onsite**2).sum()
+    assert float(five["sq_sum"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(five["sq_sum_magnetic"]) > float(one["sq_sum_magnetic"])
+    for key in ("mse", "mse_magnetic", "abs_sum", "abs_sum_magnetic", "count"):
+        assert float(five[key]) == float(one[key])  # reported errors count every entry once
