@@ -359,4 +359,24 @@ def test_anisotropy_notes_count_the_near_collinear_states():
     b = rng.normal(size=(6, 6))
     s = b @ b.T + 6 * np.eye(6)
     levels = np.sort(np.linalg.eigvals(np.linalg.solve(s, h)).real)
-    assert mod.band_energy(h, s, 4) == pytest.approx(levels[:4].sum(), rel=1e-10)
+    got = mod.levels(h, s, 4)
+    assert got["band"] == pytest.approx(levels[:4].sum(), rel=1e-10)
+    assert got["mean"] == pytest.approx(levels.mean(), rel=1e-10)
+    # a uniform shift h + c s moves every level by c: the band sum by 4 c, the shifted sum not
+    moved = mod.levels(h + 0.3 * s, s, 4)
+    assert moved["band"] - got["band"] == pytest.approx(1.2, rel=1e-9)
+    assert moved["shifted"] == pytest.approx(got["shifted"], abs=1e-10)
+    # spin parts: they add up to h, and time reversal keeps the spin-independent and
+    # spin-orbit parts and flips the exchange part (one atom, three orbitals, spin-major)
+    from ase_hamgnn.symmetry import time_reversal_operator
+
+    c = rng.normal(size=(6, 6)) + 1j * rng.normal(size=(6, 6))
+    hc = c + c.conj().T
+    up, dn = np.arange(3), np.arange(3, 6)
+    parts = mod.spin_parts(hc, up, dn)
+    np.testing.assert_allclose(sum(parts.values()), hc, atol=1e-12)
+    theta = time_reversal_operator(3)
+    for name, sign in (("spin-independent", 1), ("exchange", -1), ("spin-orbit", 1)):
+        part = parts[name]
+        assert np.abs(part).max() > 0.1
+        np.testing.assert_allclose(theta @ part.conj() @ theta.T, sign * part, atol=1e-12)
